@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# bench/tunnel.sh — throughput of the tunnel vs the bare path, on the namespace
+# lab's unlimited veth links, and the daemons' CPU cost per GB moved.
+#
+# iperf3 TCP, 1 and 4 streams (-P 4), both directions (-R), BENCH_SECONDS (10)
+# each, from the client namespace to the internet host:
+#   bare:   onebox not running, traffic through the ISP NAT;
+#   tunnel: through onebox (client ns -> server -> internet host).
+# CPU: utime+stime of each daemon from /proc/PID/stat before/after each run,
+# bytes from iperf3 --json (end.sum_received.bytes).
+# Writes the table between <!-- tunnel:begin --> and <!-- tunnel:end --> in
+# bench/results.md (BENCH_RESULTS to write elsewhere). Needs root.
+# Env: ONEBOX_BUILD (build/), BENCH_SECONDS (10).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../ci/lab.sh
+source "$HERE/../ci/lab.sh"
+CMDLINE="bash bench/tunnel.sh${*:+ $*}"
+[ -n "${BENCH_SECONDS:-}" ] && CMDLINE="BENCH_SECONDS=$BENCH_SECONDS $CMDLINE"
+SECS=${BENCH_SECONDS:-10}
+RESULTS=${BENCH_RESULTS:-$HERE/results.md}
+
+[ "$(id -u)" -eq 0 ] || lab_fail "bench/tunnel.sh needs root (network namespaces)"
+lab_check_binaries || lab_fail "build first: cmake -B build -G Ninja && cmake --build build"
+LAB_P=$(lab_new_prefix)
+LAB_DIR=$(mktemp -d "/tmp/onebox-bench-$LAB_P.XXXXXX")
+trap lab_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+lab_up "$LAB_P" || lab_fail "lab_up failed"
+write_configs "$LAB_DIR"
+lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
+TCK=$(getconf CLK_TCK)
+
+cpu_ticks() { # PID -> utime+stime of the whole process (all threads)
+  if [ -z "$1" ] || [ ! -r "/proc/$1/stat" ]; then echo 0; return; fi
+  sed -E 's/^.*\) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+
+ROWS=()
+# bench_run PATH STREAMS DIR(up|down)
+bench_run() {
+  local path=$1 streams=$2 dir=$3 args=() json c0 c1 s0 s1 cpid spid
+  [ "$dir" = down ] && args+=(-R)
+  [ "$streams" -gt 1 ] && args+=(-P "$streams")
+  cpid=$(daemon_pid client); spid=$(daemon_pid server)
+  c0=$(cpu_ticks "$cpid"); s0=$(cpu_ticks "$spid")
+  json=$(lab_exec cli timeout $((SECS + 30)) iperf3 -c "$LAB_INET_IP" -p 5201 -t "$SECS" -J "${args[@]}")
+  c1=$(cpu_ticks "$cpid"); s1=$(cpu_ticks "$spid")
+  local row
+  row=$(printf '%s' "$json" | "$LAB_PY" -c '
+import json, sys
+path, streams, direction, c0, c1, s0, s1, tck, tunnel = sys.argv[1:]
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    d = {"error": "no JSON from iperf3"}
+if "error" in d:
+    print("| %s | %s | %s | error: %s | | | |" % (path, streams, direction, d["error"])); sys.exit()
+e = d["end"]
+rx = e["sum_received"]
+gb = rx["bytes"] / 1e9
+retr = e.get("sum_sent", {}).get("retransmits", "")
+def per_gb(a, b):
+    if tunnel != "1" or gb <= 0: return "-"
+    return "%.2f" % ((int(b) - int(a)) / int(tck) / gb)
+print("| %s | %s | %s | %.0f | %.2f | %s | %s | %s |" % (path, streams,
+      "client->inet" if direction == "up" else "inet->client (-R)",
+      rx["bits_per_second"] / 1e6, gb, retr, per_gb(c0, c1), per_gb(s0, s1)))
+' "$path" "$streams" "$dir" "$c0" "$c1" "$s0" "$s1" "$TCK" "$([ "$path" = tunnel ] && echo 1 || echo 0)")
+  echo "$row"
+  ROWS+=("$row")
+}
+
+echo "== bare path (no onebox), ${SECS}s per run"
+for st in 1 4; do for dir in up down; do bench_run bare "$st" "$dir"; done; done
+echo "== through the tunnel, ${SECS}s per run"
+lab_tunnel_up || lab_fail "tunnel did not come up"
+for st in 1 4; do for dir in up down; do bench_run tunnel "$st" "$dir"; done; done
+echo "server: $(daemon_stats server)"
+echo "client: $(daemon_stats client)"
+
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+SECTION=$LAB_DIR/section.md
+{
+  echo "<!-- tunnel:begin -->"
+  echo "### Tunnel vs bare path (veth, unlimited)"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- command: \`$CMDLINE\` (onebox $("$ONEBOX_CLIENT_BIN" --version 2>&1 | head -n 1))"
+  echo "- kernel: $(uname -r), nproc: $(nproc), CPU: ${CPU:-unknown}"
+  echo "- iperf3 TCP from the client namespace to the internet host, ${SECS} s per run;"
+  echo "  CPU s/GB = utime+stime of the daemon during the run / GB received"
+  echo
+  echo "| path | streams | direction | Mbit/s | GB moved | retransmits | client CPU s/GB | server CPU s/GB |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+  echo "<!-- tunnel:end -->"
+} >"$SECTION"
+
+"$LAB_PY" - "$RESULTS" "$SECTION" <<'PY'
+import os, re, sys
+path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
+text = open(path).read() if os.path.exists(path) else "# onebox benchmarks\n"
+pat = re.compile(r"<!-- tunnel:begin -->.*?<!-- tunnel:end -->", re.S)
+if pat.search(text):
+    text = pat.sub(lambda m: section, text)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text if text.endswith("\n") else text + "\n")
+PY
+echo "== wrote $RESULTS"
+cat "$SECTION"

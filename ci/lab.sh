@@ -1,0 +1,591 @@
+#!/usr/bin/env bash
+# ci/lab.sh — network-namespace lab for onebox: a sourceable library and a CLI.
+#
+#   bash ci/lab.sh up [PREFIX]   build the topology and leave it running (prints PREFIX)
+#   bash ci/lab.sh down PREFIX   tear it down (kills what runs inside its namespaces)
+#   bash ci/lab.sh demo          lab + server + client, download/iperf3/stats, tear down
+#   bash ci/lab.sh list          namespaces that look like lab namespaces
+#   bash ci/lab.sh gc            remove labs whose creator died (also done by lab_up)
+#
+# Topology (all of it inside namespaces named "$PREFIX-<role>"; nothing is created
+# in the caller's namespace: every veth is created directly inside its namespaces):
+#
+#   $P-lan  eth0 192.168.100.2/24 --- lan0 192.168.100.1/24  $P-cli
+#                                     wan0 192.168.10.2/24 --- rwan0 192.168.10.1/24  $P-rtr
+#                                     wan1 192.168.20.2/24 --- rwan1 192.168.20.1/24  (ISP NAT:
+#                                     (default via .10.1 metric 100,                   masquerade
+#                                      default via .20.1 metric 200)                   192.168.0.0/16
+#   [lab_add_client cli2 30 adds      $P-cli2 wan0 192.168.30.2 --- rwan30 .30.1/24     out br-pub)
+#                                                                 br-pub 192.0.2.1/24
+#   $P-srv  eth0 192.0.2.2/24  --- psrv  (port of br-pub)
+#   $P-inet eth0 192.0.2.88/24 --- pinet (port of br-pub); test servers run here
+#
+# The rtr namespace also keeps nft counters (table ip lab) of the ICMP/TCP that
+# crosses from the WAN subnets to br-pub *unencapsulated*: traffic that really
+# goes through the tunnel crosses as UDP to the server and leaves them at zero.
+#
+# Library conventions: functions return non-zero on failure and print what went
+# wrong to stderr; lab_fail prints and exits. Globals: LAB_P (prefix), LAB_DIR
+# (work dir for configs, logs, pid files), ONEBOX_BUILD (dir with the binaries).
+
+LAB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ONEBOX_BUILD=${ONEBOX_BUILD:-$LAB_REPO/build}
+ONEBOX_CLIENT_BIN=${ONEBOX_CLIENT_BIN:-$ONEBOX_BUILD/onebox-client}
+ONEBOX_SERVER_BIN=${ONEBOX_SERVER_BIN:-$ONEBOX_BUILD/onebox-server}
+if [ -z "${LAB_PY:-}" ]; then
+  if [ -x /usr/bin/python3 ]; then LAB_PY=/usr/bin/python3; else LAB_PY=$(command -v python3); fi
+fi
+LAB_PSK=${LAB_PSK:-lab-secret-key-123}
+LAB_PORT=${LAB_PORT:-8080}
+LAB_SERVER_IP=192.0.2.2
+LAB_INET_IP=192.0.2.88
+LAB_P=${LAB_P:-}
+LAB_DIR=${LAB_DIR:-}
+LAB_ROLES=(rtr cli lan srv inet)
+declare -gA LAB_DPID=()   # daemon name -> pid
+declare -gA LAB_LOGBASE=() # daemon name -> lines in its log when it was last started
+LAB_BG_PIDS=()            # helper processes (test servers, pingers) we started
+LAB_LAST_RC=0
+
+lab_log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+lab_fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+# Prefix "ob<pid>_<hex>": unique per run; the pid lets lab_gc find labs whose
+# creator died without cleaning up (e.g. a test killed by a ctest timeout).
+lab_new_prefix() { printf 'ob%s_%03x' "$$" $((RANDOM % 4096)); }
+
+# lab_gc: tear down labs whose creating shell no longer exists.
+lab_gc() {
+  local p pid
+  while read -r p; do
+    pid=${p#ob}; pid=${pid%%_*}
+    [ -d "/proc/$pid" ] && continue
+    lab_log "removing stale lab $p (creator pid $pid is gone)"
+    lab_down "$p"
+    rm -rf "/tmp/onebox-"*"-$p."*
+  done < <(ip netns list 2>/dev/null | awk '{print $1}' | sed -nE 's/^(ob[0-9]+_[0-9a-f]+)-[a-z0-9]+$/\1/p' | sort -u)
+}
+lab_ns() { printf '%s-%s' "$LAB_P" "$1"; }
+# lab_exec ROLE cmd...: run cmd inside the namespace of ROLE (rtr, cli, lan, srv, inet, cli2...).
+lab_exec() { local role=$1; shift; ip netns exec "$(lab_ns "$role")" "$@"; }
+
+_lab_veth() { # NS_A IF_A NS_B IF_B: a veth pair born inside the two namespaces
+  ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
+}
+# _lab_ns_init NS: lo up; no IPv6 duplicate address detection (links are born
+# "tentative" otherwise, which makes before/after snapshots flap).
+_lab_ns_init() {
+  _lab_run ip -n "$1" link set lo up || return 1
+  ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 >/dev/null 2>&1
+  return 0
+}
+_lab_run() { "$@" || { lab_log "command failed: $*"; return 1; }; }
+
+# The namespaces of a prefix that exist right now.
+lab_list_ns() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${1}-" || true; }
+
+lab_up() {
+  local p=${1:-${LAB_P:-}}
+  [ -n "$p" ] || p=$(lab_new_prefix)
+  LAB_P=$p
+  lab_gc
+  if [ -n "$(lab_list_ns "$p")" ]; then lab_log "namespaces with prefix $p already exist"; return 1; fi
+  lab_log "lab up: prefix $p"
+  if ! _lab_up_inner; then
+    lab_log "lab_up failed; tearing down $p"
+    lab_down "$p"
+    return 1
+  fi
+  if ! lab_sanity; then
+    lab_log "lab sanity check failed; tearing down $p"
+    lab_down "$p"
+    return 1
+  fi
+  return 0
+}
+
+_lab_up_inner() {
+  local r ns
+  for r in "${LAB_ROLES[@]}"; do
+    ns=$(lab_ns "$r")
+    _lab_run ip netns add "$ns" || return 1
+    _lab_ns_init "$ns" || return 1
+  done
+  local rtr cli lan srv inet
+  rtr=$(lab_ns rtr); cli=$(lab_ns cli); lan=$(lab_ns lan); srv=$(lab_ns srv); inet=$(lab_ns inet)
+
+  # rtr: the internet with the ISPs' routers.
+  _lab_run ip -n "$rtr" link add br-pub type bridge || return 1
+  _lab_run ip -n "$rtr" addr add 192.0.2.1/24 dev br-pub || return 1
+  _lab_run ip -n "$rtr" link set br-pub up || return 1
+  _lab_run ip netns exec "$rtr" sysctl -qw net.ipv4.ip_forward=1 || return 1
+  _lab_run ip netns exec "$rtr" nft -f - <<'NFT' || return 1
+table ip lab {
+  counter wan_icmp {}
+  counter wan_tcp {}
+  counter wan_udp {}
+  chain lab_forward {
+    type filter hook forward priority filter; policy accept;
+    ip saddr 192.168.0.0/16 oifname "br-pub" ip protocol icmp counter name "wan_icmp"
+    ip saddr 192.168.0.0/16 oifname "br-pub" ip protocol tcp counter name "wan_tcp"
+    ip saddr 192.168.0.0/16 oifname "br-pub" ip protocol udp counter name "wan_udp"
+  }
+  chain lab_postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 192.168.0.0/16 oifname "br-pub" masquerade
+  }
+}
+NFT
+
+  # client box: two WANs and a LAN.
+  _lab_run _lab_veth "$cli" wan0 "$rtr" rwan0 || return 1
+  _lab_run _lab_veth "$cli" wan1 "$rtr" rwan1 || return 1
+  _lab_run _lab_veth "$cli" lan0 "$lan" eth0 || return 1
+  _lab_run ip -n "$rtr" addr add 192.168.10.1/24 dev rwan0 || return 1
+  _lab_run ip -n "$rtr" addr add 192.168.20.1/24 dev rwan1 || return 1
+  _lab_run ip -n "$rtr" link set rwan0 up || return 1
+  _lab_run ip -n "$rtr" link set rwan1 up || return 1
+  _lab_run ip -n "$cli" addr add 192.168.10.2/24 dev wan0 || return 1
+  _lab_run ip -n "$cli" addr add 192.168.20.2/24 dev wan1 || return 1
+  _lab_run ip -n "$cli" addr add 192.168.100.1/24 dev lan0 || return 1
+  local i; for i in wan0 wan1 lan0; do _lab_run ip -n "$cli" link set "$i" up || return 1; done
+  _lab_run ip -n "$cli" route add default via 192.168.10.1 dev wan0 metric 100 || return 1
+  _lab_run ip -n "$cli" route add default via 192.168.20.1 dev wan1 metric 200 || return 1
+
+  # LAN host behind the client.
+  _lab_run ip -n "$lan" addr add 192.168.100.2/24 dev eth0 || return 1
+  _lab_run ip -n "$lan" link set eth0 up || return 1
+  _lab_run ip -n "$lan" route add default via 192.168.100.1 || return 1
+
+  # server and internet host on the public segment.
+  _lab_run _lab_veth "$srv" eth0 "$rtr" psrv || return 1
+  _lab_run _lab_veth "$inet" eth0 "$rtr" pinet || return 1
+  for i in psrv pinet; do
+    _lab_run ip -n "$rtr" link set "$i" master br-pub || return 1
+    _lab_run ip -n "$rtr" link set "$i" up || return 1
+  done
+  _lab_run ip -n "$srv" addr add 192.0.2.2/24 dev eth0 || return 1
+  _lab_run ip -n "$srv" link set eth0 up || return 1
+  _lab_run ip -n "$srv" route add default via 192.0.2.1 || return 1
+  _lab_run ip -n "$inet" addr add 192.0.2.88/24 dev eth0 || return 1
+  _lab_run ip -n "$inet" link set eth0 up || return 1
+  _lab_run ip -n "$inet" route add default via 192.0.2.1 || return 1
+  return 0
+}
+
+# lab_add_client ROLE OCTET: another client box $P-ROLE with wan0 192.168.OCTET.2/24
+# behind the rtr (rwanOCTET 192.168.OCTET.1/24), default route via it.
+lab_add_client() {
+  local role=$1 oct=$2 ns rtr
+  ns=$(lab_ns "$role"); rtr=$(lab_ns rtr)
+  _lab_run ip netns add "$ns" || return 1
+  _lab_ns_init "$ns" || return 1
+  _lab_run _lab_veth "$ns" wan0 "$rtr" "rwan$oct" || return 1
+  _lab_run ip -n "$rtr" addr add "192.168.$oct.1/24" dev "rwan$oct" || return 1
+  _lab_run ip -n "$rtr" link set "rwan$oct" up || return 1
+  _lab_run ip -n "$ns" addr add "192.168.$oct.2/24" dev wan0 || return 1
+  _lab_run ip -n "$ns" link set wan0 up || return 1
+  _lab_run ip -n "$ns" route add default via "192.168.$oct.1" dev wan0 metric 100 || return 1
+  lab_ping "$role" "$LAB_INET_IP" 5 || { lab_log "$role cannot reach $LAB_INET_IP"; return 1; }
+}
+
+# lab_ping ROLE DST [TRIES] [extra ping args...]: succeeds if one of TRIES pings is answered.
+lab_ping() {
+  local role=$1 dst=$2 tries=${3:-3}
+  shift 3 2>/dev/null || shift $#
+  local n
+  for ((n = 0; n < tries; n++)); do
+    if lab_exec "$role" timeout 3 ping -n -q -c 1 -W 1 "$@" "$dst" >/dev/null 2>&1; then return 0; fi
+  done
+  return 1
+}
+
+lab_sanity() {
+  local ok=0 c
+  local checks=(
+    "cli 192.168.10.1" "cli 192.168.20.1" "cli 192.0.2.88" "cli 192.0.2.2"
+    "lan 192.168.100.1" "srv 192.0.2.88" "inet 192.0.2.2" "srv 192.0.2.1" "rtr 192.0.2.88"
+  )
+  for c in "${checks[@]}"; do
+    # shellcheck disable=SC2086
+    if ! lab_ping $c 5; then lab_log "sanity: ping from ${c% *} to ${c#* } failed"; ok=1; fi
+  done
+  # the second WAN must work on its own too
+  if ! lab_ping cli 192.0.2.88 5 -I wan1; then lab_log "sanity: ping from cli via wan1 failed"; ok=1; fi
+  [ $ok -eq 0 ] && lab_log "lab sanity: all pings OK"
+  return $ok
+}
+
+# lab_down PREFIX: kill what runs inside the prefix's namespaces (TERM, then KILL)
+# and delete them. Deleting a namespace destroys its veths and the bridge.
+lab_down() {
+  local p=${1:-$LAB_P} ns pids t
+  [ -n "$p" ] || return 0
+  local all=()
+  mapfile -t all < <(lab_list_ns "$p")
+  [ ${#all[@]} -gt 0 ] || return 0
+  for ns in "${all[@]}"; do
+    pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    [ -n "${pids// /}" ] && kill -TERM $pids 2>/dev/null
+  done
+  for ((t = 0; t < 50; t++)); do
+    pids=""
+    for ns in "${all[@]}"; do pids+=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' '); done
+    [ -z "${pids// /}" ] && break
+    sleep 0.1
+  done
+  if [ -n "${pids// /}" ]; then
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null
+    sleep 0.2
+  fi
+  for ns in "${all[@]}"; do ip netns del "$ns" 2>/dev/null || lab_log "could not delete $ns"; done
+  lab_log "lab down: prefix $p"
+}
+
+# ---------------------------------------------------------------- configs
+
+# write_server_conf FILE [PSK]
+write_server_conf() {
+  cat >"$1" <<EOF
+[server]
+listen_address = "0.0.0.0"
+listen_port = $LAB_PORT
+preshared_key = "${2:-$LAB_PSK}"
+log_level = "${LAB_LOG_LEVEL:-info}"
+[server.tun]
+name = "onebox0"
+ip = "10.0.0.1"
+netmask = "255.255.255.0"
+EOF
+}
+
+# write_client_conf FILE [TUN_IP] [PSK]
+write_client_conf() {
+  cat >"$1" <<EOF
+[client]
+server_address = "$LAB_SERVER_IP"
+server_port = $LAB_PORT
+preshared_key = "${3:-$LAB_PSK}"
+log_level = "${LAB_LOG_LEVEL:-info}"
+[client.tun]
+name = "onebox0"
+ip = "${2:-10.0.0.2}"
+netmask = "255.255.255.0"
+EOF
+}
+
+# write_configs DIR: DIR/server.conf and DIR/client.conf (tunnel 10.0.0.1 / 10.0.0.2).
+write_configs() {
+  mkdir -p "$1"
+  write_server_conf "$1/server.conf"
+  write_client_conf "$1/client.conf"
+}
+
+# ---------------------------------------------------------------- daemons
+
+lab_check_binaries() {
+  local b
+  for b in "$ONEBOX_CLIENT_BIN" "$ONEBOX_SERVER_BIN"; do
+    [ -x "$b" ] || { lab_log "missing binary $b (set ONEBOX_BUILD)"; return 1; }
+  done
+}
+
+# lab_start_daemon KIND(client|server) NAME ROLE CONF: starts it in the background
+# in ROLE's namespace; log $LAB_DIR/NAME.log (appended, a marker line per start),
+# pid file $LAB_DIR/NAME.pid. The pid is in LAB_DPID[NAME].
+lab_start_daemon() {
+  local kind=$1 name=$2 role=$3 conf=$4 bin
+  [ "$kind" = client ] && bin=$ONEBOX_CLIENT_BIN || bin=$ONEBOX_SERVER_BIN
+  local log=$LAB_DIR/$name.log pidf=$LAB_DIR/$name.pid
+  touch "$log"
+  LAB_LOGBASE[$name]=$(wc -l <"$log")
+  printf '### lab: start %s in %s at %s\n' "$name" "$(lab_ns "$role")" "$(date +%s.%N)" >>"$log"
+  ip netns exec "$(lab_ns "$role")" "$bin" start -c "$conf" --pid-file "$pidf" >>"$log" 2>&1 </dev/null &
+  LAB_DPID[$name]=$!
+  lab_log "started $name (pid ${LAB_DPID[$name]}) in $(lab_ns "$role")"
+}
+# start_server [NAME=server] [CONF=$LAB_DIR/server.conf]
+# shellcheck disable=SC2120
+start_server() { lab_start_daemon server "${1:-server}" srv "${2:-$LAB_DIR/server.conf}"; }
+# start_client [NAME=client] [ROLE=cli] [CONF=$LAB_DIR/client.conf]
+start_client() { lab_start_daemon client "${1:-client}" "${2:-cli}" "${3:-$LAB_DIR/client.conf}"; }
+
+lab_log_file() { printf '%s/%s.log' "$LAB_DIR" "$1"; }
+lab_pid_file() { printf '%s/%s.pid' "$LAB_DIR" "$1"; }
+daemon_pid() { printf '%s' "${LAB_DPID[$1]:-}"; }
+
+_lab_running() { # PID: alive and not a zombie
+  local st
+  [ -r "/proc/$1/stat" ] || return 1
+  st=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ "$st" != Z ] && [ "$st" != X ]
+}
+daemon_alive() { local pid=${LAB_DPID[$1]:-}; [ -n "$pid" ] && _lab_running "$pid"; }
+
+# stop_daemon NAME [SIGNAL=TERM] [TIMEOUT=10]: signal it, wait for it to exit.
+# Exit status in LAB_LAST_RC. Returns 1 if it did not exit in time (then it is KILLed).
+stop_daemon() {
+  local name=$1 sig=${2:-TERM} to=${3:-10} pid t
+  pid=${LAB_DPID[$name]:-}
+  [ -n "$pid" ] || { lab_log "stop_daemon: $name was not started"; return 1; }
+  kill -"$sig" "$pid" 2>/dev/null
+  for ((t = 0; t < to * 10; t++)); do _lab_running "$pid" || break; sleep 0.1; done
+  if _lab_running "$pid"; then
+    lab_log "$name (pid $pid) did not exit within ${to}s of SIG$sig; killing it"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    unset "LAB_DPID[$name]"
+    return 1
+  fi
+  wait "$pid" 2>/dev/null
+  LAB_LAST_RC=$?
+  unset "LAB_DPID[$name]"
+  lab_log "$name (pid $pid) exited with status $LAB_LAST_RC after SIG$sig"
+  return 0
+}
+kill9_daemon() { stop_daemon "$1" KILL 5; }
+stop_server() { stop_daemon "${1:-server}" TERM "${2:-10}"; }
+stop_client() { stop_daemon "${1:-client}" TERM "${2:-10}"; }
+
+# wait_for_log FILE PATTERN TIMEOUT [MIN_COUNT=1]: wait until FILE has at least
+# MIN_COUNT lines matching the extended regex PATTERN.
+wait_for_log() {
+  local f=$1 pat=$2 to=${3:-10} min=${4:-1} end
+  end=$(($(date +%s%N) + to * 1000000000))
+  while [ "$(date +%s%N)" -lt "$end" ]; do
+    [ "$(log_count "$f" "$pat")" -ge "$min" ] && return 0
+    sleep 0.1
+  done
+  lab_log "timeout (${to}s) waiting for /$pat/ x$min in $f"
+  return 1
+}
+log_count() { local n; n=$(grep -Ec -- "$2" "$1" 2>/dev/null) || true; echo "${n:-0}"; }
+
+# daemon_stats NAME [TIMEOUT=5]: SIGUSR1 the daemon, print its new "stats:" line.
+daemon_stats() {
+  local name=$1 to=${2:-5} f n pid
+  f=$(lab_log_file "$name"); pid=${LAB_DPID[$name]:-}
+  [ -n "$pid" ] || { lab_log "daemon_stats: $name not running"; return 1; }
+  n=$(log_count "$f" 'stats:')
+  kill -USR1 "$pid" 2>/dev/null || { lab_log "daemon_stats: cannot signal $name"; return 1; }
+  wait_for_log "$f" 'stats:' "$to" $((n + 1)) || return 1
+  grep -E 'stats:' "$f" | tail -n 1
+}
+# stat_get "STATS_LINE" KEY: the value of KEY (empty if missing).
+stat_get() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=\\([0-9]*\\).*/\\1/p" | head -n 1; }
+# stat_delta "BEFORE" "AFTER" KEY...: sum over KEYs of after-before (missing key -> error).
+stat_delta() {
+  local b=$1 a=$2 sum=0 k vb va; shift 2
+  for k in "$@"; do
+    vb=$(stat_get "$b" "$k"); va=$(stat_get "$a" "$k")
+    if [ -z "$vb" ] || [ -z "$va" ]; then lab_log "stats key $k missing"; echo "-999999"; return 1; fi
+    sum=$((sum + va - vb))
+  done
+  echo "$sum"
+}
+
+# log_since_start NAME: NAME's log lines written since it was last started.
+log_since_start() { tail -n +"$((${LAB_LOGBASE[$1]:-0} + 1))" "$(lab_log_file "$1")"; }
+# wait_tunnel NAME [TIMEOUT=15]: wait for a "session established" line from NAME
+# written since its last start.
+wait_tunnel() {
+  local name=$1 to=${2:-15} end
+  end=$(($(date +%s%N) + to * 1000000000))
+  while [ "$(date +%s%N)" -lt "$end" ]; do
+    log_since_start "$name" | grep -q 'session established' && return 0
+    daemon_alive "$name" || { lab_log "$name exited before a session was established"; return 1; }
+    sleep 0.1
+  done
+  lab_log "timeout (${to}s) waiting for 'session established' from $name"
+  return 1
+}
+
+# ---------------------------------------------------------------- helpers in the lab
+
+# lab_bg ROLE LOGFILE cmd...: run cmd in the background in ROLE's namespace; pid in LAB_BG_PIDS.
+lab_bg() {
+  local role=$1 log=$2; shift 2
+  ip netns exec "$(lab_ns "$role")" "$@" >"$log" 2>&1 </dev/null &
+  LAB_BG_PIDS+=("$!")
+  LAB_LAST_BG=$!
+  export LAB_LAST_BG
+}
+
+# lab_wait_listen ROLE PORT [TIMEOUT=10] [PROTO=tcp|udp]: wait for a listener on PORT in ROLE.
+lab_wait_listen() {
+  local role=$1 port=$2 to=${3:-10} proto=${4:-tcp} t flag=-Hltn
+  [ "$proto" = udp ] && flag=-Hlun
+  for ((t = 0; t < to * 10; t++)); do
+    lab_exec "$role" ss "$flag" "sport = :$port" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  lab_log "nothing listens on $proto port $port in $role"; return 1
+}
+
+# lab_inet_http DIR [PORT=8000]: python3 http.server for DIR on 192.0.2.88.
+lab_inet_http() {
+  local port=${2:-8000}
+  lab_bg inet "$LAB_DIR/http-$port.log" "$LAB_PY" -m http.server "$port" --bind "$LAB_INET_IP" --directory "$1"
+  lab_wait_listen inet "$port"
+}
+# lab_inet_iperf [PORT=5201]: iperf3 server on 192.0.2.88.
+lab_inet_iperf() {
+  local port=${1:-5201}
+  lab_bg inet "$LAB_DIR/iperf3-$port.log" iperf3 -s -B "$LAB_INET_IP" -p "$port"
+  lab_wait_listen inet "$port"
+}
+
+# lab_rtr_counter NAME: packets of nft counter NAME (wan_icmp, wan_tcp, wan_udp) in rtr.
+lab_rtr_counter() {
+  lab_exec rtr nft list counter ip lab "$1" 2>/dev/null | sed -n 's/.*packets \([0-9]*\).*/\1/p' | head -n 1
+}
+
+# snapshot_ns NS: the namespace's network state, normalized for diffing.
+snapshot_ns() {
+  local ns=$1
+  echo "## links"
+  ip -n "$ns" -d link show | sed -E 's/^[0-9]+: /N: /; s/@if[0-9]+/@ifN/'
+  echo "## addresses"
+  ip -n "$ns" addr show | sed -E 's/^[0-9]+: /N: /; s/@if[0-9]+/@ifN/; s/ (tentative|dadfailed|optimistic)//g'
+  echo "## rules"
+  ip -n "$ns" -4 rule show; ip -n "$ns" -6 rule show
+  echo "## routes"
+  ip -n "$ns" -4 route show table all | sort; ip -n "$ns" -6 route show table all | sort
+  echo "## nftables"
+  ip netns exec "$ns" nft list ruleset
+  echo "## sysctls"
+  ip netns exec "$ns" sysctl -a 2>/dev/null | grep -E \
+    '^net\.ipv4\.(ip_forward|conf\.[^.]+\.(rp_filter|src_valid_mark|forwarding|accept_local|route_localnet)|ip_nonlocal_bind) |^net\.ipv6\.conf\.(all|default)\.(forwarding|disable_ipv6) ' | sort
+}
+
+# lab_dump_logs: tail of every log in LAB_DIR (for failures).
+lab_dump_logs() {
+  local f
+  [ -n "$LAB_DIR" ] && [ -d "$LAB_DIR" ] || return 0
+  for f in "$LAB_DIR"/*.log; do
+    [ -s "$f" ] || continue
+    printf '\n----- %s (last 40 lines) -----\n' "$(basename "$f")" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+# lab_cleanup: EXIT trap of tests/demo: stop daemons (TERM), helpers, the lab, the work dir.
+lab_cleanup() {
+  local rc=$? name pid
+  trap - EXIT INT TERM
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then lab_dump_logs; fi
+  for name in "${!LAB_DPID[@]}"; do
+    pid=${LAB_DPID[$name]}
+    _lab_running "$pid" && stop_daemon "$name" TERM 5 >/dev/null 2>&1
+  done
+  for pid in "${LAB_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  lab_down "$LAB_P"
+  if [ -n "$LAB_DIR" ] && [ -d "$LAB_DIR" ] && [ "${LAB_KEEP:-0}" != 1 ]; then rm -rf "$LAB_DIR"; fi
+  [ "${LAB_KEEP:-0}" = 1 ] && lab_log "kept $LAB_DIR"
+  exit "$rc"
+}
+
+# lab_test_init NAME: common start of a lab test: root check (exit 77), binaries,
+# a unique prefix and work dir, the EXIT trap, lab_up and the default configs.
+lab_test_init() {
+  LAB_TEST=$1
+  if [ "$(id -u)" -ne 0 ]; then echo "SKIP: $LAB_TEST needs root (network namespaces)"; exit 77; fi
+  lab_check_binaries || lab_fail "$LAB_TEST: onebox binaries not built"
+  LAB_P=$(lab_new_prefix)
+  LAB_DIR=$(mktemp -d "/tmp/onebox-$LAB_TEST-$LAB_P.XXXXXX")
+  trap lab_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  lab_up "$LAB_P" || lab_fail "$LAB_TEST: lab_up failed"
+  write_configs "$LAB_DIR"
+}
+
+# lab_tunnel_up [CLIENT_NAME=client] [ROLE=cli]: start server (if not running) and a
+# client, wait for "session established" and a ping to 10.0.0.1.
+# shellcheck disable=SC2120
+lab_tunnel_up() {
+  local c=${1:-client} role=${2:-cli}
+  if ! daemon_alive server; then
+    start_server
+    sleep 0.3
+    daemon_alive server || { lab_log "server exited right away"; return 1; }
+  fi
+  start_client "$c" "$role"
+  wait_tunnel "$c" 20 || return 1
+  lab_ping "$role" 10.0.0.1 10 || { lab_log "tunnel up but 10.0.0.1 does not answer from $role"; return 1; }
+  lab_log "tunnel up ($c in $role)"
+}
+
+# ---------------------------------------------------------------- demo
+# Each step is a function; append to DEMO_STEPS to extend the demo.
+demo_download() {
+  local d=$LAB_DIR/www
+  mkdir -p "$d"
+  head -c 100M /dev/urandom >"$d/blob"
+  lab_inet_http "$d" 8000 || return 1
+  echo "== 100 MB HTTP download through the tunnel (client ns -> 192.0.2.88)"
+  local res
+  res=$(lab_exec cli timeout 120 curl -sS --max-time 110 -o "$LAB_DIR/blob.out" \
+    -w '%{size_download} %{time_total} %{speed_download}' "http://$LAB_INET_IP:8000/blob") || return 1
+  awk -v r="$res" 'BEGIN { split(r, a, " "); printf "downloaded %d bytes in %.2f s = %.1f Mbit/s\n", a[1], a[2], a[3] * 8 / 1e6 }'
+  local s1 s2
+  s1=$(sha256sum <"$d/blob" | cut -d' ' -f1); s2=$(sha256sum <"$LAB_DIR/blob.out" | cut -d' ' -f1)
+  if [ "$s1" != "$s2" ]; then echo "sha256 MISMATCH $s1 != $s2"; return 1; fi
+  echo "sha256 OK $s1"
+  rm -f "$LAB_DIR/blob.out"
+}
+demo_iperf() {
+  lab_inet_iperf 5201 || return 1
+  echo "== iperf3 TCP 5 s through the tunnel (client -> internet)"
+  lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -t 5 -f m | tail -n 4
+  echo "== iperf3 TCP 5 s through the tunnel (internet -> client, -R)"
+  lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -t 5 -f m -R | tail -n 4
+}
+demo_stats() {
+  echo "== daemon stats (SIGUSR1)"
+  echo "server: $(daemon_stats server)"
+  echo "client: $(daemon_stats client)"
+}
+DEMO_STEPS=(demo_download demo_iperf demo_stats)
+
+lab_demo() {
+  [ "$(id -u)" -eq 0 ] || lab_fail "demo needs root"
+  lab_check_binaries || lab_fail "build first (cmake -B build -G Ninja && ninja -C build)"
+  LAB_P=$(lab_new_prefix)
+  LAB_DIR=$(mktemp -d "/tmp/onebox-demo-$LAB_P.XXXXXX")
+  trap lab_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  lab_up "$LAB_P" || lab_fail "lab_up failed"
+  write_configs "$LAB_DIR"
+  lab_tunnel_up || lab_fail "tunnel did not come up"
+  local s
+  for s in "${DEMO_STEPS[@]}"; do "$s" || lab_fail "demo step $s failed"; done
+  echo "== demo done; tearing down"
+}
+
+# ---------------------------------------------------------------- CLI
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -uo pipefail
+  cmd=${1:-}
+  case "$cmd" in
+    up)
+      [ "$(id -u)" -eq 0 ] || lab_fail "needs root"
+      # not "ob<pid>_...": this lab outlives this shell, so lab_gc must leave it alone
+      lab_up "${2:-oblab_$(printf '%04x' $RANDOM)}" || exit 1
+      echo "lab up with prefix $LAB_P: $(lab_list_ns "$LAB_P" | tr '\n' ' ')"
+      echo "enter one:  ip netns exec $LAB_P-cli bash"
+      echo "tear down:  bash $0 down $LAB_P"
+      ;;
+    down)
+      [ -n "${2:-}" ] || lab_fail "usage: $0 down PREFIX"
+      lab_down "$2"
+      ;;
+    demo) lab_demo ;;
+    list) ip netns list | awk '{print $1}' | grep -E '^ob[0-9]+_[0-9a-f]+-' || true ;;
+    gc) lab_gc ;;
+    *) echo "usage: $0 up [PREFIX] | down PREFIX | demo | list | gc" >&2; exit 2 ;;
+  esac
+fi

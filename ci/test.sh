@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# ci/test.sh — the README's "test" command.
+#   1. configure + build build/ (Ninja, RelWithDebInfo) and run its CTest suite:
+#      unit tests, fuzz corpus replays, lab (network namespace) tests;
+#   2. a clang libFuzzer build in build-fuzz/ and its fuzz_* tests
+#      (ONEBOX_FUZZ_SECONDS each).
+# Prints "N passed, N failed" over both CTest runs; exits non-zero on any failure.
+# Env: ONEBOX_FUZZ_SECONDS (20), CTEST_JOBS (nproc), SKIP_FUZZ=1 to skip step 2.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+FUZZ_SECONDS=${ONEBOX_FUZZ_SECONDS:-20}
+JOBS=${CTEST_JOBS:-$(nproc)}
+PASSED=0
+FAILED=0
+SKIPPED=0
+FAILURES=()
+
+# run_ctest LABEL BUILD_DIR [ctest args...]: runs ctest, adds its counts to the totals.
+run_ctest() {
+  local label=$1 dir=$2 log total nfail nskip
+  shift 2
+  log=$(mktemp)
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "$@" 2>&1 | tee "$log"
+  if grep -q 'No tests were found' "$log"; then
+    echo "[$label] no tests found"
+    rm -f "$log"
+    return 0
+  fi
+  read -r nfail total < <(sed -nE 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1 \2/p' "$log" | tail -n 1)
+  if [ -z "${total:-}" ]; then
+    echo "[$label] could not parse the ctest summary; counting it as a failure"
+    FAILED=$((FAILED + 1)); FAILURES+=("$label: ctest did not run")
+    rm -f "$log"
+    return 1
+  fi
+  # a skipped test appears twice (its line and the "did not run" list): count it once
+  nskip=$(grep -cE '^[[:space:]]*[0-9]+ - .*\(Skipped\)' "$log")
+  PASSED=$((PASSED + total - nfail - nskip))
+  FAILED=$((FAILED + nfail))
+  SKIPPED=$((SKIPPED + nskip))
+  while IFS= read -r l; do FAILURES+=("$label: $l"); done < <(sed -n '/The following tests FAILED:/,$p' "$log" | grep -E '^[[:space:]]+[0-9]+ - ' | sed 's/^[[:space:]]*//')
+  rm -f "$log"
+}
+
+build_failed() { echo "BUILD FAILED: $1"; FAILED=$((FAILED + 1)); FAILURES+=("build: $1"); }
+
+echo "=== build/ (RelWithDebInfo)"
+if cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build; then
+  run_ctest main build
+else
+  build_failed "build/"
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  echo "=== build-fuzz/ (clang, libFuzzer, ${FUZZ_SECONDS}s per target)"
+  if CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DONEBOX_FUZZ=ON \
+      -DONEBOX_FUZZ_SECONDS="$FUZZ_SECONDS"; then
+    # Only the fuzz targets are needed here.
+    mapfile -t targets < <(ninja -C build-fuzz -t targets all 2>/dev/null | sed -nE 's/^(fuzz_[A-Za-z0-9_]+): .*/\1/p' | sort -u)
+    if [ ${#targets[@]} -eq 0 ]; then
+      echo "no fuzz targets defined"
+    elif cmake --build build-fuzz --target "${targets[@]}"; then
+      run_ctest fuzz build-fuzz -R '^fuzz_'
+    else
+      build_failed "build-fuzz/"
+    fi
+  else
+    build_failed "build-fuzz/ configure"
+  fi
+fi
+
+echo
+if [ ${#FAILURES[@]} -gt 0 ]; then
+  echo "Failures:"
+  printf '  %s\n' "${FAILURES[@]}"
+fi
+[ "$SKIPPED" -gt 0 ] && echo "($SKIPPED skipped)"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,134 @@
+// client_handshake.cpp — the client's side of the handshake: send an Init,
+// retry with backoff while the server does not answer, install the session
+// keys when it does, and start over when the server falls silent (it
+// restarted, or the path died).
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "client_handshake.h"
+#include "daemon.h"
+#include "dataplane/worker.h"
+#include "log.h"
+
+namespace onebox {
+
+
+
+void client_init(Daemon& d) {
+    d.client = std::make_unique<ClientState>();
+    while (d.client->session_id == proto::kInvalidSessionId)
+        fill_random(&d.client->session_id, sizeof d.client->session_id);
+}
+
+static void send_init(Daemon& d, uint64_t now) {
+    ClientState& c = *d.client;
+    uint8_t random[32];
+    fill_random(random, sizeof random);
+    c.eph = proto::ephemeral_from_random(random);
+    std::memset(random, 0, sizeof random);
+
+    c.sent = proto::InitMsg{};
+    c.sent.session_id = c.session_id;
+    std::memcpy(c.sent.eph_pub, c.eph.pub, sizeof c.eph.pub);
+    c.last_timestamp = std::max(c.last_timestamp + 1, wall_clock_ns());
+    c.sent.timestamp = c.last_timestamp;
+    c.sent.tunnel_ip = d.cfg.tun.ip;
+    uint8_t pkt[proto::kInitSize];
+    proto::write_init(d.psk, c.sent, pkt);
+
+    // The worker owns receiving on this socket; sending from the control
+    // thread is safe and keeps the slow path off the worker.
+    if (::send(d.udp.get(), pkt, sizeof pkt, 0) < 0 && c.attempts % 10 == 0)
+        log::warn("Failed to send handshake to %s: %s", format_addr(d.server_addr).c_str(),
+                  std::strerror(errno));
+    ++c.attempts;
+    c.waiting = true;
+    c.sent_at = now;
+    log::debug("handshake init sent to %s (attempt %u)", format_addr(d.server_addr).c_str(),
+               c.attempts);
+}
+
+static bool server_silent(const Daemon& d, uint64_t now) {
+    const ClientState& c = *d.client;
+    if (!c.live) return true;
+    uint64_t last = std::max(c.live->last_rx_ns.load(std::memory_order_relaxed), c.established_at);
+    return now - last > kServerSilence;
+}
+
+void client_tick(Daemon& d, uint64_t now) {
+    ClientState& c = *d.client;
+    if (c.waiting && now - c.sent_at >= c.retry_delay) {
+        c.waiting = false;  // unanswered: try again, a little later each time
+        c.next_attempt = now;
+        c.retry_delay = std::min(c.retry_delay * 2, kMaxRetry);
+        if (c.attempts == 3)
+            log::warn("no answer from server %s yet; still trying",
+                      format_addr(d.server_addr).c_str());
+    }
+    if (c.waiting || now < c.next_attempt) return;
+    if (c.live && !server_silent(d, now)) return;
+    if (c.live && c.attempts == 0)
+        log::warn("server %s silent for %.1f s: handshaking again",
+                  format_addr(d.server_addr).c_str(), double(kServerSilence) / 1e9);
+    send_init(d, now);
+}
+
+static void install(Daemon& d, const proto::SessionKeys& keys, uint64_t now) {
+    ClientState& c = *d.client;
+    dataplane::Session* s = new_session(d);
+    s->id = c.session_id;
+    s->tunnel_ip = d.cfg.tun.ip;
+    s->peer = d.server_addr;
+    s->current = keys;
+    s->has_current = true;
+    s->confirmed.store(true);
+    send_command(d, {dataplane::Command::Kind::InstallSession, s, s->id});
+    c.live = s;
+    c.established_at = now;
+}
+
+void client_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now) {
+    ClientState& c = *d.client;
+    if (!c.waiting) return;  // a late or duplicated answer
+    proto::RespMsg resp;
+    proto::HsError err = proto::read_resp(d.psk, ev.bytes, ev.len, c.sent, resp);
+    if (err != proto::HsError::Ok) {
+        ++d.stats.handshake_malformed;
+        log::debug("handshake response ignored: %s", proto::hs_error_name(err));
+        return;
+    }
+    c.waiting = false;
+    if (resp.status != proto::RespStatus::Ok) {
+        ++d.stats.handshake_refused;
+        const char* why = resp.status == proto::RespStatus::AddressInUse ? "address in use by another client"
+                        : resp.status == proto::RespStatus::AddressRefused ? "address outside the server's tunnel subnet"
+                        : "server full";
+        log::error("server %s refused tunnel address %s: %s",
+                   format_addr(d.server_addr).c_str(), proto::format_ipv4(d.cfg.tun.ip).c_str(), why);
+        c.next_attempt = now + kMaxRetry;
+        return;
+    }
+    proto::SessionKeys keys;
+    err = proto::derive_session_keys(d.psk, c.eph, c.sent.eph_pub, resp.eph_pub, true, keys);
+    c.eph = proto::EphemeralKey{};  // forward secrecy: the private half is gone now
+    if (err != proto::HsError::Ok) {
+        ++d.stats.handshake_malformed;
+        log::warn("handshake with %s failed: %s", format_addr(d.server_addr).c_str(),
+                  proto::hs_error_name(err));
+        return;
+    }
+    ++d.stats.handshake_ok;
+    install(d, keys, now);
+    c.retry_delay = kFirstRetry;
+    c.attempts = 0;
+    sd_notify(0, "READY=1\nSTATUS=session established");
+    log::info("session established with %s (session %08x, tunnel %s)",
+              format_addr(d.server_addr).c_str(), c.session_id,
+              proto::format_ipv4(d.cfg.tun.ip).c_str());
+}
+
+}  // namespace onebox

@@ -1,0 +1,285 @@
+#include "daemon.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "client_handshake.h"
+#include "dataplane/tun.h"
+#include "dataplane/udp.h"
+#include "dataplane/worker.h"
+#include "log.h"
+#include "pidfile.h"
+#include "server_sessions.h"
+#include "setup.h"
+
+namespace onebox {
+
+Daemon::Daemon() = default;
+Daemon::~Daemon() = default;
+
+std::string format_addr(const sockaddr_in& a) {
+    char buf[INET_ADDRSTRLEN] = "?";
+    inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(ntohs(a.sin_port));
+}
+
+void fill_random(void* buf, size_t len) { randombytes_buf(buf, len); }
+
+uint64_t wall_clock_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+}
+
+dataplane::Session* new_session(Daemon& d) {
+    auto* s = new dataplane::Session;
+    d.sessions.insert(s);
+    return s;
+}
+
+void send_command(Daemon& d, const dataplane::Command& cmd) {
+    // The ring holds 256 commands and the worker drains it on every wake, so
+    // a full ring means the worker is stuck; waiting briefly is the honest answer.
+    for (int tries = 0; !d.channel->commands.push(cmd); ++tries) {
+        if (tries == 1000) {
+            log::error("worker is not taking commands; dropping one");
+            return;
+        }
+        usleep(1000);
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t w = ::write(d.worker_wake.get(), &one, sizeof one);
+}
+
+namespace {
+
+int fail(const Status& st) {
+    log::error("%s", st.message().c_str());
+    return 1;
+}
+
+Status resolve_server(Daemon& d) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* res = nullptr;
+    std::string port = std::to_string(d.cfg.server_port);
+    int r = getaddrinfo(d.cfg.server_address.c_str(), port.c_str(), &hints, &res);
+    if (r != 0 || !res)
+        return Status::fail(EHOSTUNREACH, "resolve server_address \"" + d.cfg.server_address +
+                                              "\" (" + gai_strerror(r) + ")");
+    std::memcpy(&d.server_addr, res->ai_addr, sizeof d.server_addr);
+    freeaddrinfo(res);
+    return Status::success();
+}
+
+Status open_event_fds(Daemon& d) {
+    d.worker_wake = dataplane::Fd(eventfd(0, EFD_CLOEXEC));
+    d.control_wake = dataplane::Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!d.worker_wake.valid() || !d.control_wake.valid()) return Status::fail(errno, "create eventfd");
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
+    // Blocked before the worker starts, so only the signalfd ever sees them.
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    d.signals = dataplane::Fd(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!d.signals.valid()) return Status::fail(errno, "create signalfd");
+    return Status::success();
+}
+
+Status open_tunnel_socket(Daemon& d) {
+    int fd = d.role == proto::Role::Client
+                 ? dataplane::open_client_socket(d.server_addr, d.cfg.fwmark)
+                 : dataplane::open_server_socket(d.cfg.listen_address, d.cfg.listen_port);
+    if (fd < 0) {
+        std::string what = d.role == proto::Role::Client
+                               ? "open UDP socket to " + format_addr(d.server_addr)
+                               : "bind UDP " + proto::format_ipv4(d.cfg.listen_address) + ":" +
+                                     std::to_string(d.cfg.listen_port);
+        return Status::fail(-fd, what);
+    }
+    d.udp = dataplane::Fd(fd);
+    return Status::success();
+}
+
+void start_worker(Daemon& d) {
+    d.channel = std::make_unique<dataplane::Channel>();
+    d.channel->worker_wake_fd = d.worker_wake.get();
+    d.channel->control_wake_fd = d.control_wake.get();
+    dataplane::WorkerConfig wc;
+    wc.role = d.role;
+    wc.tun_fd = d.tun.get();
+    wc.udp_fd = d.udp.get();
+    d.worker = std::thread([&d, wc] {
+        d.worker_result = dataplane::run_worker(wc, *d.channel);
+        if (d.worker_result < 0) {
+            log::error("Failed to start the data plane: %s", std::strerror(-d.worker_result));
+            ::kill(::getpid(), SIGTERM);  // nothing works without it: shut down cleanly
+        }
+    });
+}
+
+void stop_worker(Daemon& d) {
+    if (!d.worker.joinable()) return;
+    d.channel->stop.store(true);
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t w = ::write(d.worker_wake.get(), &one, sizeof one);
+    d.worker.join();
+}
+
+void log_stats(const Daemon& d) {
+    std::string line = "stats:";
+    for (unsigned i = 0; i < unsigned(dataplane::Counter::count); ++i) {
+        line += ' ';
+        line += dataplane::kCounterNames[i];
+        line += '=';
+        line += std::to_string(d.channel->counters.get(dataplane::Counter(i)));
+    }
+    const ControlCounters& c = d.stats;
+    line += " handshake_ok=" + std::to_string(c.handshake_ok);
+    line += " handshake_bad_mac=" + std::to_string(c.handshake_bad_mac);
+    line += " handshake_replayed=" + std::to_string(c.handshake_replayed);
+    line += " handshake_malformed=" + std::to_string(c.handshake_malformed);
+    line += " handshake_refused=" + std::to_string(c.handshake_refused);
+    log::info("%s", line.c_str());
+}
+
+void on_signal(Daemon& d) {
+    signalfd_siginfo si;
+    while (::read(d.signals.get(), &si, sizeof si) == sizeof si) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            if (!d.stopping) log::info("signal %u: shutting down", si.ssi_signo);
+            d.stopping = true;
+            break;
+        case SIGUSR1: log_stats(d); break;
+        case SIGHUP: log::warn("reload is not supported yet; restart to apply a new config"); break;
+        default: break;
+        }
+    }
+}
+
+void on_worker_events(Daemon& d, uint64_t now) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t r = ::read(d.control_wake.get(), &count, sizeof count);
+    dataplane::Event ev;
+    while (d.channel->events.pop(ev)) {
+        switch (ev.kind) {
+        case dataplane::Event::Kind::Handshake:
+            if (d.role == proto::Role::Client) client_on_handshake(d, ev, now);
+            else server_on_handshake(d, ev, now);
+            break;
+        case dataplane::Event::Kind::SessionConfirmed:
+            if (d.role == proto::Role::Server) server_on_confirmed(d, ev);
+            break;
+        case dataplane::Event::Kind::SessionFree:
+            d.sessions.erase(ev.session);
+            delete ev.session;  // SessionKeys wipe themselves
+            break;
+        }
+    }
+}
+
+void control_loop(Daemon& d) {
+    constexpr int kTickMs = 50;
+    pollfd fds[2] = {{d.signals.get(), POLLIN, 0}, {d.control_wake.get(), POLLIN, 0}};
+    while (!d.stopping) {
+        ::poll(fds, 2, kTickMs);
+        uint64_t now = dataplane::now_ns();
+        if (fds[0].revents) on_signal(d);
+        if (fds[1].revents) on_worker_events(d, now);
+        if (d.stopping) break;
+        if (d.role == proto::Role::Client) client_tick(d, now);
+        else server_tick(d, now);
+    }
+}
+
+void free_sessions(Daemon& d) {
+    for (dataplane::Session* s : d.sessions) delete s;
+    d.sessions.clear();
+}
+
+Status bring_up(Daemon& d) {
+    if (d.role == proto::Role::Client) {
+        Status st = resolve_server(d);
+        if (!st.ok()) return st;
+    }
+    int fd = dataplane::open_tun(d.cfg.tun.name);
+    if (fd < 0) return Status::fail(-fd, "create TUN device " + d.cfg.tun.name);
+    d.tun = dataplane::Fd(fd);
+    Status st = setup::apply(d.cfg, d.paths.state_file());
+    if (!st.ok()) return st;
+    return open_tunnel_socket(d);
+}
+
+}  // namespace
+
+int run_daemon(proto::Role role, const proto::Config& cfg, const DaemonPaths& paths) {
+    Daemon d;
+    d.role = role;
+    d.cfg = cfg;
+    d.paths = paths;
+    if (sodium_init() < 0) {
+        log::error("Failed to initialise libsodium");
+        return 1;
+    }
+    if (!proto::derive_psk_key(cfg.preshared_key, d.psk)) {
+        log::error("Failed to derive the key from preshared_key: out of memory");
+        return 1;
+    }
+    // Signals are blocked and read from a signalfd from here on, so a SIGTERM
+    // during set-up still ends in a clean shutdown.
+    Status st = open_event_fds(d);
+    if (!st.ok()) return fail(st);
+    st = pidfile::claim(paths.pid_file);
+    if (!st.ok()) return fail(st);
+    setup::cleanup_stale(paths.state_file());
+
+    st = bring_up(d);
+    if (!st.ok()) {
+        log::error("%s", st.message().c_str());
+        d.tun.reset();
+        setup::undo(paths.state_file());
+        pidfile::release(paths.pid_file);
+        return 1;
+    }
+    if (role == proto::Role::Client) client_init(d);
+    else server_init(d);
+    start_worker(d);
+    if (role == proto::Role::Server) {
+        sd_notify(0, "READY=1\nSTATUS=serving");  // the client says READY once its session is up
+        log::info("listening on %s:%u, tunnel %s on %s", proto::format_ipv4(cfg.listen_address).c_str(),
+                  cfg.listen_port, proto::format_ipv4(cfg.tun.ip).c_str(), cfg.tun.name.c_str());
+    } else {
+        log::info("tunnel %s on %s, server %s", proto::format_ipv4(cfg.tun.ip).c_str(),
+                  cfg.tun.name.c_str(), format_addr(d.server_addr).c_str());
+    }
+
+    control_loop(d);
+    sd_notify(0, "STOPPING=1");
+
+    stop_worker(d);
+    log_stats(d);
+    free_sessions(d);
+    d.udp.reset();
+    d.tun.reset();  // the TUN device goes away with its last fd
+    setup::undo(paths.state_file());
+    pidfile::release(paths.pid_file);
+    log::info("stopped; routes and firewall restored");
+    return d.worker_result < 0 ? 1 : 0;
+}
+
+}  // namespace onebox

@@ -1,0 +1,87 @@
+// daemon.h — the control thread of onebox-client / onebox-server: start-up,
+// the event loop (signals, worker events, timers), and clean shutdown.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+#include "dataplane/channel.h"
+#include "dataplane/fd.h"
+#include "proto/config.h"
+#include "proto/handshake.h"
+
+namespace onebox {
+
+struct DaemonPaths {
+    std::string config;
+    std::string pid_file;
+    std::string state_file() const { return pid_file + ".state"; }
+};
+
+// Handshake and session counters kept by the control thread.
+struct ControlCounters {
+    uint64_t handshake_ok = 0;
+    uint64_t handshake_bad_mac = 0;
+    uint64_t handshake_replayed = 0;
+    uint64_t handshake_malformed = 0;
+    uint64_t handshake_refused = 0;
+};
+
+struct ClientState;
+struct ServerState;
+
+struct Daemon {
+    proto::Role role = proto::Role::Client;
+    proto::Config cfg;
+    DaemonPaths paths;
+    proto::PskKey psk;
+    sockaddr_in server_addr{};  // client: where the server is
+
+    dataplane::Fd tun;
+    dataplane::Fd udp;
+    dataplane::Fd worker_wake;
+    dataplane::Fd control_wake;
+    dataplane::Fd signals;
+    std::unique_ptr<dataplane::Channel> channel;
+    std::thread worker;
+    int worker_result = 0;
+
+    // Every Session the control thread allocated and the worker has not handed
+    // back yet; whatever is left is freed after the worker stops.
+    std::unordered_set<dataplane::Session*> sessions;
+    ControlCounters stats;
+    std::unique_ptr<ClientState> client;
+    std::unique_ptr<ServerState> server;
+    bool stopping = false;
+
+    Daemon();
+    ~Daemon();
+};
+
+// Runs the daemon in the foreground until SIGTERM/SIGINT. Returns the exit code.
+int run_daemon(proto::Role role, const proto::Config& cfg, const DaemonPaths& paths);
+
+// Shared helpers for the role engines.
+void send_command(Daemon& d, const dataplane::Command& cmd);
+dataplane::Session* new_session(Daemon& d);
+std::string format_addr(const sockaddr_in& a);
+void fill_random(void* buf, size_t len);
+uint64_t wall_clock_ns();
+
+// Client engine (client_handshake.cpp).
+void client_init(Daemon& d);
+void client_tick(Daemon& d, uint64_t now);
+void client_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now);
+
+// Server engine (server_sessions.cpp).
+void server_init(Daemon& d);
+void server_tick(Daemon& d, uint64_t now);
+void server_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now);
+void server_on_confirmed(Daemon& d, const dataplane::Event& ev);
+
+}  // namespace onebox

@@ -1,0 +1,2 @@
+#include "cli.h"
+int main(int argc, char** argv) { return onebox::run_cli(onebox::proto::Role::Client, argc, argv); }

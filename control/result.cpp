@@ -1,0 +1,13 @@
+// result.cpp — Status text.
+#include "result.h"
+
+#include <cstring>
+
+namespace onebox {
+
+std::string Status::message() const {
+    // strerror is thread-safe in glibc for valid errnos (it returns static strings).
+    return "Failed to " + what + ": " + std::strerror(err);
+}
+
+}  // namespace onebox

@@ -1,0 +1,178 @@
+// server_sessions.cpp — the server's side of the handshake and its table of
+// client sessions: who holds which tunnel address, when a session counts as
+// gone, and the log lines a person reads to see clients come and go.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "daemon.h"
+#include "server_sessions.h"
+#include "dataplane/worker.h"
+#include "log.h"
+
+namespace onebox {
+
+void server_init(Daemon& d) { d.server = std::make_unique<ServerState>(); }
+
+static uint64_t last_heard(const ServerEntry& e) {
+    uint64_t rx = e.session->last_rx_ns.load(std::memory_order_relaxed);
+    return rx > e.created ? rx : e.created;
+}
+
+static void forget(Daemon& d, uint32_t id, const char* why) {
+    ServerState& st = *d.server;
+    auto it = st.by_id.find(id);
+    if (it == st.by_id.end()) return;
+    const ServerEntry& e = it->second;
+    if (e.confirmed)
+        log::info("client session %08x (tunnel %s) removed: %s", id,
+                  proto::format_ipv4(e.tunnel_ip).c_str(), why);
+    auto owner = st.owner_of_ip.find(e.tunnel_ip);
+    if (owner != st.owner_of_ip.end() && owner->second == id) st.owner_of_ip.erase(owner);
+    st.by_id.erase(it);
+    send_command(d, {dataplane::Command::Kind::RemoveSession, nullptr, id});
+}
+
+static bool address_in_subnet(const proto::Config& cfg, uint32_t ip) {
+    uint32_t mask = cfg.tun.netmask;
+    uint32_t net = cfg.tun.ip & mask;
+    if ((ip & mask) != net) return false;
+    if (ip == cfg.tun.ip || ip == net || ip == (net | ~mask)) return false;
+    return true;
+}
+
+// Decides whether session `id` may have tunnel address `ip`, freeing the
+// address from a dead session if that is what holds it.
+static proto::RespStatus claim_address(Daemon& d, uint32_t id, uint32_t ip, uint64_t now,
+                                       const sockaddr_in& from) {
+    ServerState& st = *d.server;
+    if (!address_in_subnet(d.cfg, ip)) return proto::RespStatus::AddressRefused;
+    auto owner = st.owner_of_ip.find(ip);
+    if (owner != st.owner_of_ip.end() && owner->second != id) {
+        const ServerEntry& holder = st.by_id.at(owner->second);
+        if (now - last_heard(holder) < kClaimableAfter) {
+            log::warn("client %s (session %08x) asked for tunnel address %s, in use by session %08x "
+                      "from %s: refused",
+                      format_addr(from).c_str(), id, proto::format_ipv4(ip).c_str(), owner->second,
+                      format_addr(holder.addr).c_str());
+            return proto::RespStatus::AddressInUse;
+        }
+        forget(d, owner->second, "its address was claimed by a new session");
+    }
+    auto same = st.by_id.find(id);
+    if (same != st.by_id.end() && same->second.tunnel_ip != ip)
+        forget(d, id, "the client asked for another address");
+    if (st.by_id.find(id) == st.by_id.end() && st.by_id.size() >= d.cfg.max_clients)
+        return proto::RespStatus::ServerFull;
+    return proto::RespStatus::Ok;
+}
+
+static void send_resp(Daemon& d, const proto::RespMsg& resp, const proto::InitMsg& init,
+                      const sockaddr_in& to) {
+    uint8_t pkt[proto::kRespSize];
+    proto::write_resp(d.psk, resp, init.mac, pkt);
+    if (::sendto(d.udp.get(), pkt, sizeof pkt, 0, reinterpret_cast<const sockaddr*>(&to),
+                 sizeof to) < 0)
+        log::warn("Failed to send handshake response to %s: %s", format_addr(to).c_str(),
+                  std::strerror(errno));
+}
+
+static void log_rejection(RateLimitedLog& rl, uint64_t now, const sockaddr_in& from,
+                          const char* why) {
+    if (!rl.allow(now)) return;
+    if (rl.suppressed)
+        log::warn("handshake from %s rejected: %s (%llu more not logged)", format_addr(from).c_str(),
+                  why, static_cast<unsigned long long>(rl.suppressed));
+    else
+        log::warn("handshake from %s rejected: %s", format_addr(from).c_str(), why);
+    rl.suppressed = 0;
+}
+
+void server_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now) {
+    ServerState& st = *d.server;
+    proto::InitMsg init;
+    // MAC first: nothing else, above all no Diffie-Hellman, for a sender
+    // that does not know the key.
+    proto::HsError err = proto::read_init(d.psk, ev.bytes, ev.len, init);
+    if (err == proto::HsError::BadMac) {
+        ++d.stats.handshake_bad_mac;
+        return log_rejection(st.bad_mac_log, now, ev.from, "bad mac (wrong preshared key?)");
+    }
+    if (err != proto::HsError::Ok) {
+        ++d.stats.handshake_malformed;
+        return log_rejection(st.malformed_log, now, ev.from, proto::hs_error_name(err));
+    }
+    if (st.guard->accept(init) != proto::HsError::Ok) {
+        ++d.stats.handshake_replayed;
+        return log_rejection(st.replay_log, now, ev.from, "replayed");
+    }
+
+    proto::RespMsg resp;
+    resp.session_id = init.session_id;
+    resp.status = claim_address(d, init.session_id, init.tunnel_ip, now, ev.from);
+    uint8_t random[32];
+    fill_random(random, sizeof random);
+    proto::EphemeralKey eph = proto::ephemeral_from_random(random);
+    std::memset(random, 0, sizeof random);
+    std::memcpy(resp.eph_pub, eph.pub, sizeof eph.pub);
+    if (resp.status != proto::RespStatus::Ok) {
+        ++d.stats.handshake_refused;
+        return send_resp(d, resp, init, ev.from);
+    }
+
+    proto::SessionKeys keys;
+    if (proto::derive_session_keys(d.psk, eph, init.eph_pub, eph.pub, false, keys) !=
+        proto::HsError::Ok) {
+        ++d.stats.handshake_malformed;
+        return log_rejection(st.malformed_log, now, ev.from, "weak key");
+    }
+    send_resp(d, resp, init, ev.from);
+    ++d.stats.handshake_ok;
+
+    // The worker holds the keys as pending until the client's first sealed
+    // packet proves it has them too.
+    dataplane::Session* s = new_session(d);
+    s->id = init.session_id;
+    s->tunnel_ip = init.tunnel_ip;
+    s->peer = ev.from;
+    s->pending = keys;
+    s->has_pending = true;
+    send_command(d, {dataplane::Command::Kind::InstallSession, s, s->id});
+
+    auto it = st.by_id.find(init.session_id);
+    if (it == st.by_id.end()) {
+        st.by_id[init.session_id] = ServerEntry{s, init.tunnel_ip, ev.from, now, false};
+        st.owner_of_ip[init.tunnel_ip] = init.session_id;
+    } else {
+        it->second.addr = ev.from;  // rekey of a live session: the worker keeps its object
+    }
+    log::debug("handshake from %s accepted (session %08x)", format_addr(ev.from).c_str(),
+               init.session_id);
+}
+
+void server_on_confirmed(Daemon& d, const dataplane::Event& ev) {
+    auto it = d.server->by_id.find(ev.session_id);
+    if (it == d.server->by_id.end()) return;
+    ServerEntry& e = it->second;
+    bool first = !e.confirmed;
+    e.confirmed = true;
+    log::info("client %s session %08x %s (tunnel %s)", format_addr(e.addr).c_str(), ev.session_id,
+              first ? "connected" : "rekeyed", proto::format_ipv4(e.tunnel_ip).c_str());
+}
+
+void server_tick(Daemon& d, uint64_t now) {
+    ServerState& st = *d.server;
+    uint32_t expired[16];
+    unsigned n = 0;
+    for (auto& [id, e] : st.by_id) {
+        uint64_t silent = now - last_heard(e);
+        bool dead = e.confirmed ? silent > kIdleExpiry : now - e.created > kUnconfirmedExpiry;
+        if (dead && n < 16) expired[n++] = id;
+    }
+    for (unsigned i = 0; i < n; ++i) forget(d, expired[i], "silent too long");
+}
+
+}  // namespace onebox

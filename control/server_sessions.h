@@ -1,0 +1,50 @@
+// server_sessions.h — the server's table of client sessions (control thread only).
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "dataplane/session.h"
+#include "proto/handshake.h"
+
+namespace onebox {
+
+constexpr uint64_t kSec = 1'000'000'000;
+// A client sends a keepalive after 1 s of silence, so a session silent this
+// long belongs to a client that is gone (or restarted with a new session id):
+// its tunnel address may be claimed again.
+constexpr uint64_t kClaimableAfter = 3 * kSec;
+constexpr uint64_t kIdleExpiry = 180 * kSec;       // forget a silent session
+constexpr uint64_t kUnconfirmedExpiry = 10 * kSec; // a handshake nobody completed
+
+// At most one line per second per kind of rejection, with a count of what
+// was not logged: a flood must not flood the journal.
+struct RateLimitedLog {
+    uint64_t last = 0;
+    uint64_t suppressed = 0;
+    bool allow(uint64_t now) {
+        if (last != 0 && now - last < kSec) { ++suppressed; return false; }
+        last = now;
+        return true;
+    }
+};
+
+struct ServerEntry {
+    dataplane::Session* session = nullptr;  // the object the worker holds
+    uint32_t tunnel_ip = 0;
+    sockaddr_in addr{};
+    uint64_t created = 0;
+    bool confirmed = false;
+};
+
+struct ServerState {
+    std::unique_ptr<proto::InitGuard> guard = std::make_unique<proto::InitGuard>();
+    std::unordered_map<uint32_t, ServerEntry> by_id;
+    std::unordered_map<uint32_t, uint32_t> owner_of_ip;  // tunnel ip -> session id
+    RateLimitedLog bad_mac_log, replay_log, malformed_log;
+};
+
+}  // namespace onebox

@@ -1,0 +1,54 @@
+// channel.h — what the control thread and a worker say to each other.
+//
+// Commands flow control -> worker, events worker -> control, each through an
+// SPSC ring plus an eventfd to wake the other side. Nothing here is touched
+// per packet except the counters.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "counters.h"
+#include "proto/wire.h"
+#include "session.h"
+#include "spsc.h"
+
+namespace onebox::dataplane {
+
+struct Command {
+    enum class Kind : uint8_t {
+        InstallSession,  // session: a new session, or new pending keys for an existing id
+        RemoveSession,   // session_id: forget it (the worker hands the object back)
+    };
+    Kind kind = Kind::InstallSession;
+    Session* session = nullptr;
+    uint32_t session_id = 0;
+};
+
+struct Event {
+    enum class Kind : uint8_t {
+        Handshake,         // a handshake datagram for the control thread
+        SessionFree,       // the worker no longer references `session`: delete it
+        SessionConfirmed,  // the peer sent its first packet under new keys
+    };
+    Kind kind = Kind::Handshake;
+    Session* session = nullptr;
+    uint32_t session_id = 0;
+    sockaddr_in from{};
+    uint16_t len = 0;
+    uint8_t bytes[proto::kInitSize]{};
+};
+
+struct Channel {
+    SpscRing<Command, 256> commands;
+    SpscRing<Event, 1024> events;
+    Counters counters;
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> heartbeat{0};  // loop iterations; the watchdog reads it
+    int worker_wake_fd = -1;   // eventfd the worker's ring reads
+    int control_wake_fd = -1;  // eventfd the control loop polls
+};
+
+}  // namespace onebox::dataplane

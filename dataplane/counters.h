@@ -1,0 +1,63 @@
+// counters.h — per-worker statistics: written by one worker thread only,
+// read by the control thread at any time. No locks: each counter is an atomic
+// the worker updates with a relaxed load+store (it is the only writer), so the
+// packet path pays no locked instruction.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace onebox::dataplane {
+
+// Every drop reason is a counter. Names are what `stats:` lines print.
+#define ONEBOX_COUNTERS(X)                                                              \
+    X(tx_packets)           /* datagrams sent to the peer */                            \
+    X(tx_bytes)             /* inner bytes sent */                                      \
+    X(rx_packets)           /* inner packets delivered to the TUN */                    \
+    X(rx_bytes)             /* inner bytes delivered */                                 \
+    X(keepalive_tx)         /* keepalives sent */                                       \
+    X(keepalive_rx)         /* keepalives received */                                   \
+    X(drop_short)           /* datagram shorter than a header + tag */                  \
+    X(drop_bad_header)      /* bad version, type or reserved bits */                    \
+    X(drop_unknown_session) /* no session with that id */                               \
+    X(drop_bad_tag)         /* AEAD authentication failed */                            \
+    X(drop_replay)          /* sequence number seen before or too old */                \
+    X(drop_late)            /* arrived after the reorder buffer gave up on it */        \
+    X(drop_spoofed_source)  /* inner source is not the session's tunnel address */      \
+    X(drop_no_session)      /* nothing to send it on (no session / no route) */         \
+    X(drop_not_ipv4)        /* inner packet is not IPv4 */                              \
+    X(drop_handshake_queue) /* handshake message arrived while control was backed up */ \
+    X(drop_send_error)      /* the kernel refused a send */                             \
+    X(drop_tun_write)       /* the kernel refused a TUN write */                        \
+    X(no_buffer)            /* a receive could not be re-armed for want of a buffer */  \
+    X(handshake_rx)         /* handshake messages passed to the control thread */       \
+    X(reorder_held)         /* packets that waited in the reorder buffer */             \
+    X(reorder_timeouts)     /* gaps given up on after the gap timeout */                \
+    X(reorder_overflows)    /* gaps given up on because the buffer was full */          \
+    X(sessions_promoted)    /* sessions confirmed by their first sealed packet */
+
+enum class Counter : unsigned {
+#define ONEBOX_COUNTER_ENUM(name) name,
+    ONEBOX_COUNTERS(ONEBOX_COUNTER_ENUM)
+#undef ONEBOX_COUNTER_ENUM
+    count
+};
+
+inline constexpr const char* kCounterNames[] = {
+#define ONEBOX_COUNTER_NAME(name) #name,
+    ONEBOX_COUNTERS(ONEBOX_COUNTER_NAME)
+#undef ONEBOX_COUNTER_NAME
+};
+
+struct Counters {
+    std::atomic<uint64_t> values[unsigned(Counter::count)]{};
+
+    // Single writer: no read-modify-write instruction needed.
+    void add(Counter c, uint64_t n = 1) {
+        auto& v = values[unsigned(c)];
+        v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    uint64_t get(Counter c) const { return values[unsigned(c)].load(std::memory_order_relaxed); }
+};
+
+}  // namespace onebox::dataplane

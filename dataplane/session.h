@@ -1,0 +1,42 @@
+// session.h — one authenticated session as the data plane sees it.
+//
+// Created by the control thread after a handshake and handed to the owning
+// worker by a command; from then on only that worker touches it, except the
+// atomics that the control thread reads (last_rx_ns, confirmed). The control
+// thread deletes it only after the worker has handed it back.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "proto/aead.h"
+#include "proto/reorder.h"
+#include "proto/replay.h"
+
+namespace onebox::dataplane {
+
+struct Session {
+    uint32_t id = 0;
+    uint32_t tunnel_ip = 0;          // host order; the only inner source allowed (server)
+    sockaddr_in peer{};              // where to send (server: last authenticated source)
+
+    // Keys in use, and keys from a newer handshake that the peer has not yet
+    // confirmed. The server switches when a packet opens under `pending`, so a
+    // replayed handshake can never displace a working session.
+    proto::SessionKeys current;
+    proto::SessionKeys pending;
+    bool has_current = false;
+    bool has_pending = false;
+
+    uint64_t tx_seq = 0;             // next sequence number to send under `current`
+    proto::ReplayWindow replay;
+    proto::ReorderBuffer reorder;
+
+    uint64_t last_tx_ns = 0;         // worker-only: drives keepalives
+    std::atomic<uint64_t> last_rx_ns{0};   // last authenticated packet (control reads)
+    std::atomic<bool> confirmed{false};    // the peer has used the current keys
+};
+
+}  // namespace onebox::dataplane

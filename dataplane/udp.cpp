@@ -1,0 +1,54 @@
+#include "udp.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace onebox::dataplane {
+namespace {
+
+// Large socket buffers absorb bursts between two ring iterations. The FORCE
+// variants ignore rmem_max/wmem_max (we have CAP_NET_ADMIN); fall back to the
+// plain ones, which the kernel caps, if they are refused.
+void grow_buffers(int fd) {
+    int size = 4 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
+int fail(int fd) {
+    int err = errno;
+    ::close(fd);
+    return -err;
+}
+
+}  // namespace
+
+int open_client_socket(const sockaddr_in& server, uint32_t fwmark) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark) < 0) return fail(fd);
+    grow_buffers(fd);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof server) < 0)
+        return fail(fd);
+    return fd;
+}
+
+int open_server_socket(uint32_t addr_host_order, uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    grow_buffers(fd);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(addr_host_order);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) < 0) return fail(fd);
+    return fd;
+}
+
+}  // namespace onebox::dataplane

@@ -1,0 +1,521 @@
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <unordered_map>
+
+#include "buffers.h"
+
+namespace onebox::dataplane {
+
+uint64_t now_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+}
+
+namespace {
+
+using proto::kHeaderSize;
+
+// What a completion is for: the operation in the high 32 bits of user_data,
+// the buffer index in the low 32.
+enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpSend, Wake };
+
+uint64_t make_tag(Op op, uint32_t idx) { return uint64_t(op) << 32 | idx; }
+Op tag_op(uint64_t tag) { return Op(tag >> 32); }
+uint32_t tag_index(uint64_t tag) { return uint32_t(tag); }
+
+constexpr uint64_t kTimerPeriodNs = 5'000'000;     // keepalive / expiry pass
+constexpr uint64_t kMaxWaitNs = 100'000'000;        // wake at least this often
+
+struct Worker {
+    const WorkerConfig& cfg;
+    Channel& ch;
+    Counters& counters;
+    io_uring ring{};
+    BufferPool pool;
+
+    Session* client_session = nullptr;                 // client role
+    std::unordered_map<uint32_t, Session*> by_id;       // server role
+    std::unordered_map<uint32_t, Session*> by_ip;       // server role, confirmed only
+
+    unsigned tun_reads_armed = 0;
+    unsigned udp_recvs_armed = 0;
+    uint64_t wake_value = 0;
+    bool events_pending = false;
+    uint64_t now = 0;
+    uint64_t next_timer = 0;
+    uint64_t next_reorder_deadline = UINT64_MAX;
+    proto::ReorderEntry released[proto::kReorderCapacity + 1];
+
+    Worker(const WorkerConfig& c, Channel& channel)
+        : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers) {}
+    ~Worker() { io_uring_queue_exit(&ring); }
+
+    bool is_server() const { return cfg.role == proto::Role::Server; }
+
+    // ---- submission helpers -------------------------------------------------
+
+    io_uring_sqe* sqe() {
+        io_uring_sqe* s = io_uring_get_sqe(&ring);
+        if (!s) {  // SQ full: hand what we have to the kernel and take a slot
+            io_uring_submit(&ring);
+            s = io_uring_get_sqe(&ring);
+        }
+        return s;
+    }
+
+    bool arm_tun_read() {
+        uint32_t idx = pool.get();
+        if (idx == kNoBuffer) return false;
+        io_uring_sqe* s = sqe();
+        // Read at kHeaderSize: the header goes in front without a copy.
+        io_uring_prep_read(s, cfg.tun_fd, pool.data(idx) + kHeaderSize, proto::kMaxInnerPacket, 0);
+        io_uring_sqe_set_data64(s, make_tag(Op::TunRead, idx));
+        ++tun_reads_armed;
+        return true;
+    }
+
+    bool arm_udp_recv() {
+        uint32_t idx = pool.get();
+        if (idx == kNoBuffer) return false;
+        io_uring_sqe* s = sqe();
+        if (is_server()) {
+            BufferMeta& m = pool.meta[idx];
+            m.iov = {pool.data(idx), kBufferSize};
+            m.msg = {};
+            m.msg.msg_name = &m.addr;
+            m.msg.msg_namelen = sizeof m.addr;
+            m.msg.msg_iov = &m.iov;
+            m.msg.msg_iovlen = 1;
+            io_uring_prep_recvmsg(s, cfg.udp_fd, &m.msg, 0);
+        } else {
+            io_uring_prep_recv(s, cfg.udp_fd, pool.data(idx), kBufferSize, 0);
+        }
+        io_uring_sqe_set_data64(s, make_tag(Op::UdpRecv, idx));
+        ++udp_recvs_armed;
+        return true;
+    }
+
+    void arm_wake() {
+        io_uring_sqe* s = sqe();
+        io_uring_prep_read(s, ch.worker_wake_fd, &wake_value, sizeof wake_value, 0);
+        io_uring_sqe_set_data64(s, make_tag(Op::Wake, 0));
+    }
+
+    // Keeps the configured number of receives in flight. Receives are re-armed
+    // here rather than in their completion handler so a buffer shortage only
+    // delays them until buffers come back.
+    void refill_receives() {
+        while (udp_recvs_armed < cfg.udp_recv_depth) {
+            if (!arm_udp_recv()) { counters.add(Counter::no_buffer); break; }
+        }
+        while (tun_reads_armed < cfg.tun_read_depth) {
+            if (!arm_tun_read()) { counters.add(Counter::no_buffer); break; }
+        }
+    }
+
+    void send_datagram(Session* s, uint32_t idx, size_t len) {
+        io_uring_sqe* q = sqe();
+        if (is_server()) {
+            BufferMeta& m = pool.meta[idx];
+            m.addr = s->peer;
+            m.iov = {pool.data(idx), len};
+            m.msg = {};
+            m.msg.msg_name = &m.addr;
+            m.msg.msg_namelen = sizeof m.addr;
+            m.msg.msg_iov = &m.iov;
+            m.msg.msg_iovlen = 1;
+            io_uring_prep_sendmsg(q, cfg.udp_fd, &m.msg, 0);
+        } else {
+            io_uring_prep_send(q, cfg.udp_fd, pool.data(idx), len, 0);
+        }
+        io_uring_sqe_set_data64(q, make_tag(Op::UdpSend, idx));
+    }
+
+    void write_tun(uint32_t idx, size_t len) {
+        io_uring_sqe* q = sqe();
+        io_uring_prep_write(q, cfg.tun_fd, pool.data(idx) + kHeaderSize, unsigned(len), 0);
+        io_uring_sqe_set_data64(q, make_tag(Op::TunWrite, idx));
+    }
+
+    void drop(uint32_t idx, Counter reason) {
+        counters.add(reason);
+        pool.put(idx);
+    }
+
+    // ---- sending (TUN -> network) -------------------------------------------
+
+    void seal_and_send(Session* s, uint32_t idx, size_t payload_len, proto::PacketType type) {
+        proto::Header h{type, proto::kProtocolVersion, s->id, s->tx_seq++};
+        size_t n = proto::seal_in_place(s->current.send, h, pool.data(idx), payload_len);
+        send_datagram(s, idx, n);
+        s->last_tx_ns = now;
+    }
+
+    void send_keepalive(Session* s) {
+        uint32_t idx = pool.get();
+        if (idx == kNoBuffer) { counters.add(Counter::no_buffer); return; }
+        seal_and_send(s, idx, 0, proto::PacketType::Keepalive);
+        counters.add(Counter::keepalive_tx);
+    }
+
+    Session* session_for_outbound(const uint8_t* ip) {
+        if (!is_server()) return client_session;
+        uint32_t dst = proto::get_be32(ip + 16);
+        auto it = by_ip.find(dst);
+        return it == by_ip.end() ? nullptr : it->second;
+    }
+
+    void on_tun_read(uint32_t idx, int res) {
+        --tun_reads_armed;
+        if (res <= 0) { pool.put(idx); return; }  // -EAGAIN etc.: just re-arm
+        const uint8_t* ip = pool.data(idx) + kHeaderSize;
+        if (res < 20 || (ip[0] >> 4) != 4) return drop(idx, Counter::drop_not_ipv4);
+        Session* s = session_for_outbound(ip);
+        if (!s || !s->has_current) return drop(idx, Counter::drop_no_session);
+        seal_and_send(s, idx, size_t(res), proto::PacketType::Data);
+        counters.add(Counter::tx_packets);
+        counters.add(Counter::tx_bytes, uint64_t(res));
+    }
+
+    // ---- receiving (network -> TUN) -----------------------------------------
+
+    void deliver(const proto::ReorderEntry* entries, size_t n) {
+        for (size_t i = 0; i < n; ++i) {
+            uint32_t idx = entries[i].handle;
+            uint32_t len = pool.meta[idx].len;
+            if (len == 0) { pool.put(idx); continue; }  // keepalive or refused packet
+            write_tun(idx, len);
+            counters.add(Counter::rx_packets);
+            counters.add(Counter::rx_bytes, len);
+        }
+    }
+
+    void forward_handshake(uint32_t idx, int len, const sockaddr_in& from) {
+        Event ev;
+        ev.kind = Event::Kind::Handshake;
+        ev.from = from;
+        ev.len = uint16_t(std::min<int>(len, int(sizeof ev.bytes)));
+        std::memcpy(ev.bytes, pool.data(idx), ev.len);
+        pool.put(idx);
+        if (len > int(sizeof ev.bytes) || !ch.events.push(ev)) {
+            counters.add(Counter::drop_handshake_queue);
+            return;
+        }
+        counters.add(Counter::handshake_rx);
+        events_pending = true;
+    }
+
+    Session* find_session(uint32_t id) {
+        if (!is_server()) return client_session && client_session->id == id ? client_session : nullptr;
+        auto it = by_id.find(id);
+        return it == by_id.end() ? nullptr : it->second;
+    }
+
+    // A packet opened under the pending keys: the peer has the new keys, so
+    // switch to them and start the new key's sequence space afresh.
+    void promote(Session* s) {
+        size_t n = s->reorder.drain(released);
+        deliver(released, n);
+        s->current = s->pending;
+        s->pending.wipe();
+        s->has_current = true;
+        s->has_pending = false;
+        s->tx_seq = 0;
+        s->replay = proto::ReplayWindow{};
+        uint64_t gap = s->reorder.gap_timeout_ns;
+        s->reorder = proto::ReorderBuffer{};
+        s->reorder.gap_timeout_ns = gap;
+        s->confirmed.store(true, std::memory_order_release);
+        if (is_server()) by_ip[s->tunnel_ip] = s;
+        counters.add(Counter::sessions_promoted);
+        Event ev;
+        ev.kind = Event::Kind::SessionConfirmed;
+        ev.session = s;
+        ev.session_id = s->id;
+        if (ch.events.push(ev)) events_pending = true;
+    }
+
+    // Opens the datagram under the current keys, or else the pending ones
+    // (promoting the session). Returns false with the drop counted.
+    bool open_for_session(Session* s, const proto::Header& h, uint8_t* pkt, size_t len,
+                          size_t* payload_len) {
+        proto::ReplayVerdict verdict = proto::ReplayVerdict::TooOld;
+        if (s->has_current) {
+            verdict = s->replay.check(h.seq);
+            if (verdict == proto::ReplayVerdict::Fresh &&
+                proto::open_in_place(s->current.recv, h, pkt, len, payload_len))
+                return true;
+        }
+        if (s->has_pending && proto::open_in_place(s->pending.recv, h, pkt, len, payload_len)) {
+            promote(s);
+            return true;
+        }
+        bool replayed = s->has_current && verdict != proto::ReplayVerdict::Fresh;
+        counters.add(replayed ? Counter::drop_replay : Counter::drop_bad_tag);
+        return false;
+    }
+
+    // The server accepts from a session only packets whose source is the
+    // session's own tunnel address, so one client cannot speak for another.
+    bool inner_source_allowed(const Session* s, const uint8_t* ip, size_t len) const {
+        if (!is_server()) return true;
+        if (len < 20 || (ip[0] >> 4) != 4) return false;
+        return proto::get_be32(ip + 12) == s->tunnel_ip;
+    }
+
+    void on_sealed(uint32_t idx, size_t len, const proto::Header& h, const sockaddr_in& from) {
+        if (len < proto::kDataOverhead) return drop(idx, Counter::drop_short);
+        Session* s = find_session(h.session_id);
+        if (!s) return drop(idx, Counter::drop_unknown_session);
+        uint8_t* pkt = pool.data(idx);
+        size_t payload = 0;
+        if (!open_for_session(s, h, pkt, len, &payload)) return pool.put(idx);
+        s->replay.commit(h.seq);
+        s->last_rx_ns.store(now, std::memory_order_relaxed);
+        if (is_server()) s->peer = from;  // follow NAT rebinding / roaming
+
+        uint32_t deliver_len = uint32_t(payload);
+        if (h.type == proto::PacketType::Keepalive || payload == 0) {
+            counters.add(Counter::keepalive_rx);
+            deliver_len = 0;
+        } else if (!inner_source_allowed(s, pkt + kHeaderSize, payload)) {
+            counters.add(Counter::drop_spoofed_source);
+            deliver_len = 0;  // still consumes its sequence number in the reorder buffer
+        }
+        pool.meta[idx].len = deliver_len;
+
+        size_t n = 0;
+        auto verdict = s->reorder.insert(h.seq, idx, now, released, &n);
+        if (verdict == proto::ReorderBuffer::Insert::Late) return drop(idx, Counter::drop_late);
+        if (verdict == proto::ReorderBuffer::Insert::Held) {
+            counters.add(Counter::reorder_held);
+            next_reorder_deadline = std::min(next_reorder_deadline, now + s->reorder.gap_timeout_ns);
+        }
+        deliver(released, n);
+    }
+
+    void on_udp_recv(uint32_t idx, int res) {
+        --udp_recvs_armed;
+        if (res < 0) { pool.put(idx); return; }  // e.g. ECONNREFUSED while the server is down
+        size_t len = size_t(res);
+        const sockaddr_in& from = pool.meta[idx].addr;
+        proto::Header h{};
+        switch (proto::read_header(pool.data(idx), len, h)) {
+        case proto::HeaderError::Ok: break;
+        case proto::HeaderError::Short: return drop(idx, Counter::drop_short);
+        default: return drop(idx, Counter::drop_bad_header);
+        }
+        switch (h.type) {
+        case proto::PacketType::HandshakeInit:
+            if (!is_server()) return drop(idx, Counter::drop_bad_header);
+            return forward_handshake(idx, res, from);
+        case proto::PacketType::HandshakeResp:
+            if (is_server()) return drop(idx, Counter::drop_bad_header);
+            return forward_handshake(idx, res, from);
+        case proto::PacketType::Data:
+        case proto::PacketType::Keepalive:
+            return on_sealed(idx, len, h, from);
+        }
+    }
+
+    // ---- commands from the control thread ------------------------------------
+
+    void hand_back(Session* s) {
+        size_t n = s->reorder.drain(released);
+        deliver(released, n);
+        Event ev;
+        ev.kind = Event::Kind::SessionFree;
+        ev.session = s;
+        ev.session_id = s->id;
+        // If the ring is full the control thread still frees it at exit.
+        if (ch.events.push(ev)) events_pending = true;
+    }
+
+    void install_session(Session* fresh) {
+        fresh->reorder.gap_timeout_ns = cfg.reorder_gap_ns;
+        if (!is_server()) {
+            // The client trusts new keys as soon as the server answered; its
+            // first keepalive (sent at once) confirms them to the server.
+            Session* old = client_session;
+            client_session = fresh;
+            fresh->last_tx_ns = 0;
+            if (old) hand_back(old);
+            send_keepalive(fresh);
+            return;
+        }
+        auto it = by_id.find(fresh->id);
+        if (it == by_id.end()) {
+            by_id.emplace(fresh->id, fresh);
+            return;
+        }
+        // A new handshake for a live session: keep serving the old keys until
+        // the client proves it has the new ones.
+        Session* live = it->second;
+        live->pending = fresh->pending;
+        live->has_pending = true;
+        hand_back(fresh);
+    }
+
+    void remove_session(uint32_t id) {
+        if (!is_server()) {
+            if (client_session && client_session->id == id) {
+                hand_back(client_session);
+                client_session = nullptr;
+            }
+            return;
+        }
+        auto it = by_id.find(id);
+        if (it == by_id.end()) return;
+        Session* s = it->second;
+        by_id.erase(it);
+        auto ip = by_ip.find(s->tunnel_ip);
+        if (ip != by_ip.end() && ip->second == s) by_ip.erase(ip);
+        hand_back(s);
+    }
+
+    void on_wake() {
+        Command cmd;
+        while (ch.commands.pop(cmd)) {
+            if (cmd.kind == Command::Kind::InstallSession) install_session(cmd.session);
+            else remove_session(cmd.session_id);
+        }
+        arm_wake();
+    }
+
+    // ---- timers ---------------------------------------------------------------
+
+    void tick_session(Session* s) {
+        size_t n = s->reorder.expire(now, released);
+        deliver(released, n);
+        next_reorder_deadline = std::min(next_reorder_deadline, s->reorder.next_deadline());
+        // The server speaks only to confirmed sessions; both sides keep an idle
+        // session alive so the peer can tell silence from death.
+        bool may_send = s->has_current && (!is_server() || s->confirmed.load(std::memory_order_relaxed));
+        if (may_send && now - s->last_tx_ns >= cfg.keepalive_ns) send_keepalive(s);
+    }
+
+    void run_timers() {
+        next_reorder_deadline = UINT64_MAX;
+        if (client_session) tick_session(client_session);
+        for (auto& [id, s] : by_id) tick_session(s);
+        next_timer = now + kTimerPeriodNs;
+    }
+
+    void publish_reorder_stats() {
+        uint64_t timeouts = 0, overflows = 0;
+        if (client_session) {
+            timeouts += client_session->reorder.timeouts;
+            overflows += client_session->reorder.overflows;
+        }
+        for (auto& [id, s] : by_id) {
+            timeouts += s->reorder.timeouts;
+            overflows += s->reorder.overflows;
+        }
+        // Sessions come and go; publish the live sum as a gauge-like total.
+        counters.values[unsigned(Counter::reorder_timeouts)].store(timeouts, std::memory_order_relaxed);
+        counters.values[unsigned(Counter::reorder_overflows)].store(overflows, std::memory_order_relaxed);
+    }
+
+    // ---- the loop -------------------------------------------------------------
+
+    void on_completion(const io_uring_cqe* cqe) {
+        uint64_t tag = io_uring_cqe_get_data64(cqe);
+        uint32_t idx = tag_index(tag);
+        switch (tag_op(tag)) {
+        case Op::TunRead: on_tun_read(idx, cqe->res); break;
+        case Op::UdpRecv: on_udp_recv(idx, cqe->res); break;
+        case Op::UdpSend:
+            if (cqe->res < 0) counters.add(Counter::drop_send_error);
+            pool.put(idx);
+            break;
+        case Op::TunWrite:
+            if (cqe->res < 0) counters.add(Counter::drop_tun_write);
+            pool.put(idx);
+            break;
+        case Op::Wake: on_wake(); break;
+        }
+    }
+
+    uint64_t wait_budget() const {
+        uint64_t deadline = std::min(next_timer, next_reorder_deadline);
+        if (deadline <= now) return 0;
+        return std::min(deadline - now, kMaxWaitNs);
+    }
+
+    int setup() {
+        io_uring_params params{};
+        params.flags = IORING_SETUP_CQSIZE;
+        // Every in-flight operation owns a buffer (plus the wake read), so a
+        // completion queue larger than the pool can never overflow.
+        params.cq_entries = 1;
+        while (params.cq_entries < pool.count + 2) params.cq_entries <<= 1;
+        int r = io_uring_queue_init_params(1024, &ring, &params);
+        if (r < 0) return r;
+        arm_wake();
+        return 0;
+    }
+
+    void loop() {
+        now = now_ns();
+        next_timer = now;
+        while (!ch.stop.load(std::memory_order_relaxed)) {
+            refill_receives();
+            uint64_t budget = wait_budget();
+            __kernel_timespec ts{int64_t(budget / 1'000'000'000u), int64_t(budget % 1'000'000'000u)};
+            io_uring_cqe* first = nullptr;
+            io_uring_submit_and_wait_timeout(&ring, &first, budget ? 1 : 0, &ts, nullptr);
+            now = now_ns();
+            unsigned head, seen = 0;
+            io_uring_cqe* cqe;
+            io_uring_for_each_cqe(&ring, head, cqe) {
+                on_completion(cqe);
+                ++seen;
+            }
+            io_uring_cq_advance(&ring, seen);
+            if (now >= next_timer || now >= next_reorder_deadline) {
+                run_timers();
+                publish_reorder_stats();
+            }
+            if (events_pending) {
+                uint64_t one = 1;
+                [[maybe_unused]] ssize_t w = ::write(ch.control_wake_fd, &one, sizeof one);
+                events_pending = false;
+            }
+            ch.heartbeat.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+};
+
+void pin_to_cpu(int cpu) {
+    if (cpu < 0) cpu = sched_getcpu();
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+}  // namespace
+
+int run_worker(const WorkerConfig& cfg, Channel& channel) {
+    pin_to_cpu(cfg.cpu);
+    Worker w(cfg, channel);
+    int r = w.setup();
+    if (r < 0) return r;
+    w.loop();
+    return 0;
+}
+
+}  // namespace onebox::dataplane

@@ -1,0 +1,37 @@
+// worker.h — one data-plane worker: a thread that owns an io_uring, a buffer
+// pool, the TUN fd and the UDP socket, and moves packets between them.
+//
+// Steady state per loop iteration: one io_uring_enter that submits every
+// queued read/write/send and waits for completions (or the next timer), then
+// a pass over the batch of completions. No allocation, no lock, no other
+// syscall per packet.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "channel.h"
+#include "proto/config.h"
+
+namespace onebox::dataplane {
+
+struct WorkerConfig {
+    proto::Role role = proto::Role::Client;
+    int tun_fd = -1;
+    int udp_fd = -1;               // client: connected; server: bound
+    uint32_t buffers = 4096;       // packet buffers in the pool
+    unsigned tun_read_depth = 64;  // TUN reads kept in flight
+    unsigned udp_recv_depth = 64;  // UDP receives kept in flight
+    int cpu = -1;                  // core to pin to; -1 = the one we start on
+    uint64_t keepalive_ns = 1'000'000'000;      // send one after this much silence
+    uint64_t reorder_gap_ns = 50'000'000;       // give up on a gap after this long
+};
+
+// Runs the worker loop on the calling thread until channel.stop is set.
+// Returns 0, or -errno if the ring could not be set up (logged by the caller).
+int run_worker(const WorkerConfig& cfg, Channel& channel);
+
+// Monotonic clock in nanoseconds (the time value passed into proto/).
+uint64_t now_ns();
+
+}  // namespace onebox::dataplane

@@ -1,0 +1,66 @@
+// config.h — the configuration model and its parser (pure: text in, struct or
+// one error out). control/config.cpp reads the file and calls parse_config.
+//
+// Format: INI as read by inih, compatible with the seed's config.toml examples:
+//   [client] server_address, server_port, preshared_key, log_level
+//   [client.tun] name, ip, netmask, mtu
+//   [server] listen_address, listen_port, preshared_key, log_level
+//   [server.tun] name, ip, netmask, mtu
+// Values may be "double-quoted". preshared_key/log_level may also appear at the
+// top level (before any section), as in the seed's schema diagram.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace onebox::proto {
+
+enum class Role : uint8_t { Client, Server };
+enum class LogLevel : uint8_t { Error, Warn, Info, Debug };
+
+struct TunConfig {
+    std::string name = "onebox0";
+    uint32_t ip = 0;           // host byte order
+    uint32_t netmask = 0;      // host byte order, contiguous
+    unsigned mtu = 0;          // 0 = default (kDefaultTunMtu)
+};
+
+struct Config {
+    Role role = Role::Client;
+    std::string preshared_key;  // required, at least 8 characters
+    LogLevel log_level = LogLevel::Info;
+    TunConfig tun;
+    // client
+    std::string server_address;  // IPv4 literal or host name (resolved by control/)
+    uint16_t server_port = 0;
+    uint32_t fwmark = 0x6f6e;    // [client] fwmark: marks our own UDP so it bypasses the tunnel
+    uint32_t route_table = 0x6f6e;  // [client] route_table: table holding the tunnel default route
+    bool masquerade_lan = true;  // [client] masquerade_lan: NAT LAN hosts to the tunnel address
+    // server
+    uint32_t listen_address = 0; // host byte order; 0 = any
+    uint16_t listen_port = 0;
+    unsigned max_clients = 256;  // [server] max_clients
+    bool masquerade = true;      // [server] masquerade: NAT the tunnel subnet to the internet
+    std::string nat_interface;   // [server] nat_interface: restrict masquerade to this interface
+};
+
+struct ConfigError {
+    bool ok = true;
+    unsigned line = 0;     // 0 when not tied to a line (e.g. missing key)
+    std::string key;       // "section.key", or empty
+    std::string message;   // human-readable, no trailing period
+};
+
+// Parses text as a config for `role`. Defaults for the tunnel follow the seed:
+// server onebox0 10.0.0.1/24, client onebox0 10.0.0.2/24. A section for the
+// other role is an error ("this is a server config").
+ConfigError parse_config(std::string_view text, Role role, Config& out);
+
+// "10.0.0.2" -> host-order uint32. False on anything that is not a dotted quad.
+bool parse_ipv4(std::string_view s, uint32_t& out);
+std::string format_ipv4(uint32_t host_order);
+// Prefix length of a contiguous netmask, or -1.
+int netmask_prefix(uint32_t netmask);
+
+}  // namespace onebox::proto

@@ -1,0 +1,27 @@
+// replay.h — sliding anti-replay window over 64-bit sequence numbers.
+//
+// Tracks kReplayWindow sequence numbers behind the highest one seen (a bitmap
+// of 64-bit words used as a ring, like RFC 6479). check() is called before the
+// AEAD is opened (cheap reject), commit() only after the tag verified, so a
+// forged packet can never move the window.
+#pragma once
+
+#include <cstdint>
+
+#include "wire.h"
+
+namespace onebox::proto {
+
+enum class ReplayVerdict : uint8_t { Fresh, Duplicate, TooOld };
+
+struct ReplayWindow {
+    static constexpr unsigned kWords = kReplayWindow / 64 + 1;
+    uint64_t top = 0;          // highest committed sequence number
+    bool any = false;          // false until the first commit
+    uint64_t bits[kWords]{};
+
+    ReplayVerdict check(uint64_t seq) const;
+    void commit(uint64_t seq);  // seq must have passed check()
+};
+
+}  // namespace onebox::proto

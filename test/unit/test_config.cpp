@@ -1,0 +1,337 @@
+// test_config.cpp — the config parser (proto/config.cpp) and file loading
+// (control/config.cpp).
+#include <doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "control/config.h"
+#include "proto/config.h"
+
+using onebox::proto::Config;
+using onebox::proto::ConfigError;
+using onebox::proto::LogLevel;
+using onebox::proto::Role;
+using onebox::proto::parse_config;
+
+namespace {
+
+const char* const kSeedClient = R"([client]
+server_address = "your-server-ip.com"
+server_port = 8080
+preshared_key = "your-secure-preshared-key"
+log_level = "info"
+
+[client.tun]
+name = "onebox0"
+ip = "10.0.0.2"
+netmask = "255.255.255.0"
+)";
+
+const char* const kSeedServer = R"([server]
+listen_address = "0.0.0.0"
+listen_port = 8080
+preshared_key = "your-secure-preshared-key"
+log_level = "info"
+
+[server.tun]
+name = "onebox0"
+ip = "10.0.0.1"
+netmask = "255.255.255.0"
+)";
+
+// Smallest valid configs; bad-config cases append to these.
+const char* const kMinClient = "[client]\nserver_address = 1.2.3.4\nserver_port = 1\npreshared_key = 12345678\n";
+const char* const kMinServer = "[server]\nlisten_port = 1\npreshared_key = 12345678\n";
+
+uint32_t ip(const char* s) {
+    uint32_t v = 0;
+    REQUIRE(onebox::proto::parse_ipv4(s, v));
+    return v;
+}
+
+std::filesystem::path source_root() {
+    // __FILE__ is test/unit/test_config.cpp, absolute under CMake.
+    return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+}
+
+}  // namespace
+
+TEST_CASE("seed client config loads as written") {
+    Config c;
+    const ConfigError e = parse_config(kSeedClient, Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.role == Role::Client);
+    CHECK(c.server_address == "your-server-ip.com");
+    CHECK(c.server_port == 8080);
+    CHECK(c.preshared_key == "your-secure-preshared-key");
+    CHECK(c.log_level == LogLevel::Info);
+    CHECK(c.tun.name == "onebox0");
+    CHECK(c.tun.ip == ip("10.0.0.2"));
+    CHECK(c.tun.netmask == ip("255.255.255.0"));
+    CHECK(c.tun.mtu == 0);
+}
+
+TEST_CASE("seed server config loads as written") {
+    Config c;
+    const ConfigError e = parse_config(kSeedServer, Role::Server, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.role == Role::Server);
+    CHECK(c.listen_address == 0);
+    CHECK(c.listen_port == 8080);
+    CHECK(c.preshared_key == "your-secure-preshared-key");
+    CHECK(c.tun.name == "onebox0");
+    CHECK(c.tun.ip == ip("10.0.0.1"));
+    CHECK(c.tun.netmask == ip("255.255.255.0"));
+}
+
+TEST_CASE("defaults") {
+    Config c;
+    REQUIRE(parse_config(kMinClient, Role::Client, c).ok);
+    CHECK(c.tun.name == "onebox0");
+    CHECK(c.tun.ip == ip("10.0.0.2"));
+    CHECK(c.tun.netmask == ip("255.255.255.0"));
+    CHECK(c.tun.mtu == 0);
+    CHECK(c.log_level == LogLevel::Info);
+    CHECK(c.fwmark == 0x6f6e);
+    CHECK(c.route_table == 0x6f6e);
+    CHECK(c.masquerade_lan);
+
+    Config s;
+    REQUIRE(parse_config(kMinServer, Role::Server, s).ok);
+    CHECK(s.tun.name == "onebox0");
+    CHECK(s.tun.ip == ip("10.0.0.1"));
+    CHECK(s.tun.netmask == ip("255.255.255.0"));
+    CHECK(s.listen_address == 0);
+    CHECK(s.max_clients == 256);
+    CHECK(s.masquerade);
+    CHECK(s.nat_interface.empty());
+}
+
+TEST_CASE("every key, comments, quoting and top-level keys") {
+    const char* text =
+        "\xEF\xBB\xBF# leading comment\r\n"
+        "preshared_key = \"a \\\"quoted\\\" key; with # signs\"  # trailing comment\r\n"
+        "log_level = debug ; inline\r\n"
+        "\n"
+        "  [ client ]   # section comment\n"
+        "server_address = vpn-1.example.org\n"
+        "server_port = \"65535\"\n"
+        "fwmark = 0xCAFE\n"
+        "route_table = 1000\n"
+        "masquerade_lan = false\n"
+        "[client.tun]\n"
+        "name = tun-ob.1\n"
+        "ip = 192.168.7.9\n"
+        "netmask = 255.255.0.0\n"
+        "mtu = 576\n";
+    Config c;
+    const ConfigError e = parse_config(text, Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.preshared_key == "a \"quoted\" key; with # signs");
+    CHECK(c.log_level == LogLevel::Debug);
+    CHECK(c.server_address == "vpn-1.example.org");
+    CHECK(c.server_port == 65535);
+    CHECK(c.fwmark == 0xcafe);
+    CHECK(c.route_table == 1000);
+    CHECK_FALSE(c.masquerade_lan);
+    CHECK(c.tun.name == "tun-ob.1");
+    CHECK(c.tun.ip == ip("192.168.7.9"));
+    CHECK(c.tun.netmask == ip("255.255.0.0"));
+    CHECK(c.tun.mtu == 576);
+
+    const char* server =
+        "[server]\nlisten_address = 192.0.2.1\nlisten_port = 51820\npreshared_key = 'single'quotes'\n"
+        "max_clients = 10\nmasquerade = false\nnat_interface = eth0\nlog_level = error\n"
+        "[server.tun]\nip = 10.9.0.1\nnetmask = 255.255.255.252\nmtu = 1500\n";
+    Config s;
+    const ConfigError se = parse_config(server, Role::Server, s);
+    REQUIRE_MESSAGE(se.ok, se.line << " " << se.key << ": " << se.message);
+    CHECK(s.listen_address == ip("192.0.2.1"));
+    CHECK(s.listen_port == 51820);
+    CHECK(s.preshared_key == "'single'quotes'");  // only double quotes are special
+    CHECK(s.max_clients == 10);
+    CHECK_FALSE(s.masquerade);
+    CHECK(s.nat_interface == "eth0");
+    CHECK(s.log_level == LogLevel::Error);
+    CHECK(s.tun.netmask == ip("255.255.255.252"));
+    CHECK(s.tun.mtu == 1500);
+}
+
+TEST_CASE("a failed parse leaves the output alone") {
+    Config c;
+    c.server_address = "untouched";
+    CHECK_FALSE(parse_config("[client]\nserver_port = 0\n", Role::Client, c).ok);
+    CHECK(c.server_address == "untouched");
+}
+
+TEST_CASE("bad configs: line, key and message") {
+    struct Case {
+        Role role;
+        std::string text;
+        unsigned line;
+        const char* key;
+        const char* message;  // substring
+    };
+    const std::string cl = kMinClient;  // 4 lines; appended text starts on line 5
+    const std::string sv = kMinServer;  // 3 lines
+    const Case cases[] = {
+        {Role::Client, cl + "bogus = 1\n", 5, "client.bogus", "unknown key"},
+        {Role::Client, cl + "[client.tun]\ncolour = red\n", 6, "client.tun.colour", "unknown key"},
+        {Role::Client, cl + "listen_port = 9\n", 5, "client.listen_port", "server setting"},
+        {Role::Client, "hello = 1\n" + cl, 1, "hello", "unknown key"},
+        {Role::Client, cl + "[clients]\n", 5, "", "unknown section [clients]"},
+        {Role::Client, cl + "[server]\n", 5, "", "belongs in a server config"},
+        {Role::Server, sv + "[client.tun]\n", 4, "", "belongs in a client config"},
+        {Role::Client, cl + "[client\n", 5, "", "missing ']'"},
+        {Role::Client, cl + "just words\n", 5, "", "expected key = value"},
+        {Role::Client, cl + " = 5\n", 5, "", "missing key"},
+        {Role::Client, cl + "server_port = 2\n", 5, "client.server_port", "duplicate key (already set on line 3)"},
+        {Role::Client, "preshared_key = abcdefgh\n" + cl, 5, "client.preshared_key", "duplicate key (already set on line 1)"},
+        {Role::Client, cl + "[client.tun]\nip = 10.0.0.3\nip = 10.0.0.4\n", 7, "client.tun.ip", "duplicate key"},
+        {Role::Client, "[client]\nserver_address = 1.2.3.4\nserver_port = 70000\n", 3, "client.server_port",
+         "port 70000 out of range (1-65535)"},
+        {Role::Client, "[client]\nserver_port = 0\n", 2, "client.server_port", "out of range"},
+        {Role::Client, "[client]\nserver_port = 99999999999999999999999\n", 2, "client.server_port", "out of range"},
+        {Role::Client, "[client]\nserver_port = 80x\n", 2, "client.server_port", "not a number"},
+        {Role::Client, "[client]\nserver_port = -1\n", 2, "client.server_port", "not a number"},
+        {Role::Server, "[server]\nlisten_port = \"\"\n", 2, "server.listen_port", "empty value"},
+        {Role::Client, "[client]\nserver_address = 10.0.0.256\n", 2, "client.server_address", "bad IPv4 address"},
+        {Role::Client, "[client]\nserver_address = bad_host!\n", 2, "client.server_address", "bad host name"},
+        {Role::Client, "[client]\nserver_address = -lead.example\n", 2, "client.server_address", "bad host name"},
+        {Role::Client, "[client]\nserver_address = a..b\n", 2, "client.server_address", "bad host name"},
+        {Role::Server, "[server]\nlisten_address = 1.2.3\n", 2, "server.listen_address", "bad IPv4 address"},
+        {Role::Server, "[server]\nlisten_address = 01.2.3.4\n", 2, "server.listen_address", "bad IPv4 address"},
+        {Role::Client, cl + "[client.tun]\nip = 300.1.1.1\n", 6, "client.tun.ip", "bad IPv4 address"},
+        {Role::Client, cl + "[client.tun]\nnetmask = 255.0.255.0\n", 6, "client.tun.netmask", "not contiguous"},
+        {Role::Client, cl + "[client.tun]\nnetmask = 255.255.255.255\n", 6, "client.tun.netmask", "prefix 1-30"},
+        {Role::Client, cl + "[client.tun]\nip = 10.0.0.0\n", 6, "client.tun.ip", "network or broadcast"},
+        {Role::Client, cl + "[client.tun]\nip = 10.0.0.255\n", 6, "client.tun.ip", "network or broadcast"},
+        {Role::Client, cl + "[client.tun]\nmtu = 575\n", 6, "client.tun.mtu", "mtu 575 out of range (576-1500)"},
+        {Role::Client, cl + "[client.tun]\nmtu = 1501\n", 6, "client.tun.mtu", "out of range"},
+        {Role::Client, cl + "[client.tun]\nmtu = big\n", 6, "client.tun.mtu", "not a number"},
+        {Role::Client, cl + "[client.tun]\nname = has space\n", 6, "client.tun.name", "bad interface name"},
+        {Role::Client, cl + "[client.tun]\nname = \"a\\\"b\"\n", 6, "client.tun.name", "bad interface name"},
+        {Role::Client, cl + "[client.tun]\nname = sixteen-chars-xx\n", 6, "client.tun.name", "bad interface name"},
+        {Role::Server, sv + "nat_interface = eth/0\n", 4, "server.nat_interface", "bad interface name"},
+        {Role::Client, cl + "log_level = verbose\n", 5, "client.log_level", "error, warn, info or debug"},
+        {Role::Client, "log_level = loud\n" + cl, 1, "log_level", "error, warn, info or debug"},
+        {Role::Client, cl + "masquerade_lan = yes\n", 5, "client.masquerade_lan", "expected true or false"},
+        {Role::Client, cl + "fwmark = 0\n", 5, "client.fwmark", "must not be 0"},
+        {Role::Client, cl + "fwmark = 0x\n", 5, "client.fwmark", "not a 32-bit number"},
+        {Role::Client, cl + "fwmark = 0x100000000\n", 5, "client.fwmark", "not a 32-bit number"},
+        {Role::Client, cl + "route_table = 254\n", 5, "client.route_table", "reserved"},
+        {Role::Server, sv + "max_clients = 0\n", 4, "server.max_clients", "1-65535"},
+        {Role::Client, cl + "[client.tun]\nname = \"onebox0\n", 6, "client.tun.name", "missing closing quote"},
+        {Role::Client, cl + "[client.tun]\nname = \"x\" y\n", 6, "client.tun.name", "unexpected text after closing quote"},
+        {Role::Client, "[client]\nserver_address = 1.2.3.4\nserver_port = 1\n", 0, "", "missing preshared_key"},
+        {Role::Client, "[client]\npreshared_key = short\n", 2, "client.preshared_key", "too short (5 characters"},
+        {Role::Client, "[client]\nserver_port = 1\npreshared_key = 12345678\n", 0, "", "missing server_address"},
+        {Role::Client, "[client]\nserver_address = h\npreshared_key = 12345678\n", 0, "", "missing server_port"},
+        {Role::Server, "[server]\npreshared_key = 12345678\n", 0, "", "missing listen_port"},
+        {Role::Server, "", 0, "", "missing preshared_key"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.text);
+        Config out;
+        const ConfigError e = parse_config(c.text, c.role, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.line == c.line);
+        CHECK(e.key == c.key);
+        CHECK_MESSAGE(e.message.find(c.message) != std::string::npos, "message: " << e.message);
+    }
+}
+
+TEST_CASE("error messages never echo the preshared key and stay on one line") {
+    Config c;
+    ConfigError e = parse_config("preshared_key = secret7\n", Role::Server, c);
+    CHECK(e.message.find("secret7") == std::string::npos);
+    e = parse_config(std::string("[client]\nserver_address = \"a\tb\x01") + std::string(500, 'x') + "\"\n",
+                     Role::Client, c);
+    CHECK_FALSE(e.ok);
+    CHECK(e.message.size() < 120);
+    CHECK(e.message.find('\t') == std::string::npos);
+    CHECK(e.message.find('\x01') == std::string::npos);
+}
+
+TEST_CASE("parse_ipv4, format_ipv4, netmask_prefix") {
+    uint32_t v = 0;
+    CHECK(onebox::proto::parse_ipv4("0.0.0.0", v));
+    CHECK(v == 0);
+    CHECK(onebox::proto::parse_ipv4("255.255.255.255", v));
+    CHECK(v == 0xffffffffu);
+    CHECK(onebox::proto::parse_ipv4("10.0.0.2", v));
+    CHECK(v == 0x0a000002u);
+    for (const char* bad : {"", "1.2.3", "1.2.3.4.", "1.2.3.4.5", "256.1.1.1", "1.2.3.04", "1..2.3", " 1.2.3.4",
+                            "1.2.3.4 ", "a.b.c.d", "1.2.3.-4", "1234.1.1.1"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(onebox::proto::parse_ipv4(bad, v));
+    }
+    CHECK(onebox::proto::format_ipv4(0x0a000002u) == "10.0.0.2");
+    CHECK(onebox::proto::format_ipv4(0xffffffffu) == "255.255.255.255");
+    CHECK(onebox::proto::netmask_prefix(0) == 0);
+    CHECK(onebox::proto::netmask_prefix(0xffffff00u) == 24);
+    CHECK(onebox::proto::netmask_prefix(0xffffffffu) == 32);
+    CHECK(onebox::proto::netmask_prefix(0x80000000u) == 1);
+    CHECK(onebox::proto::netmask_prefix(0xff00ff00u) == -1);
+    CHECK(onebox::proto::netmask_prefix(0x00ffffffu) == -1);
+}
+
+TEST_CASE("load_config_file and format_config_error") {
+    char dir_template[] = "/tmp/onebox-config-test-XXXXXX";
+    REQUIRE(mkdtemp(dir_template) != nullptr);
+    const std::string dir = dir_template;
+    const std::string path = dir + "/client.conf";
+
+    Config c;
+    ConfigError e = onebox::load_config_file(dir + "/absent.conf", Role::Client, c);
+    CHECK_FALSE(e.ok);
+    CHECK(onebox::format_config_error(dir + "/absent.conf", e) ==
+          dir + "/absent.conf: cannot open: No such file or directory");
+
+    e = onebox::load_config_file(dir, Role::Client, c);  // a directory
+    CHECK_FALSE(e.ok);
+    CHECK(e.message.find("Is a directory") != std::string::npos);
+
+    std::ofstream(path) << "[client]\nserver_address = 1.2.3.4\npreshared_key = abcdefgh\n"
+                           "\n\n\nserver_port = 70000\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    e = onebox::load_config_file(path, Role::Client, c);
+    CHECK(onebox::format_config_error(path, e) ==
+          path + ":7: client.server_port: port 70000 out of range (1-65535)");
+
+    std::ofstream(path) << "[client]\nserver_address = 1.2.3.4\nserver_port = 1\n";
+    e = onebox::load_config_file(path, Role::Client, c);
+    CHECK(onebox::format_config_error(path, e) == path + ": missing preshared_key");
+
+    std::ofstream(path) << kSeedClient;
+    e = onebox::load_config_file(path, Role::Client, c);
+    CHECK(e.ok);
+    CHECK(c.server_port == 8080);
+
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the shipped example configs load") {
+    const auto etc = source_root() / "etc";
+    Config c, s;
+    const std::string client = (etc / "client.conf").string(), server = (etc / "server.conf").string();
+    ConfigError e = onebox::load_config_file(client, Role::Client, c);
+    CHECK_MESSAGE(e.ok, onebox::format_config_error(client, e));
+    e = onebox::load_config_file(server, Role::Server, s);
+    CHECK_MESSAGE(e.ok, onebox::format_config_error(server, e));
+    // The examples spell out the defaults.
+    Config dc, ds;
+    REQUIRE(parse_config(kMinClient, Role::Client, dc).ok);
+    REQUIRE(parse_config(kMinServer, Role::Server, ds).ok);
+    CHECK(c.tun.ip == dc.tun.ip);
+    CHECK(c.fwmark == dc.fwmark);
+    CHECK(c.route_table == dc.route_table);
+    CHECK(c.masquerade_lan == dc.masquerade_lan);
+    CHECK(s.tun.ip == ds.tun.ip);
+    CHECK(s.max_clients == ds.max_clients);
+    CHECK(s.masquerade == ds.masquerade);
+}
