@@ -87,7 +87,7 @@ SECTION=$LAB_DIR/section.md
   echo "### Tunnel vs bare path (veth, unlimited)"
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- command: \`$CMDLINE\` (onebox $("$ONEBOX_CLIENT_BIN" --version 2>&1 | head -n 1))"
+  echo "- command: \`$CMDLINE\` ($("$ONEBOX_CLIENT_BIN" --version 2>&1 | head -n 1))"
   echo "- kernel: $(uname -r), nproc: $(nproc), CPU: ${CPU:-unknown}"
   echo "- iperf3 TCP from the client namespace to the internet host, ${SECS} s per run;"
   echo "  CPU s/GB = utime+stime of the daemon during the run / GB received"

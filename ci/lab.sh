@@ -248,6 +248,7 @@ lab_down() {
 
 # write_server_conf FILE [PSK]
 write_server_conf() {
+  install -m 600 /dev/null "$1"
   cat >"$1" <<EOF
 [server]
 listen_address = "0.0.0.0"
@@ -263,6 +264,7 @@ EOF
 
 # write_client_conf FILE [TUN_IP] [PSK]
 write_client_conf() {
+  install -m 600 /dev/null "$1"
   cat >"$1" <<EOF
 [client]
 server_address = "$LAB_SERVER_IP"

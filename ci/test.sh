@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # ci/test.sh — the README's "test" command.
+#   0. installs build and test dependencies (ci/deps.sh; fast when all are there);
 #   1. configure + build build/ (Ninja, RelWithDebInfo) and run its CTest suite:
 #      unit tests, fuzz corpus replays, lab (network namespace) tests;
 #   2. a clang libFuzzer build in build-fuzz/ and its fuzz_* tests
 #      (ONEBOX_FUZZ_SECONDS each).
 # Prints "N passed, N failed" over both CTest runs; exits non-zero on any failure.
-# Env: ONEBOX_FUZZ_SECONDS (20), CTEST_JOBS (nproc), SKIP_FUZZ=1 to skip step 2.
+# Env: ONEBOX_FUZZ_SECONDS (20), CTEST_JOBS (nproc), SKIP_FUZZ=1 to skip step 2,
+#      SKIP_DEPS=1 to skip step 0.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+[ "${SKIP_DEPS:-0}" = 1 ] || bash ci/deps.sh || exit 1
 
 FUZZ_SECONDS=${ONEBOX_FUZZ_SECONDS:-20}
 JOBS=${CTEST_JOBS:-$(nproc)}

@@ -71,6 +71,11 @@ int cmd_start(proto::Role role, const std::string& config_path, const std::strin
         return 2;
     }
     log::set_level(cfg.log_level);
+    // The example configs ship the seed's placeholder so they load as they
+    // are; running a real tunnel on a published key deserves a loud word.
+    if (cfg.preshared_key == "your-secure-preshared-key")
+        log::warn("%s: preshared_key is the example placeholder; set your own secret",
+                  config_path.c_str());
     DaemonPaths paths{config_path, pid_file};
     return run_daemon(role, cfg, paths);
 }
@@ -101,15 +106,11 @@ int run_cli(proto::Role role, int argc, char** argv) {
     std::string command, config_path = default_config(role), pid_file = default_pid_file(role);
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        auto value = [&](const char* opt) -> const char* {
-            if (i + 1 >= argc) return nullptr;
-            (void)opt;
-            return argv[++i];
-        };
+        auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
         if (a == "-h" || a == "--help") { print_help(role); return 0; }
         if (a == "--version") { std::printf("%s %s\n", role_name(role), ONEBOX_VERSION); return 0; }
         if (a == "-c" || a == "--config" || a == "--pid-file") {
-            const char* v = value(a.c_str());
+            const char* v = value();
             if (!v) return usage_error(role, "option " + a + " needs a value");
             (a == "--pid-file" ? pid_file : config_path) = v;
         } else if (a.rfind("--config=", 0) == 0) {

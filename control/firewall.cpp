@@ -8,6 +8,7 @@
 #include <nftables/libnftables.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "../proto/config.h"
 
@@ -33,30 +34,52 @@ bool safe_ifname(const std::string& name) {
 
 // libnftables' error text is several lines (message, the offending command,
 // a caret line); keep the "Error:" lines so the Status stays one line.
-std::string summarize(const char* text) {
+std::string summarize(const std::string& text) {
     std::string out, line;
     auto flush = [&] {
-        if (line.rfind("Error:", 0) == 0) out += (out.empty() ? "" : "; ") + line;
+        if (line.find("Error:") != std::string::npos) out += (out.empty() ? "" : "; ") + line;
         line.clear();
     };
-    for (const char* p = text ? text : ""; *p; ++p) {
-        if (*p == '\n') flush();
-        else line += *p;
+    for (char c : text) {
+        if (c == '\n') flush();
+        else line += c;
     }
     flush();
-    return out.empty() ? std::string("nft failed") : out;
+    return out.empty() ? text.substr(0, text.find('\n')) : out;
 }
 
-// Runs one nft script. Output and errors are captured instead of printed;
-// failures come back as EIO with nft's own message in `what` (libnftables
-// does not report an errno).
+// nft reports kernel errors only as text ("Error: Could not process rule:
+// Operation not permitted"); recover the errno from a line ending in ": <strerror>"
+// so callers can tell EPERM and friends apart.
+int errno_in(const std::string& text) {
+    for (int e = 1; e < 134; ++e) {
+        const std::string tail = std::string(": ") + std::strerror(e);
+        for (size_t at = text.find(tail); at != std::string::npos; at = text.find(tail, at + 1)) {
+            const size_t end = at + tail.size();
+            if (end == text.size() || text[end] == '\n') return e;
+        }
+    }
+    return 0;
+}
+
+// Runs one nft script. Output and errors are captured instead of printed, and
+// nft's message goes into `what`. libnftables sets no reliable errno (syntax
+// errors leave EAGAIN behind), so it is only trusted when nft said nothing.
 Status run(const std::string& script, const std::string& what) {
     nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
     if (!ctx) return Status::fail(ENOMEM, what);
     nft_ctx_buffer_output(ctx);
     nft_ctx_buffer_error(ctx);
+    errno = 0;
     const int rc = nft_run_cmd_from_buffer(ctx, script.c_str());
-    Status s = rc == 0 ? Status::success() : Status::fail(EIO, what + " (" + summarize(nft_ctx_get_error_buffer(ctx)) + ")");
+    const int saved_errno = errno;
+    Status s;
+    if (rc != 0) {
+        const char* buffered = nft_ctx_get_error_buffer(ctx);
+        const std::string text = buffered ? buffered : "";
+        const int err = text.empty() ? saved_errno : errno_in(text);
+        s = Status::fail(err ? err : EIO, what + (text.empty() ? "" : " (" + summarize(text) + ")"));
+    }
     nft_ctx_free(ctx);
     return s;
 }

@@ -1,16 +1,16 @@
-// config.cpp — the INI parser for onebox configs (see config.h).
-//
-// Parsed line by line here rather than through inih: inih 55 as packaged by
-// Debian is built without INI_HANDLER_LINENO (so its handler never learns the
-// line), truncates lines at 200 bytes, glues indented lines onto the previous
-// value (multi-line mode) and strips inline comments only after ';'. Our format
-// is small enough that a direct parser gives exact line numbers and none of
-// those surprises.
+// config.cpp — the onebox config parser (see config.h): inih (Debian's
+// libinih 55, <ini.h>) tokenizes sections, keys and values; this file feeds it
+// lines from memory (no I/O), reports errors by line and checks every value.
+// How the two fit together is described above struct Parser.
 #include "config.h"
+
+#include <ini.h>
 
 #include <array>
 #include <bit>
+#include <cctype>
 #include <charconv>
+#include <exception>
 #include <map>
 
 namespace onebox::proto {
@@ -302,44 +302,193 @@ std::string_view role_name(Role r) { return r == Role::Client ? "client" : "serv
 uint8_t role_bit(Role r) { return r == Role::Client ? kClient : kServer; }
 Role other(Role r) { return r == Role::Client ? Role::Server : Role::Client; }
 
+// ---- the INI layer: inih tokenizes, Parser checks -----------------------------
+//
+// inih reads lines through read_line() below and calls on_pair() for every
+// "name = value" line with the current section, the name and the value, each
+// trimmed. read_line() hands inih one physical line per call, rewritten so
+// that inih's own extras never change what a line means:
+//  - Blank and comment lines ('#' or ';' first) become empty lines.
+//  - Leading whitespace is dropped, so an indented line is an ordinary line
+//    and never a continuation of the previous value (INI_ALLOW_MULTILINE).
+//  - Section headers are checked here, because Debian's inih does not tell the
+//    handler about sections (no INI_CALL_HANDLER_ON_NEW_SECTION), so an unknown
+//    section with no keys would go unreported. inih gets the trimmed "[name]".
+//  - In key lines '%', ';', ':' and NUL are escaped as %XX: inih would
+//    otherwise split "a:b = c" at ':' (name:value), cut quoted values at " ;"
+//    (inline comments) and stop at NUL. on_pair() undoes the escapes; quoting
+//    and '#'/';' comments after values stay with read_value() above.
+//  - Line 1 loses its UTF-8 BOM here (and a second one is escaped, so inih's
+//    INI_ALLOW_BOM never strips more than the old parser did).
+//  - A key line longer than inih's buffer is an error ("line too long"), not
+//    split by inih into two lines. That is also what keeps one read_line() call
+//    per line, so the line numbers counted here are inih's: Debian builds inih
+//    without INI_HANDLER_LINENO, and on_pair() reads the line from Parser.
+// parse_config() checks that inih and read_line() stay in step: each key line
+// yields exactly one on_pair() call, and inih's error line is ours.
+
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+
 struct Parser {
     Role role;
     Config cfg;
-    Section section = Section::Top;
-    std::string section_name;                 // "", "client", "client.tun", ...
-    std::map<std::string, unsigned> seen;     // setting -> line it was set on
+    std::map<std::string, unsigned> seen;  // setting -> line it was set on
 
-    ConfigError section_line(unsigned line, std::string_view text);
-    ConfigError key_line(unsigned line, std::string_view text);
+    // read_line() state
+    std::string_view rest;       // text not yet handed to inih
+    unsigned line = 0;           // line most recently handed to inih (1-based)
+    unsigned pending_key = 0;    // key line handed to inih, on_pair() not yet called for it
+    std::string out;             // the line as handed to inih, escaped
+    ConfigError error;           // first error; parsing stops there
+    std::exception_ptr exception;  // thrown inside a callback, rethrown after inih returns
+
+    char* next_line(char* buf, int size);
+    bool pair(const char* section, const char* name, const char* value);
+    void check_pending_key();
+    ConfigError check_section(std::string_view text, std::string& name) const;
+    ConfigError key_value(std::string_view section_name, std::string_view key, std::string_view raw_value);
     ConfigError finish() const;
 };
 
-ConfigError Parser::section_line(unsigned line, std::string_view text) {
+bool is_special_for_inih(unsigned char c) {
+    // isspace() beyond is_space() only in exotic locales; escaping such bytes
+    // keeps inih's trimming identical to trim().
+    return c == '%' || c == ';' || c == ':' || c == '\0' || (std::isspace(c) && !is_space(static_cast<char>(c)));
+}
+
+void escape_for_inih(std::string_view s, bool first_line, std::string& out) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    out.clear();
+    for (size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (is_special_for_inih(c) || (first_line && i == 0 && c == 0xEF)) {
+            out += '%';
+            out += kHex[c >> 4];
+            out += kHex[c & 0xf];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+}
+
+int hex_digit(char c) {
+    if (is_digit(c)) return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Reverses escape_for_inih(). False on anything escape_for_inih() cannot have made.
+bool unescape_from_inih(std::string_view s, std::string& out) {
+    out.clear();
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out += s[i];
+            continue;
+        }
+        if (i + 2 >= s.size()) return false;
+        const int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
+        if (hi < 0 || lo < 0) return false;
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+    }
+    return true;
+}
+
+// A key line that inih took without calling on_pair() had no '=' in it.
+void Parser::check_pending_key() {
+    if (pending_key != 0 && error.ok) error = fail(pending_key, "", "expected key = value");
+    pending_key = 0;
+}
+
+// The ini_reader body: the next line of `rest` into buf (size bytes), or
+// nullptr at the end of the text or after the first error.
+char* Parser::next_line(char* buf, int size) {
+    check_pending_key();
+    if (!error.ok || exception || rest.empty()) return nullptr;
+
+    ++line;
+    const size_t nl = rest.find('\n');
+    std::string_view raw = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+    if (line == 1 && raw.substr(0, kBom.size()) == kBom) raw.remove_prefix(kBom.size());
+
+    const std::string_view s = trim(raw);
+    const size_t room = size > 0 ? static_cast<size_t>(size) - 1 : 0;  // one byte for the NUL
+    out.clear();
+    if (s.empty() || s.front() == '#' || s.front() == ';') {
+        // blank or comment: inih still gets (and counts) the line, empty
+    } else if (s.front() == '[') {
+        std::string name;
+        if (error = check_section(s, name); !error.ok) return nullptr;
+        out = "[" + name + "]";
+    } else {
+        if (s.size() > room) {
+            error = fail(line, "", "line too long (" + std::to_string(s.size()) + " characters, limit " +
+                                       std::to_string(room) + ")");
+            return nullptr;
+        }
+        escape_for_inih(s, line == 1, out);
+        pending_key = line;
+    }
+    if (out.size() > room) {
+        error = fail(line, "", "line too long (limit " + std::to_string(room) +
+                                   " characters, counting each ';', ':', '%' or NUL as 3)");
+        return nullptr;
+    }
+    out.copy(buf, out.size());
+    buf[out.size()] = '\0';
+    return buf;
+}
+
+// The ini_handler body, for the line most recently read.
+bool Parser::pair(const char* section, const char* name, const char* value) {
+    if (!name) return true;  // start of a section, in inih builds that report it
+    if (pending_key != line) {
+        error = fail(line, "", "internal error: INI parser out of step with line " + std::to_string(line));
+        return false;
+    }
+    pending_key = 0;
+    if (!value) {  // inih built with INI_ALLOW_NO_VALUE
+        error = fail(line, "", "expected key = value");
+        return false;
+    }
+    std::string key, raw_value;
+    if (!unescape_from_inih(name, key) || !unescape_from_inih(value, raw_value)) {
+        error = fail(line, "", "internal error: bad escape from INI parser");
+        return false;
+    }
+    error = key_value(section, key, raw_value);
+    return error.ok;
+}
+
+// A "[name]" line (trimmed). On success `name` is the trimmed section name.
+ConfigError Parser::check_section(std::string_view text, std::string& name) const {
     const size_t close = text.find(']');
     if (close == std::string_view::npos) return fail(line, "", "missing ']' in section header");
     if (!only_comment(text.substr(close + 1))) return fail(line, "", "unexpected text after section header");
-    const std::string_view name = trim(text.substr(1, close - 1));
+    const std::string_view n = trim(text.substr(1, close - 1));
     const std::string own(role_name(role)), theirs(role_name(other(role)));
-    if (name == own) {
-        section = Section::Main;
-    } else if (name == own + ".tun") {
-        section = Section::Tun;
-    } else if (name == theirs || name == theirs + ".tun") {
-        return fail(line, "", "section [" + std::string(name) + "] belongs in a " + theirs +
+    if (n == theirs || n == theirs + ".tun") {
+        return fail(line, "", "section [" + std::string(n) + "] belongs in a " + theirs +
                                   " config; this is a " + own + " config");
-    } else {
-        return fail(line, "", "unknown section [" + printable(name) + "]");
     }
-    section_name = std::string(name);
+    if (n != own && n != own + ".tun") return fail(line, "", "unknown section [" + printable(n) + "]");
+    name = std::string(n);
     return {};
 }
 
-ConfigError Parser::key_line(unsigned line, std::string_view text) {
-    const size_t eq = text.find('=');
-    if (eq == std::string_view::npos) return fail(line, "", "expected key = value");
-    const std::string_view key = trim(text.substr(0, eq));
+ConfigError Parser::key_value(std::string_view section_name, std::string_view key, std::string_view raw_value) {
+    Section section = Section::Top;
+    if (section_name == role_name(role)) {
+        section = Section::Main;
+    } else if (section_name == std::string(role_name(role)) + ".tun") {
+        section = Section::Tun;
+    } else if (!section_name.empty()) {  // check_section() let only those through
+        return fail(line, "", "internal error: unexpected section from INI parser");
+    }
     if (key.empty()) return fail(line, "", "missing key before '='");
-    const std::string full = printable(section_name.empty() ? std::string(key) : section_name + "." + std::string(key));
+    const std::string full =
+        printable(section_name.empty() ? std::string(key) : std::string(section_name) + "." + std::string(key));
 
     const KeySpec* spec = find_key(section, role_bit(role), key);
     if (!spec) {
@@ -357,10 +506,10 @@ ConfigError Parser::key_line(unsigned line, std::string_view text) {
     }
     seen.emplace(setting, line);
 
-    std::string value, error;
-    if (!read_value(text.substr(eq + 1), value, error)) return fail(line, full, error);
+    std::string value, message;
+    if (!read_value(raw_value, value, message)) return fail(line, full, message);
     if (value.empty()) return fail(line, full, "empty value");
-    if (error = spec->set(value, cfg); !error.empty()) return fail(line, full, error);
+    if (message = spec->set(value, cfg); !message.empty()) return fail(line, full, message);
     return {};
 }
 
@@ -393,28 +542,45 @@ ConfigError Parser::finish() const {
     return {};
 }
 
+// inih is C: nothing may unwind through it, so callbacks park exceptions.
+char* read_line(char* buf, int size, void* stream) {
+    auto& p = *static_cast<Parser*>(stream);
+    try {
+        return p.next_line(buf, size);
+    } catch (...) {
+        p.exception = std::current_exception();
+        return nullptr;
+    }
+}
+
+int on_pair(void* user, const char* section, const char* name, const char* value) {
+    auto& p = *static_cast<Parser*>(user);
+    try {
+        return p.pair(section, name, value) ? 1 : 0;
+    } catch (...) {
+        p.exception = std::current_exception();
+        return 0;
+    }
+}
+
 }  // namespace
 
 ConfigError parse_config(std::string_view text, Role role, Config& out) {
-    Parser p{role, Config{}, Section::Top, {}, {}};
+    Parser p{role, Config{}, {}, text, 0, 0, {}, {}, {}};
     p.cfg.role = role;
     p.cfg.tun.name = "onebox0";
     p.cfg.tun.ip = role == Role::Client ? 0x0a000002u : 0x0a000001u;  // 10.0.0.2 / 10.0.0.1
     p.cfg.tun.netmask = 0xffffff00u;                                    // /24
 
-    if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 BOM
-    unsigned line = 0;
-    while (!text.empty()) {
-        ++line;
-        const size_t nl = text.find('\n');
-        std::string_view raw = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-
-        const std::string_view s = trim(raw);
-        if (s.empty() || s.front() == '#' || s.front() == ';') continue;
-        ConfigError e = s.front() == '[' ? p.section_line(line, s) : p.key_line(line, s);
-        if (!e.ok) return e;
+    const int rc = ini_parse_stream(read_line, &p, on_pair, &p);
+    if (p.exception) std::rethrow_exception(p.exception);
+    p.check_pending_key();  // the last line
+    if (rc < 0) return fail(0, "", "INI parser failed (" + std::to_string(rc) + ")");
+    if (rc > 0 && (p.error.ok || p.error.line != static_cast<unsigned>(rc))) {
+        return fail(static_cast<unsigned>(rc), "", "internal error: INI parser out of step with line " +
+                                                       std::to_string(p.line));
     }
+    if (!p.error.ok) return p.error;
     if (ConfigError e = p.finish(); !e.ok) return e;
     out = std::move(p.cfg);
     return {};

@@ -255,6 +255,99 @@ TEST_CASE("error messages never echo the preshared key and stay on one line") {
     CHECK(e.message.size() < 120);
     CHECK(e.message.find('\t') == std::string::npos);
     CHECK(e.message.find('\x01') == std::string::npos);
+    // The same with a value that fits on a line, so the value itself is reported.
+    e = parse_config(std::string("[client]\nserver_address = \"a\tb\x01") + std::string(150, 'x') + "\"\n",
+                     Role::Client, c);
+    CHECK_FALSE(e.ok);
+    CHECK(e.message.find("bad host name") != std::string::npos);
+    CHECK(e.message.size() < 120);
+    CHECK(e.message.find('\t') == std::string::npos);
+    CHECK(e.message.find('\x01') == std::string::npos);
+}
+
+TEST_CASE("inih's own syntax extras do not apply") {
+    Config c;
+    // Indented lines are ordinary lines, never continuations of the previous value.
+    ConfigError e = parse_config("[client]\n  server_address = 1.2.3.4\n\tserver_port = 1\n    preshared_key = 12345678\n",
+                                 Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.server_address == "1.2.3.4");
+    CHECK(c.server_port == 1);
+    CHECK(c.preshared_key == "12345678");
+
+    // " ;" inside quotes, ':' and '%' in values, '#' without a space before it.
+    e = parse_config("[server]\nlisten_port = 1\npreshared_key = pass#word\n", Role::Server, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.preshared_key == "pass#word");
+    e = parse_config("[server]\nlisten_port = 1\npreshared_key = \"pass ;word : 100%3B # x\" ; comment\n", Role::Server, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.preshared_key == "pass ;word : 100%3B # x");
+    e = parse_config("[server]\nlisten_port = 1\npreshared_key = a:b;c=d%25\n", Role::Server, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.preshared_key == "a:b;c=d%25");
+
+    // A long comment line is fine; so is a key line of 199 characters (inih's
+    // 200-byte line buffer less the NUL), not counting indentation.
+    const std::string long_key = "preshared_key = " + std::string(199 - 16, 'k');
+    REQUIRE(long_key.size() == 199);
+    e = parse_config("# " + std::string(1000, 'c') + "\n[server]\nlisten_port = 1\n   " + long_key + "   \n",
+                     Role::Server, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.preshared_key == std::string(199 - 16, 'k'));
+}
+
+TEST_CASE("bad configs: inih-specific edges") {
+    struct Case {
+        Role role;
+        std::string text;
+        unsigned line;
+        const char* key;
+        const char* message;  // substring
+    };
+    const std::string cl = kMinClient;  // 4 lines; appended text starts on line 5
+    const std::string long_key = "preshared_key = " + std::string(200 - 16, 'k');  // one over the limit
+    const Case cases[] = {
+        // inih would glue an indented line onto the previous value.
+        {Role::Client, cl + "   more words\n", 5, "", "expected key = value"},
+        // inih would read "name: value" as a pair and split a key at ':'.
+        {Role::Client, "[client]\nserver_port: 1\n", 2, "", "expected key = value"},
+        {Role::Client, cl + "a:b = 1\n", 5, "client.a:b", "unknown key"},
+        {Role::Client, cl + "a ;b = 1\n", 5, "client.a ;b", "unknown key"},
+        // inih would stop reading the line at the NUL and see server_port = 1.
+        {Role::Client, std::string("[client]\nserver_address = 1.2.3.4\nserver_port = 1\0 x\n", 51), 3,
+         "client.server_port", "not a number"},
+        {Role::Client, std::string("[client]\0 x\n", 12), 1, "", "unexpected text after section header"},
+        // Only one BOM is skipped (inih would skip a second one).
+        {Role::Client, "\xEF\xBB\xBF\xEF\xBB\xBFpreshared_key = 12345678\n" + cl, 1, "\xEF\xBB\xBFpreshared_key",
+         "unknown key"},
+        // inih would end the value at " ;" and then miss the closing quote
+        // elsewhere; here the quote is really missing.
+        {Role::Client, cl + "[client.tun]\nname = \"a ;b\n", 6, "client.tun.name", "missing closing quote"},
+        // Lines longer than inih's buffer are errors, not split into two lines.
+        {Role::Server, "[server]\nlisten_port = 1\n" + long_key + "\n", 3, "", "line too long (200 characters, limit 199)"},
+        {Role::Server, "[server]\nlisten_port = 1\n" + long_key.substr(0, 190) + " # comment\n", 3, "", "line too long"},
+        {Role::Server, "[server]\nlisten_port = 1\npreshared_key = \"" + std::string(178, 'k') + ";;\"\n", 3, "",
+         "line too long (limit 199 characters, counting each ';'"},
+        {Role::Client, cl + "\n" + std::string(300, 'x') + "\n", 6, "", "line too long"},
+        // Section headers and comments are not limited.
+        {Role::Client, cl + "[" + std::string(300, 's') + "]\n", 5, "", "unknown section [sss"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.text);
+        Config out;
+        const ConfigError e = parse_config(c.text, c.role, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.line == c.line);
+        CHECK(e.key == c.key);
+        CHECK_MESSAGE(e.message.find(c.message) != std::string::npos, "message: " << e.message);
+    }
+    // The error line is right after long comment lines and CRLF line ends.
+    Config out;
+    const ConfigError e = parse_config("#" + std::string(500, '#') + "\r\n;" + std::string(500, ';') + "\r\n" + cl +
+                                           "server_port = 2\r\n",
+                                       Role::Client, out);
+    CHECK(e.line == 7);
+    CHECK(e.message.find("already set on line 5") != std::string::npos);
 }
 
 TEST_CASE("parse_ipv4, format_ipv4, netmask_prefix") {
