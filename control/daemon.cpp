@@ -185,6 +185,12 @@ void on_worker_events(Daemon& d, uint64_t now) {
         case dataplane::Event::Kind::SessionConfirmed:
             if (d.role == proto::Role::Server) server_on_confirmed(d, ev);
             break;
+        case dataplane::Event::Kind::TunFailed:
+            log::error("TUN device %s failed: %s; shutting down", d.cfg.tun.name.c_str(),
+                       std::strerror(int(ev.session_id)));
+            d.stopping = true;
+            d.exit_code = 1;
+            break;
         case dataplane::Event::Kind::SessionFree:
             d.sessions.erase(ev.session);
             delete ev.session;  // SessionKeys wipe themselves
@@ -279,7 +285,7 @@ int run_daemon(proto::Role role, const proto::Config& cfg, const DaemonPaths& pa
     setup::undo(paths.state_file());
     pidfile::release(paths.pid_file);
     log::info("stopped; routes and firewall restored");
-    return d.worker_result < 0 ? 1 : 0;
+    return d.worker_result < 0 ? 1 : d.exit_code;
 }
 
 }  // namespace onebox

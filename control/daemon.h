@@ -58,6 +58,7 @@ struct Daemon {
     std::unique_ptr<ClientState> client;
     std::unique_ptr<ServerState> server;
     bool stopping = false;
+    int exit_code = 0;  // non-zero when the daemon stops because something broke
 
     Daemon();
     ~Daemon();

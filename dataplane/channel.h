@@ -32,6 +32,7 @@ struct Event {
         Handshake,         // a handshake datagram for the control thread
         SessionFree,       // the worker no longer references `session`: delete it
         SessionConfirmed,  // the peer sent its first packet under new keys
+        TunFailed,         // the TUN fd returned a permanent error (session_id = errno)
     };
     Kind kind = Kind::Handshake;
     Session* session = nullptr;

@@ -53,6 +53,7 @@ struct Worker {
     unsigned udp_recvs_armed = 0;
     uint64_t wake_value = 0;
     bool events_pending = false;
+    bool tun_failed = false;
     uint64_t now = 0;
     uint64_t next_timer = 0;
     uint64_t next_reorder_deadline = UINT64_MAX;
@@ -120,7 +121,7 @@ struct Worker {
         while (udp_recvs_armed < cfg.udp_recv_depth) {
             if (!arm_udp_recv()) { counters.add(Counter::no_buffer); break; }
         }
-        while (tun_reads_armed < cfg.tun_read_depth) {
+        while (!tun_failed && tun_reads_armed < cfg.tun_read_depth) {
             if (!arm_tun_read()) { counters.add(Counter::no_buffer); break; }
         }
     }
@@ -177,9 +178,24 @@ struct Worker {
         return it == by_ip.end() ? nullptr : it->second;
     }
 
+    // A TUN that returns EBADFD/EIO/EINVAL was deleted or broken under us:
+    // re-arming would spin, so stop reading and let the control thread decide.
+    void on_tun_error(int err) {
+        if (err == EAGAIN || err == EINTR || err == ENOBUFS || tun_failed) return;
+        tun_failed = true;
+        Event ev;
+        ev.kind = Event::Kind::TunFailed;
+        ev.session_id = uint32_t(err);
+        if (ch.events.push(ev)) events_pending = true;
+    }
+
     void on_tun_read(uint32_t idx, int res) {
         --tun_reads_armed;
-        if (res <= 0) { pool.put(idx); return; }  // -EAGAIN etc.: just re-arm
+        if (res <= 0) {
+            pool.put(idx);
+            if (res < 0) on_tun_error(-res);
+            return;
+        }
         const uint8_t* ip = pool.data(idx) + kHeaderSize;
         if (res < 20 || (ip[0] >> 4) != 4) return drop(idx, Counter::drop_not_ipv4);
         Session* s = session_for_outbound(ip);
@@ -233,10 +249,7 @@ struct Worker {
         s->has_current = true;
         s->has_pending = false;
         s->tx_seq = 0;
-        s->replay = proto::ReplayWindow{};
-        uint64_t gap = s->reorder.gap_timeout_ns;
-        s->reorder = proto::ReorderBuffer{};
-        s->reorder.gap_timeout_ns = gap;
+        s->replay = proto::ReplayWindow{};  // drain() above already restarted the reorder buffer at 0
         s->confirmed.store(true, std::memory_order_release);
         if (is_server()) by_ip[s->tunnel_ip] = s;
         counters.add(Counter::sessions_promoted);

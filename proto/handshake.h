@@ -68,7 +68,8 @@ enum class HsError : uint8_t {
     BadHeader,
     BadMac,        // not from someone who knows the PSK (checked before any DH)
     BadField,      // non-zero reserved bytes, unknown status, ...
-    WrongSession,  // Resp for a session_id we did not ask for / stale Init
+    WrongSession,  // a correctly MACed Resp naming another session id (a Resp
+                   // for an older Init fails its MAC binding: BadMac)
     Replayed,      // Init seen before, or timestamp not newer than the last one
     WeakKey,       // DH produced an all-zero shared secret
 };
