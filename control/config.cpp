@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "log.h"
+#include "read_file.h"
 
 namespace onebox {
 namespace {
@@ -29,23 +30,10 @@ proto::ConfigError read_file(const std::string& path, std::string& text) {
         log::warn("%s is readable by every user; it holds the preshared key (chmod 600)", path.c_str());
     }
     text.clear();
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int err = errno;
-            ::close(fd);
-            return file_error("cannot read", err);
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-        if (text.size() > kMaxConfigBytes) {
-            ::close(fd);
-            return {false, 0, "", "file too large (over 1 MiB)"};
-        }
-    }
+    const int err = read_all(fd, text, kMaxConfigBytes);
     ::close(fd);
+    if (err == EFBIG) return {false, 0, "", "file too large (over 1 MiB)"};
+    if (err != 0) return file_error("cannot read", err);
     return {};
 }
 

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 
+#include "read_file.h"
+
 namespace onebox::sysctl {
 namespace {
 
@@ -25,19 +27,9 @@ Status read(const std::string& key, std::string& value) {
     const int fd = ::open(path_of(key).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Status::fail(errno, "read sysctl " + key);
     std::string text;
-    char buf[256];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int err = errno;
-            ::close(fd);
-            return Status::fail(err, "read sysctl " + key);
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-    }
+    const int err = read_all(fd, text, 4096);
     ::close(fd);
+    if (err != 0) return Status::fail(err, "read sysctl " + key);
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     value = std::move(text);
     return Status::success();

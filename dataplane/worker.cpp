@@ -76,6 +76,19 @@ struct Worker {
         return s;
     }
 
+    // The server needs the peer address with every datagram, so its receives
+    // and sends go through a msghdr that lives in the buffer's metadata.
+    msghdr* prepare_msghdr(uint32_t idx, size_t len) {
+        BufferMeta& m = pool.meta[idx];
+        m.iov = {pool.data(idx), len};
+        m.msg = {};
+        m.msg.msg_name = &m.addr;
+        m.msg.msg_namelen = sizeof m.addr;
+        m.msg.msg_iov = &m.iov;
+        m.msg.msg_iovlen = 1;
+        return &m.msg;
+    }
+
     bool arm_tun_read() {
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) return false;
@@ -92,14 +105,7 @@ struct Worker {
         if (idx == kNoBuffer) return false;
         io_uring_sqe* s = sqe();
         if (is_server()) {
-            BufferMeta& m = pool.meta[idx];
-            m.iov = {pool.data(idx), kBufferSize};
-            m.msg = {};
-            m.msg.msg_name = &m.addr;
-            m.msg.msg_namelen = sizeof m.addr;
-            m.msg.msg_iov = &m.iov;
-            m.msg.msg_iovlen = 1;
-            io_uring_prep_recvmsg(s, cfg.udp_fd, &m.msg, 0);
+            io_uring_prep_recvmsg(s, cfg.udp_fd, prepare_msghdr(idx, kBufferSize), 0);
         } else {
             io_uring_prep_recv(s, cfg.udp_fd, pool.data(idx), kBufferSize, 0);
         }
@@ -129,15 +135,8 @@ struct Worker {
     void send_datagram(Session* s, uint32_t idx, size_t len) {
         io_uring_sqe* q = sqe();
         if (is_server()) {
-            BufferMeta& m = pool.meta[idx];
-            m.addr = s->peer;
-            m.iov = {pool.data(idx), len};
-            m.msg = {};
-            m.msg.msg_name = &m.addr;
-            m.msg.msg_namelen = sizeof m.addr;
-            m.msg.msg_iov = &m.iov;
-            m.msg.msg_iovlen = 1;
-            io_uring_prep_sendmsg(q, cfg.udp_fd, &m.msg, 0);
+            pool.meta[idx].addr = s->peer;
+            io_uring_prep_sendmsg(q, cfg.udp_fd, prepare_msghdr(idx, len), 0);
         } else {
             io_uring_prep_send(q, cfg.udp_fd, pool.data(idx), len, 0);
         }

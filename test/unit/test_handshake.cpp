@@ -10,18 +10,14 @@
 
 #include "proto/handshake.h"
 
+#include "hex.h"
+
 using namespace onebox::proto;
 
 namespace {
 
-const bool sodium_ready = sodium_init() >= 0;
-
-std::string to_hex(const uint8_t* p, size_t n) {
-    std::string s(2 * n + 1, '\0');
-    sodium_bin2hex(s.data(), s.size(), p, n);
-    s.pop_back();
-    return s;
-}
+using onebox::test::sodium_ready;
+using onebox::test::to_hex;
 
 // Cheap PSK key for tests: derive_psk_key costs ~0.1 s, so only one test calls it.
 PskKey test_psk(uint8_t fill = 0x42) {
