@@ -78,8 +78,8 @@ Status resolve_server(Daemon& d) {
     std::string port = std::to_string(d.cfg.server_port);
     int r = getaddrinfo(d.cfg.server_address.c_str(), port.c_str(), &hints, &res);
     if (r != 0 || !res)
-        return Status::fail(EHOSTUNREACH, "resolve server_address \"" + d.cfg.server_address +
-                                              "\" (" + gai_strerror(r) + ")");
+        return Status::fail_because(EHOSTUNREACH, "resolve server_address \"" + d.cfg.server_address + "\"",
+                                    r == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(r));
     std::memcpy(&d.server_addr, res->ai_addr, sizeof d.server_addr);
     freeaddrinfo(res);
     return Status::success();

@@ -7,7 +7,7 @@ namespace onebox {
 
 std::string Status::message() const {
     // strerror is thread-safe in glibc for valid errnos (it returns static strings).
-    return "Failed to " + what + ": " + std::strerror(err);
+    return "Failed to " + what + ": " + (reason.empty() ? std::strerror(err) : reason);
 }
 
 }  // namespace onebox

@@ -318,8 +318,8 @@ Role other(Role r) { return r == Role::Client ? Role::Server : Role::Client; }
 //    otherwise split "a:b = c" at ':' (name:value), cut quoted values at " ;"
 //    (inline comments) and stop at NUL. on_pair() undoes the escapes; quoting
 //    and '#'/';' comments after values stay with read_value() above.
-//  - Line 1 loses its UTF-8 BOM here (and a second one is escaped, so inih's
-//    INI_ALLOW_BOM never strips more than the old parser did).
+//  - Line 1 loses its UTF-8 BOM here; a second BOM stays part of the key
+//    (its first byte is escaped, so inih's INI_ALLOW_BOM cannot strip it).
 //  - A key line longer than inih's buffer is an error ("line too long"), not
 //    split by inih into two lines. That is also what keeps one read_line() call
 //    per line, so the line numbers counted here are inih's: Debian builds inih
@@ -405,6 +405,10 @@ void Parser::check_pending_key() {
 char* Parser::next_line(char* buf, int size) {
     check_pending_key();
     if (!error.ok || exception || rest.empty()) return nullptr;
+    if (size < 1) {  // not even room for the NUL; inih passes its INI_MAX_LINE
+        error = fail(line + 1, "", "internal error: no INI line buffer");
+        return nullptr;
+    }
 
     ++line;
     const size_t nl = rest.find('\n');
@@ -413,7 +417,7 @@ char* Parser::next_line(char* buf, int size) {
     if (line == 1 && raw.substr(0, kBom.size()) == kBom) raw.remove_prefix(kBom.size());
 
     const std::string_view s = trim(raw);
-    const size_t room = size > 0 ? static_cast<size_t>(size) - 1 : 0;  // one byte for the NUL
+    const size_t room = static_cast<size_t>(size) - 1;  // one byte for the NUL
     out.clear();
     if (s.empty() || s.front() == '#' || s.front() == ';') {
         // blank or comment: inih still gets (and counts) the line, empty
@@ -575,6 +579,7 @@ ConfigError parse_config(std::string_view text, Role role, Config& out) {
     const int rc = ini_parse_stream(read_line, &p, on_pair, &p);
     if (p.exception) std::rethrow_exception(p.exception);
     p.check_pending_key();  // the last line
+    if (rc == -2) return fail(0, "", "out of memory for the INI line buffer");
     if (rc < 0) return fail(0, "", "INI parser failed (" + std::to_string(rc) + ")");
     if (rc > 0 && (p.error.ok || p.error.line != static_cast<unsigned>(rc))) {
         return fail(static_cast<unsigned>(rc), "", "internal error: INI parser out of step with line " +

@@ -6,8 +6,14 @@
 //   [client.tun] name, ip, netmask, mtu
 //   [server] listen_address, listen_port, preshared_key, log_level
 //   [server.tun] name, ip, netmask, mtu
-// Values may be "double-quoted". preshared_key/log_level may also appear at the
-// top level (before any section), as in the seed's schema diagram.
+// Values may be "double-quoted" (inside quotes, \" and \\ are escapes).
+// Comments start with # or ; at the start of a line or after whitespace. Lines
+// may be indented; there are no continuation lines. A key line may hold at most
+// 199 characters without its indentation and line end, each ';', ':' or '%'
+// counting as 3 (inih's line buffer); comment lines and section headers may be
+// longer. Unknown sections and keys and repeated keys are errors.
+// preshared_key/log_level may also appear at the top level (before any
+// section), as in the seed's schema diagram.
 #pragma once
 
 #include <cstdint>
