@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -26,10 +28,15 @@ void client_init(Daemon& d) {
 
 static void send_init(Daemon& d, uint64_t now) {
     ClientState& c = *d.client;
+    if (c.sent.session_id != proto::kInvalidSessionId) {
+        c.prev_sent = c.sent;
+        c.prev_eph = c.eph;
+        c.has_prev = true;
+    }
     uint8_t random[32];
     fill_random(random, sizeof random);
     c.eph = proto::ephemeral_from_random(random);
-    std::memset(random, 0, sizeof random);
+    sodium_memzero(random, sizeof random);
 
     c.sent = proto::InitMsg{};
     c.sent.session_id = c.session_id;
@@ -56,12 +63,12 @@ static bool server_silent(const Daemon& d, uint64_t now) {
     const ClientState& c = *d.client;
     if (!c.live) return true;
     uint64_t last = std::max(c.live->last_rx_ns.load(std::memory_order_relaxed), c.established_at);
-    return now - last > kServerSilence;
+    return dataplane::elapsed(now, last) > kServerSilence;
 }
 
 void client_tick(Daemon& d, uint64_t now) {
     ClientState& c = *d.client;
-    if (c.waiting && now - c.sent_at >= c.retry_delay) {
+    if (c.waiting && dataplane::elapsed(now, c.sent_at) >= c.retry_delay) {
         c.waiting = false;  // unanswered: try again, a little later each time
         c.next_attempt = now;
         c.retry_delay = std::min(c.retry_delay * 2, kMaxRetry);
@@ -91,11 +98,19 @@ static void install(Daemon& d, const proto::SessionKeys& keys, uint64_t now) {
     c.established_at = now;
 }
 
-void client_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now) {
+void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now) {
     ClientState& c = *d.client;
     if (!c.waiting) return;  // a late or duplicated answer
     proto::RespMsg resp;
-    proto::HsError err = proto::read_resp(d.psk, ev.bytes, ev.len, c.sent, resp);
+    const proto::InitMsg* answered = &c.sent;
+    const proto::EphemeralKey* eph = &c.eph;
+    proto::HsError err = proto::read_resp(d.psk, hs.bytes, hs.len, c.sent, resp);
+    if (err != proto::HsError::Ok && c.has_prev &&
+        proto::read_resp(d.psk, hs.bytes, hs.len, c.prev_sent, resp) == proto::HsError::Ok) {
+        answered = &c.prev_sent;
+        eph = &c.prev_eph;
+        err = proto::HsError::Ok;
+    }
     if (err != proto::HsError::Ok) {
         ++d.stats.handshake_malformed;
         log::debug("handshake response ignored: %s", proto::hs_error_name(err));
@@ -113,8 +128,12 @@ void client_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now) {
         return;
     }
     proto::SessionKeys keys;
-    err = proto::derive_session_keys(d.psk, c.eph, c.sent.eph_pub, resp.eph_pub, true, keys);
-    c.eph = proto::EphemeralKey{};  // forward secrecy: the private half is gone now
+    err = proto::derive_session_keys(d.psk, *eph, answered->eph_pub, resp.eph_pub, true, keys);
+    // Forward secrecy: the private halves are gone once the keys are made.
+    c.eph = proto::EphemeralKey{};
+    c.prev_eph = proto::EphemeralKey{};
+    c.has_prev = false;
+    c.sent.session_id = proto::kInvalidSessionId;
     if (err != proto::HsError::Ok) {
         ++d.stats.handshake_malformed;
         log::warn("handshake with %s failed: %s", format_addr(d.server_addr).c_str(),

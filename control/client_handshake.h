@@ -21,6 +21,11 @@ struct ClientState {
     bool waiting = false;           // an Init is out, no Resp yet
     proto::InitMsg sent;
     proto::EphemeralKey eph;
+    // The Init before `sent`: on a path slower than the retry interval its
+    // answer arrives after we retried, and is still good.
+    proto::InitMsg prev_sent;
+    proto::EphemeralKey prev_eph;
+    bool has_prev = false;
     uint64_t sent_at = 0;
     uint64_t retry_delay = kFirstRetry;
     uint64_t next_attempt = 0;

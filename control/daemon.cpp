@@ -50,13 +50,13 @@ dataplane::Session* new_session(Daemon& d) {
 }
 
 void send_command(Daemon& d, const dataplane::Command& cmd) {
-    // The ring holds 256 commands and the worker drains it on every wake, so
-    // a full ring means the worker is stuck; waiting briefly is the honest answer.
+    // The ring holds 256 commands and the worker drains it on every wake. A
+    // lost command would leave the two threads disagreeing about a session,
+    // so wait (a worker that stays stuck is the watchdog's business).
     for (int tries = 0; !d.channel->commands.push(cmd); ++tries) {
-        if (tries == 1000) {
-            log::error("worker is not taking commands; dropping one");
-            return;
-        }
+        if (tries == 1000) log::error("worker has not taken a command for 1 s; still waiting");
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t w = ::write(d.worker_wake.get(), &one, sizeof one);
         usleep(1000);
     }
     uint64_t one = 1;
@@ -178,16 +178,12 @@ void on_worker_events(Daemon& d, uint64_t now) {
     dataplane::Event ev;
     while (d.channel->events.pop(ev)) {
         switch (ev.kind) {
-        case dataplane::Event::Kind::Handshake:
-            if (d.role == proto::Role::Client) client_on_handshake(d, ev, now);
-            else server_on_handshake(d, ev, now);
-            break;
         case dataplane::Event::Kind::SessionConfirmed:
             if (d.role == proto::Role::Server) server_on_confirmed(d, ev);
             break;
         case dataplane::Event::Kind::TunFailed:
             log::error("TUN device %s failed: %s; shutting down", d.cfg.tun.name.c_str(),
-                       std::strerror(int(ev.session_id)));
+                       std::strerror(ev.err));
             d.stopping = true;
             d.exit_code = 1;
             break;
@@ -196,6 +192,13 @@ void on_worker_events(Daemon& d, uint64_t now) {
             delete ev.session;  // SessionKeys wipe themselves
             break;
         }
+    }
+    // Handshakes after control events: a flood of them must not delay a
+    // session's confirmation or release.
+    dataplane::HandshakeDatagram hs;
+    for (unsigned n = 0; n < 1024 && d.channel->handshakes.pop(hs); ++n) {
+        if (d.role == proto::Role::Client) client_on_handshake(d, hs, now);
+        else server_on_handshake(d, hs, now);
     }
 }
 
@@ -206,7 +209,7 @@ void control_loop(Daemon& d) {
         ::poll(fds, 2, kTickMs);
         uint64_t now = dataplane::now_ns();
         if (fds[0].revents) on_signal(d);
-        if (fds[1].revents) on_worker_events(d, now);
+        on_worker_events(d, now);  // every tick: a handshake backlog may remain
         if (d.stopping) break;
         if (d.role == proto::Role::Client) client_tick(d, now);
         else server_tick(d, now);
@@ -233,16 +236,24 @@ Status bring_up(Daemon& d) {
 
 }  // namespace
 
-int run_daemon(proto::Role role, const proto::Config& cfg, const DaemonPaths& paths) {
+static void wipe_string(std::string& s) {
+    sodium_memzero(s.data(), s.size());
+    s.clear();
+}
+
+int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     Daemon d;
     d.role = role;
-    d.cfg = cfg;
     d.paths = paths;
     if (sodium_init() < 0) {
         log::error("Failed to initialise libsodium");
         return 1;
     }
-    if (!proto::derive_psk_key(cfg.preshared_key, d.psk)) {
+    bool derived = proto::derive_psk_key(cfg.preshared_key, d.psk);
+    // Only the derived key is needed from here on; the passphrase goes.
+    wipe_string(cfg.preshared_key);
+    d.cfg = cfg;
+    if (!derived) {
         log::error("Failed to derive the key from preshared_key: out of memory");
         return 1;
     }

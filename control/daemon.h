@@ -64,8 +64,9 @@ struct Daemon {
     ~Daemon();
 };
 
-// Runs the daemon in the foreground until SIGTERM/SIGINT. Returns the exit code.
-int run_daemon(proto::Role role, const proto::Config& cfg, const DaemonPaths& paths);
+// Runs the daemon in the foreground until SIGTERM/SIGINT. Returns the exit
+// code. Wipes cfg.preshared_key once the key is derived from it.
+int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths);
 
 // Shared helpers for the role engines.
 void send_command(Daemon& d, const dataplane::Command& cmd);
@@ -77,12 +78,12 @@ uint64_t wall_clock_ns();
 // Client engine (client_handshake.cpp).
 void client_init(Daemon& d);
 void client_tick(Daemon& d, uint64_t now);
-void client_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now);
+void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now);
 
 // Server engine (server_sessions.cpp).
 void server_init(Daemon& d);
 void server_tick(Daemon& d, uint64_t now);
-void server_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now);
+void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now);
 void server_on_confirmed(Daemon& d, const dataplane::Event& ev);
 
 }  // namespace onebox

@@ -3,6 +3,8 @@
 // gone, and the log lines a person reads to see clients come and go.
 #include <sys/socket.h>
 
+#include <sodium.h>
+
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -53,7 +55,7 @@ static proto::RespStatus claim_address(Daemon& d, uint32_t id, uint32_t ip, uint
     auto owner = st.owner_of_ip.find(ip);
     if (owner != st.owner_of_ip.end() && owner->second != id) {
         const ServerEntry& holder = st.by_id.at(owner->second);
-        if (now - last_heard(holder) < kClaimableAfter) {
+        if (dataplane::elapsed(now, last_heard(holder)) < kClaimableAfter) {
             log::warn("client %s (session %08x) asked for tunnel address %s, in use by session %08x "
                       "from %s: refused",
                       format_addr(from).c_str(), id, proto::format_ipv4(ip).c_str(), owner->second,
@@ -62,9 +64,25 @@ static proto::RespStatus claim_address(Daemon& d, uint32_t id, uint32_t ip, uint
         }
         forget(d, owner->second, "its address was claimed by a new session");
     }
+    // A session id is visible in every packet header, so a handshake naming a
+    // live session is believed only from the address that session speaks
+    // from. Anyone else who knows the key could otherwise take it over; a
+    // blind sender spoofing that address never sees the response, so it can
+    // never confirm the new keys.
     auto same = st.by_id.find(id);
-    if (same != st.by_id.end() && same->second.tunnel_ip != ip)
-        forget(d, id, "the client asked for another address");
+    if (same != st.by_id.end()) {
+        const ServerEntry& e = same->second;
+        bool live = dataplane::elapsed(now, last_heard(e)) < kClaimableAfter;
+        uint64_t speaks_from = e.session->peer_key.load(std::memory_order_relaxed);
+        if (speaks_from == 0) speaks_from = dataplane::pack_addr(e.addr);
+        if (live && (speaks_from != dataplane::pack_addr(from) || e.tunnel_ip != ip)) {
+            log::warn("handshake from %s for live session %08x (at %s, tunnel %s): refused",
+                      format_addr(from).c_str(), id, format_addr(e.addr).c_str(),
+                      proto::format_ipv4(e.tunnel_ip).c_str());
+            return proto::RespStatus::AddressInUse;
+        }
+        if (e.tunnel_ip != ip) forget(d, id, "the client asked for another address");
+    }
     if (st.by_id.find(id) == st.by_id.end() && st.by_id.size() >= d.cfg.max_clients)
         return proto::RespStatus::ServerFull;
     return proto::RespStatus::Ok;
@@ -91,71 +109,73 @@ static void log_rejection(RateLimitedLog& rl, uint64_t now, const sockaddr_in& f
     rl.suppressed = 0;
 }
 
-void server_on_handshake(Daemon& d, const dataplane::Event& ev, uint64_t now) {
+void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now) {
     ServerState& st = *d.server;
     proto::InitMsg init;
     // MAC first: nothing else, above all no Diffie-Hellman, for a sender
     // that does not know the key.
-    proto::HsError err = proto::read_init(d.psk, ev.bytes, ev.len, init);
+    proto::HsError err = proto::read_init(d.psk, hs.bytes, hs.len, init);
     if (err == proto::HsError::BadMac) {
         ++d.stats.handshake_bad_mac;
-        return log_rejection(st.bad_mac_log, now, ev.from, "bad mac (wrong preshared key?)");
+        return log_rejection(st.bad_mac_log, now, hs.from, "bad mac (wrong preshared key?)");
     }
     if (err != proto::HsError::Ok) {
         ++d.stats.handshake_malformed;
-        return log_rejection(st.malformed_log, now, ev.from, proto::hs_error_name(err));
+        return log_rejection(st.malformed_log, now, hs.from, proto::hs_error_name(err));
     }
     if (st.guard->accept(init) != proto::HsError::Ok) {
         ++d.stats.handshake_replayed;
-        return log_rejection(st.replay_log, now, ev.from, "replayed");
+        return log_rejection(st.replay_log, now, hs.from, "replayed");
     }
 
     proto::RespMsg resp;
     resp.session_id = init.session_id;
-    resp.status = claim_address(d, init.session_id, init.tunnel_ip, now, ev.from);
+    resp.status = claim_address(d, init.session_id, init.tunnel_ip, now, hs.from);
     uint8_t random[32];
     fill_random(random, sizeof random);
     proto::EphemeralKey eph = proto::ephemeral_from_random(random);
-    std::memset(random, 0, sizeof random);
+    sodium_memzero(random, sizeof random);
     std::memcpy(resp.eph_pub, eph.pub, sizeof eph.pub);
     if (resp.status != proto::RespStatus::Ok) {
         ++d.stats.handshake_refused;
-        return send_resp(d, resp, init, ev.from);
+        return send_resp(d, resp, init, hs.from);
     }
 
     proto::SessionKeys keys;
     if (proto::derive_session_keys(d.psk, eph, init.eph_pub, eph.pub, false, keys) !=
         proto::HsError::Ok) {
         ++d.stats.handshake_malformed;
-        return log_rejection(st.malformed_log, now, ev.from, "weak key");
+        return log_rejection(st.malformed_log, now, hs.from, "weak key");
     }
-    send_resp(d, resp, init, ev.from);
     ++d.stats.handshake_ok;
 
     // The worker holds the keys as pending until the client's first sealed
-    // packet proves it has them too.
+    // packet proves it has them too. Installed before the response goes out,
+    // so the client's first keepalive cannot arrive ahead of its keys.
     dataplane::Session* s = new_session(d);
     s->id = init.session_id;
     s->tunnel_ip = init.tunnel_ip;
-    s->peer = ev.from;
+    s->peer = hs.from;
     s->pending = keys;
     s->has_pending = true;
     send_command(d, {dataplane::Command::Kind::InstallSession, s, s->id});
+    send_resp(d, resp, init, hs.from);
 
     auto it = st.by_id.find(init.session_id);
     if (it == st.by_id.end()) {
-        st.by_id[init.session_id] = ServerEntry{s, init.tunnel_ip, ev.from, now, false};
+        st.by_id[init.session_id] = ServerEntry{s, init.tunnel_ip, hs.from, now, false};
         st.owner_of_ip[init.tunnel_ip] = init.session_id;
     } else {
-        it->second.addr = ev.from;  // rekey of a live session: the worker keeps its object
+        it->second.addr = hs.from;  // rekey of a live session: the worker keeps its object
     }
-    log::debug("handshake from %s accepted (session %08x)", format_addr(ev.from).c_str(),
+    log::debug("handshake from %s accepted (session %08x)", format_addr(hs.from).c_str(),
                init.session_id);
 }
 
 void server_on_confirmed(Daemon& d, const dataplane::Event& ev) {
     auto it = d.server->by_id.find(ev.session_id);
-    if (it == d.server->by_id.end()) return;
+    // A late event for an object already forgotten must not vouch for a newer one.
+    if (it == d.server->by_id.end() || it->second.session != ev.session) return;
     ServerEntry& e = it->second;
     bool first = !e.confirmed;
     e.confirmed = true;
@@ -168,8 +188,10 @@ void server_tick(Daemon& d, uint64_t now) {
     uint32_t expired[16];
     unsigned n = 0;
     for (auto& [id, e] : st.by_id) {
-        uint64_t silent = now - last_heard(e);
-        bool dead = e.confirmed ? silent > kIdleExpiry : now - e.created > kUnconfirmedExpiry;
+        // The worker's flag, not the event: an event can arrive late.
+        bool confirmed = e.session->confirmed.load(std::memory_order_acquire);
+        uint64_t silent = dataplane::elapsed(now, last_heard(e));
+        bool dead = confirmed ? silent > kIdleExpiry : dataplane::elapsed(now, e.created) > kUnconfirmedExpiry;
         if (dead && n < 16) expired[n++] = id;
     }
     for (unsigned i = 0; i < n; ++i) forget(d, expired[i], "silent too long");

@@ -27,16 +27,23 @@ struct Command {
     uint32_t session_id = 0;
 };
 
+// Control events: few, and every one matters, so they never share a ring with
+// handshake datagrams (which anyone on the internet can send).
 struct Event {
     enum class Kind : uint8_t {
-        Handshake,         // a handshake datagram for the control thread
         SessionFree,       // the worker no longer references `session`: delete it
         SessionConfirmed,  // the peer sent its first packet under new keys
-        TunFailed,         // the TUN fd returned a permanent error (session_id = errno)
+        TunFailed,         // the TUN fd returned a permanent error (err)
     };
-    Kind kind = Kind::Handshake;
+    Kind kind = Kind::SessionFree;
     Session* session = nullptr;
     uint32_t session_id = 0;
+    int err = 0;
+};
+
+// A handshake datagram for the control thread. When this ring is full the
+// worker drops the datagram and counts it: a flood costs handshakes, not state.
+struct HandshakeDatagram {
     sockaddr_in from{};
     uint16_t len = 0;
     uint8_t bytes[proto::kInitSize]{};
@@ -45,6 +52,7 @@ struct Event {
 struct Channel {
     SpscRing<Command, 256> commands;
     SpscRing<Event, 1024> events;
+    SpscRing<HandshakeDatagram, 1024> handshakes;
     Counters counters;
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> heartbeat{0};  // loop iterations; the watchdog reads it

@@ -34,7 +34,8 @@ namespace onebox::dataplane {
     X(reorder_held)         /* packets that waited in the reorder buffer */             \
     X(reorder_timeouts)     /* gaps given up on after the gap timeout */                \
     X(reorder_overflows)    /* gaps given up on because the buffer was full */          \
-    X(sessions_promoted)    /* sessions confirmed by their first sealed packet */
+    X(sessions_promoted)    /* sessions confirmed by their first sealed packet */       \
+    X(events_lost)          /* control events lost with ring and backlog full */
 
 enum class Counter : unsigned {
 #define ONEBOX_COUNTER_ENUM(name) name,

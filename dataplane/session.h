@@ -17,6 +17,11 @@
 
 namespace onebox::dataplane {
 
+// `peer` packed into one word so the control thread can read it atomically.
+inline uint64_t pack_addr(const sockaddr_in& a) {
+    return uint64_t(a.sin_addr.s_addr) << 16 | a.sin_port;
+}
+
 struct Session {
     uint32_t id = 0;
     uint32_t tunnel_ip = 0;          // host order; the only inner source allowed (server)
@@ -37,6 +42,7 @@ struct Session {
     uint64_t last_tx_ns = 0;         // worker-only: drives keepalives
     std::atomic<uint64_t> last_rx_ns{0};   // last authenticated packet (control reads)
     std::atomic<bool> confirmed{false};    // the peer has used the current keys
+    std::atomic<uint64_t> peer_key{0};     // peer as address<<16|port, for the control thread
 };
 
 }  // namespace onebox::dataplane

@@ -29,7 +29,7 @@ using proto::kHeaderSize;
 
 // What a completion is for: the operation in the high 32 bits of user_data,
 // the buffer index in the low 32.
-enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpSend, Wake };
+enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpSend, Wake, Cancel };
 
 uint64_t make_tag(Op op, uint32_t idx) { return uint64_t(op) << 32 | idx; }
 Op tag_op(uint64_t tag) { return Op(tag >> 32); }
@@ -54,6 +54,8 @@ struct Worker {
     uint64_t wake_value = 0;
     bool events_pending = false;
     bool tun_failed = false;
+    bool wake_armed = false;
+    unsigned inflight = 0;   // submitted operations whose completion we have not seen
     uint64_t now = 0;
     uint64_t next_timer = 0;
     uint64_t next_reorder_deadline = UINT64_MAX;
@@ -65,14 +67,40 @@ struct Worker {
 
     bool is_server() const { return cfg.role == proto::Role::Server; }
 
+    // ---- events to the control thread ------------------------------------------
+
+    // Control events must not be lost (a lost SessionFree leaks a session), so
+    // when the ring is full they wait here and go out on a later iteration.
+    static constexpr unsigned kBacklog = 1024;
+    Event backlog[kBacklog];
+    unsigned backlog_n = 0;
+
+    void emit(const Event& ev) {
+        if (backlog_n == 0 && ch.events.push(ev)) { events_pending = true; return; }
+        if (backlog_n < kBacklog) backlog[backlog_n++] = ev;
+        else counters.add(Counter::events_lost);
+    }
+
+    void flush_backlog() {
+        unsigned sent = 0;
+        while (sent < backlog_n && ch.events.push(backlog[sent])) ++sent;
+        if (sent == 0) return;
+        std::memmove(backlog, backlog + sent, (backlog_n - sent) * sizeof(Event));
+        backlog_n -= sent;
+        events_pending = true;
+    }
+
     // ---- submission helpers -------------------------------------------------
 
+    // A free submission slot, or nullptr if the kernel would not take the
+    // queued ones (then the caller returns its buffer and counts a drop).
     io_uring_sqe* sqe() {
         io_uring_sqe* s = io_uring_get_sqe(&ring);
         if (!s) {  // SQ full: hand what we have to the kernel and take a slot
             io_uring_submit(&ring);
             s = io_uring_get_sqe(&ring);
         }
+        if (s) ++inflight;
         return s;
     }
 
@@ -93,6 +121,7 @@ struct Worker {
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) return false;
         io_uring_sqe* s = sqe();
+        if (!s) { pool.put(idx); return false; }
         // Read at kHeaderSize: the header goes in front without a copy.
         io_uring_prep_read(s, cfg.tun_fd, pool.data(idx) + kHeaderSize, proto::kMaxInnerPacket, 0);
         io_uring_sqe_set_data64(s, make_tag(Op::TunRead, idx));
@@ -104,6 +133,7 @@ struct Worker {
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) return false;
         io_uring_sqe* s = sqe();
+        if (!s) { pool.put(idx); return false; }
         if (is_server()) {
             io_uring_prep_recvmsg(s, cfg.udp_fd, prepare_msghdr(idx, kBufferSize), 0);
         } else {
@@ -116,6 +146,8 @@ struct Worker {
 
     void arm_wake() {
         io_uring_sqe* s = sqe();
+        if (!s) { wake_armed = false; return; }  // retried by the loop
+        wake_armed = true;
         io_uring_prep_read(s, ch.worker_wake_fd, &wake_value, sizeof wake_value, 0);
         io_uring_sqe_set_data64(s, make_tag(Op::Wake, 0));
     }
@@ -134,6 +166,7 @@ struct Worker {
 
     void send_datagram(Session* s, uint32_t idx, size_t len) {
         io_uring_sqe* q = sqe();
+        if (!q) return drop(idx, Counter::drop_send_error);
         if (is_server()) {
             pool.meta[idx].addr = s->peer;
             io_uring_prep_sendmsg(q, cfg.udp_fd, prepare_msghdr(idx, len), 0);
@@ -145,6 +178,7 @@ struct Worker {
 
     void write_tun(uint32_t idx, size_t len) {
         io_uring_sqe* q = sqe();
+        if (!q) return drop(idx, Counter::drop_tun_write);
         io_uring_prep_write(q, cfg.tun_fd, pool.data(idx) + kHeaderSize, unsigned(len), 0);
         io_uring_sqe_set_data64(q, make_tag(Op::TunWrite, idx));
     }
@@ -182,10 +216,7 @@ struct Worker {
     void on_tun_error(int err) {
         if (err == EAGAIN || err == EINTR || err == ENOBUFS || tun_failed) return;
         tun_failed = true;
-        Event ev;
-        ev.kind = Event::Kind::TunFailed;
-        ev.session_id = uint32_t(err);
-        if (ch.events.push(ev)) events_pending = true;
+        emit({Event::Kind::TunFailed, nullptr, 0, err});
     }
 
     void on_tun_read(uint32_t idx, int res) {
@@ -218,13 +249,12 @@ struct Worker {
     }
 
     void forward_handshake(uint32_t idx, int len, const sockaddr_in& from) {
-        Event ev;
-        ev.kind = Event::Kind::Handshake;
-        ev.from = from;
-        ev.len = uint16_t(std::min<int>(len, int(sizeof ev.bytes)));
-        std::memcpy(ev.bytes, pool.data(idx), ev.len);
+        HandshakeDatagram hs;
+        hs.from = from;
+        hs.len = uint16_t(std::min<int>(len, int(sizeof hs.bytes)));
+        std::memcpy(hs.bytes, pool.data(idx), hs.len);
         pool.put(idx);
-        if (len > int(sizeof ev.bytes) || !ch.events.push(ev)) {
+        if (len > int(sizeof hs.bytes) || !ch.handshakes.push(hs)) {
             counters.add(Counter::drop_handshake_queue);
             return;
         }
@@ -252,11 +282,7 @@ struct Worker {
         s->confirmed.store(true, std::memory_order_release);
         if (is_server()) by_ip[s->tunnel_ip] = s;
         counters.add(Counter::sessions_promoted);
-        Event ev;
-        ev.kind = Event::Kind::SessionConfirmed;
-        ev.session = s;
-        ev.session_id = s->id;
-        if (ch.events.push(ev)) events_pending = true;
+        emit({Event::Kind::SessionConfirmed, s, s->id, 0});
     }
 
     // Opens the datagram under the current keys, or else the pending ones
@@ -287,6 +313,15 @@ struct Worker {
         return proto::get_be32(ip + 12) == s->tunnel_ip;
     }
 
+    // Replies go where the last authenticated packet came from (NAT
+    // rebinding, a new LTE address).
+    void follow_peer(Session* s, const sockaddr_in& from) {
+        uint64_t key = pack_addr(from);
+        if (key == s->peer_key.load(std::memory_order_relaxed)) return;
+        s->peer = from;
+        s->peer_key.store(key, std::memory_order_relaxed);
+    }
+
     void on_sealed(uint32_t idx, size_t len, const proto::Header& h, const sockaddr_in& from) {
         if (len < proto::kDataOverhead) return drop(idx, Counter::drop_short);
         Session* s = find_session(h.session_id);
@@ -296,7 +331,7 @@ struct Worker {
         if (!open_for_session(s, h, pkt, len, &payload)) return pool.put(idx);
         s->replay.commit(h.seq);
         s->last_rx_ns.store(now, std::memory_order_relaxed);
-        if (is_server()) s->peer = from;  // follow NAT rebinding / roaming
+        if (is_server()) follow_peer(s, from);
 
         uint32_t deliver_len = uint32_t(payload);
         if (h.type == proto::PacketType::Keepalive || payload == 0) {
@@ -347,12 +382,7 @@ struct Worker {
     void hand_back(Session* s) {
         size_t n = s->reorder.drain(released);
         deliver(released, n);
-        Event ev;
-        ev.kind = Event::Kind::SessionFree;
-        ev.session = s;
-        ev.session_id = s->id;
-        // If the ring is full the control thread still frees it at exit.
-        if (ch.events.push(ev)) events_pending = true;
+        emit({Event::Kind::SessionFree, s, s->id, 0});
     }
 
     void install_session(Session* fresh) {
@@ -443,6 +473,7 @@ struct Worker {
     // ---- the loop -------------------------------------------------------------
 
     void on_completion(const io_uring_cqe* cqe) {
+        --inflight;
         uint64_t tag = io_uring_cqe_get_data64(cqe);
         uint32_t idx = tag_index(tag);
         switch (tag_op(tag)) {
@@ -456,7 +487,42 @@ struct Worker {
             if (cqe->res < 0) counters.add(Counter::drop_tun_write);
             pool.put(idx);
             break;
-        case Op::Wake: on_wake(); break;
+        case Op::Wake:
+            wake_armed = false;
+            if (!ch.stop.load(std::memory_order_relaxed)) on_wake();
+            break;
+        case Op::Cancel: break;
+        }
+    }
+
+    static constexpr unsigned kReapChunk = 256;
+
+    // Handles every completion available now, retiring them in chunks so the
+    // queue drains while handlers submit new work.
+    void reap_completions() {
+        io_uring_cqe* batch[kReapChunk];
+        for (;;) {
+            unsigned n = io_uring_peek_batch_cqe(&ring, batch, kReapChunk);
+            if (n == 0) return;
+            for (unsigned i = 0; i < n; ++i) on_completion(batch[i]);
+            io_uring_cq_advance(&ring, n);
+        }
+    }
+
+    // Cancels every outstanding operation and waits for their completions, so
+    // the kernel writes into no buffer after the pool is gone.
+    void cancel_all() {
+        io_uring_sqe* s = sqe();
+        if (s) {
+            io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data64(s, make_tag(Op::Cancel, 0));
+        }
+        uint64_t deadline = now_ns() + 2'000'000'000;
+        while (inflight > 0 && now_ns() < deadline) {
+            __kernel_timespec ts{0, 50'000'000};
+            io_uring_cqe* first = nullptr;
+            io_uring_submit_and_wait_timeout(&ring, &first, 1, &ts, nullptr);
+            reap_completions();
         }
     }
 
@@ -469,10 +535,12 @@ struct Worker {
     int setup() {
         io_uring_params params{};
         params.flags = IORING_SETUP_CQSIZE;
-        // Every in-flight operation owns a buffer (plus the wake read), so a
-        // completion queue larger than the pool can never overflow.
+        // Every in-flight operation owns a buffer (plus the wake read), and
+        // completions are retired in chunks of kReapChunk, so a queue of twice
+        // the pool can hold everything that may be outstanding at once even
+        // when sends complete inline during a mid-pass submit.
         params.cq_entries = 1;
-        while (params.cq_entries < pool.count + 2) params.cq_entries <<= 1;
+        while (params.cq_entries < 2 * (pool.count + kReapChunk + 2)) params.cq_entries <<= 1;
         int r = io_uring_queue_init_params(1024, &ring, &params);
         if (r < 0) return r;
         arm_wake();
@@ -484,18 +552,14 @@ struct Worker {
         next_timer = now;
         while (!ch.stop.load(std::memory_order_relaxed)) {
             refill_receives();
+            if (!wake_armed) arm_wake();
+            flush_backlog();
             uint64_t budget = wait_budget();
             __kernel_timespec ts{int64_t(budget / 1'000'000'000u), int64_t(budget % 1'000'000'000u)};
             io_uring_cqe* first = nullptr;
             io_uring_submit_and_wait_timeout(&ring, &first, budget ? 1 : 0, &ts, nullptr);
             now = now_ns();
-            unsigned head, seen = 0;
-            io_uring_cqe* cqe;
-            io_uring_for_each_cqe(&ring, head, cqe) {
-                on_completion(cqe);
-                ++seen;
-            }
-            io_uring_cq_advance(&ring, seen);
+            reap_completions();
             if (now >= next_timer || now >= next_reorder_deadline) {
                 run_timers();
                 publish_reorder_stats();
@@ -527,6 +591,7 @@ int run_worker(const WorkerConfig& cfg, Channel& channel) {
     int r = w.setup();
     if (r < 0) return r;
     w.loop();
+    w.cancel_all();
     return 0;
 }
 

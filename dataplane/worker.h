@@ -34,4 +34,10 @@ int run_worker(const WorkerConfig& cfg, Channel& channel);
 // Monotonic clock in nanoseconds (the time value passed into proto/).
 uint64_t now_ns();
 
+// Time from `then` to `now`, zero if `then` is later. The worker stamps
+// last_rx_ns with its own, later clock reading than the control thread's
+// `now`, so a plain subtraction would wrap to ~2^64 and declare a live
+// session dead.
+inline uint64_t elapsed(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
+
 }  // namespace onebox::dataplane
