@@ -2,7 +2,8 @@
 # shellcheck disable=SC2119  # helpers with optional args
 # lab_two_clients: two clients (10.0.0.2 in cli, 10.0.0.3 in cli2) share the
 # server; a third asking for 10.0.0.2 while the first is alive is refused
-# ("in use"); a packet from client 2 with the inner source 10.0.0.2 is dropped
+# ("in use"); a handshake naming client 1's session id from another address is
+# refused; a packet from client 2 with the inner source 10.0.0.2 is dropped
 # and counted as drop_spoofed_source.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +64,19 @@ lab_ping cli 10.0.0.1 5 || fails+=("client 1 lost its tunnel after client 3 aske
 daemon_alive client3 && stop_client client3 >/dev/null 2>&1
 daemon_alive client3 || stop_daemon client3 TERM 1 >/dev/null 2>&1
 echo "client 3 log:"; log_since_start client3 | tail -n 5 | sed 's/^/    /'
+
+# taking over client 1's session: anyone with the PSK can see its session id
+# in the headers and send an Init naming it; the server must refuse it from
+# any other address (hs_probe speaks the real handshake and reports the answer)
+PROBE=$ONEBOX_BUILD/hs_probe
+sid=$(grep -o 'session [0-9a-f]\{8\}' "$(lab_log_file client)" | tail -n 1 | cut -d' ' -f2)
+ok=$(lab_exec cli2 "$PROBE" "$LAB_SERVER_IP" "$LAB_PORT" "$LAB_PSK" 0badc0de 10.0.0.9 --confirm 2>&1)
+echo "probe, fresh session for 10.0.0.9: $ok"
+echo "$ok" | grep -q 'status ok' || fails+=("hs_probe control case did not get 'status ok': $ok")
+steal=$(lab_exec cli2 "$PROBE" "$LAB_SERVER_IP" "$LAB_PORT" "$LAB_PSK" "$sid" 10.0.0.2 --confirm 2>&1)
+echo "probe, client 1's session $sid from cli2: $steal"
+echo "$steal" | grep -q 'status address-in-use' || fails+=("takeover of session $sid was not refused: $steal")
+lab_ping cli 10.0.0.1 5 || fails+=("client 1 lost its tunnel after a takeover attempt")
 
 # spoofed inner source from client 2
 # notrack: the client's masquerade must not rewrite the forged source to 10.0.0.3
