@@ -77,8 +77,8 @@ void client_tick(Daemon& d, uint64_t now) {
                       format_addr(d.server_addr).c_str());
     }
     if (c.waiting || now < c.next_attempt) return;
-    if (c.live && !server_silent(d, now)) return;
-    if (c.live && c.attempts == 0)
+    if (c.live && !c.server_closed && !server_silent(d, now)) return;
+    if (c.live && c.attempts == 0 && !c.server_closed)
         log::warn("server %s silent for %.1f s: handshaking again",
                   format_addr(d.server_addr).c_str(), double(kServerSilence) / 1e9);
     send_init(d, now);
@@ -96,6 +96,16 @@ static void install(Daemon& d, const proto::SessionKeys& keys, uint64_t now) {
     send_command(d, {dataplane::Command::Kind::InstallSession, s, s->id});
     c.live = s;
     c.established_at = now;
+    c.server_closed = false;
+}
+
+void client_on_closed(Daemon& d, const dataplane::Event& ev) {
+    ClientState& c = *d.client;
+    if (ev.session != c.live || c.server_closed) return;
+    c.server_closed = true;
+    c.next_attempt = 0;  // handshake again at once; retries back off as usual
+    log::warn("server %s closed the session (stopping or restarting): handshaking again",
+              format_addr(d.server_addr).c_str());
 }
 
 void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now) {

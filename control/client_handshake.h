@@ -31,6 +31,7 @@ struct ClientState {
     uint64_t next_attempt = 0;
     dataplane::Session* live = nullptr;  // the session the worker is using
     uint64_t established_at = 0;
+    bool server_closed = false;          // the server said it is stopping
     unsigned attempts = 0;
 };
 

@@ -133,6 +133,9 @@ void start_worker(Daemon& d) {
 
 void stop_worker(Daemon& d) {
     if (!d.worker.joinable()) return;
+    // Say goodbye first; the sends are on their way well within this pause.
+    send_command(d, {dataplane::Command::Kind::CloseAll, nullptr, 0});
+    usleep(50'000);
     d.channel->stop.store(true);
     uint64_t one = 1;
     [[maybe_unused]] ssize_t w = ::write(d.worker_wake.get(), &one, sizeof one);
@@ -186,6 +189,10 @@ void on_worker_events(Daemon& d, uint64_t now) {
                        std::strerror(ev.err));
             d.stopping = true;
             d.exit_code = 1;
+            break;
+        case dataplane::Event::Kind::PeerClosed:
+            if (d.role == proto::Role::Client) client_on_closed(d, ev);
+            else server_on_closed(d, ev);
             break;
         case dataplane::Event::Kind::SessionFree:
             d.sessions.erase(ev.session);

@@ -79,11 +79,13 @@ uint64_t wall_clock_ns();
 void client_init(Daemon& d);
 void client_tick(Daemon& d, uint64_t now);
 void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now);
+void client_on_closed(Daemon& d, const dataplane::Event& ev);
 
 // Server engine (server_sessions.cpp).
 void server_init(Daemon& d);
 void server_tick(Daemon& d, uint64_t now);
 void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now);
 void server_on_confirmed(Daemon& d, const dataplane::Event& ev);
+void server_on_closed(Daemon& d, const dataplane::Event& ev);
 
 }  // namespace onebox

@@ -183,6 +183,12 @@ void server_on_confirmed(Daemon& d, const dataplane::Event& ev) {
               first ? "connected" : "rekeyed", proto::format_ipv4(e.tunnel_ip).c_str());
 }
 
+void server_on_closed(Daemon& d, const dataplane::Event& ev) {
+    auto it = d.server->by_id.find(ev.session_id);
+    if (it == d.server->by_id.end() || it->second.session != ev.session) return;
+    forget(d, ev.session_id, "the client disconnected");
+}
+
 void server_tick(Daemon& d, uint64_t now) {
     ServerState& st = *d.server;
     uint32_t expired[16];

@@ -21,6 +21,7 @@ struct Command {
     enum class Kind : uint8_t {
         InstallSession,  // session: a new session, or new pending keys for an existing id
         RemoveSession,   // session_id: forget it (the worker hands the object back)
+        CloseAll,        // tell every peer we are stopping (sealed Close packets)
     };
     Kind kind = Kind::InstallSession;
     Session* session = nullptr;
@@ -34,6 +35,7 @@ struct Event {
         SessionFree,       // the worker no longer references `session`: delete it
         SessionConfirmed,  // the peer sent its first packet under new keys
         TunFailed,         // the TUN fd returned a permanent error (err)
+        PeerClosed,        // the peer said it is stopping (an authenticated Close)
     };
     Kind kind = Kind::SessionFree;
     Session* session = nullptr;

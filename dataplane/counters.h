@@ -17,6 +17,7 @@ namespace onebox::dataplane {
     X(rx_bytes)             /* inner bytes delivered */                                 \
     X(keepalive_tx)         /* keepalives sent */                                       \
     X(keepalive_rx)         /* keepalives received */                                   \
+    X(close_rx)             /* authenticated Close packets received */                  \
     X(drop_short)           /* datagram shorter than a header + tag */                  \
     X(drop_bad_header)      /* bad version, type or reserved bits */                    \
     X(drop_unknown_session) /* no session with that id */                               \

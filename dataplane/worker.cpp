@@ -334,7 +334,11 @@ struct Worker {
         if (is_server()) follow_peer(s, from);
 
         uint32_t deliver_len = uint32_t(payload);
-        if (h.type == proto::PacketType::Keepalive || payload == 0) {
+        if (h.type == proto::PacketType::Close) {
+            counters.add(Counter::close_rx);
+            emit({Event::Kind::PeerClosed, s, s->id, 0});
+            deliver_len = 0;
+        } else if (h.type == proto::PacketType::Keepalive || payload == 0) {
             counters.add(Counter::keepalive_rx);
             deliver_len = 0;
         } else if (!inner_source_allowed(s, pkt + kHeaderSize, payload)) {
@@ -373,6 +377,7 @@ struct Worker {
             return forward_handshake(idx, res, from);
         case proto::PacketType::Data:
         case proto::PacketType::Keepalive:
+        case proto::PacketType::Close:
             return on_sealed(idx, len, h, from);
         }
     }
@@ -427,11 +432,29 @@ struct Worker {
         hand_back(s);
     }
 
+    // A clean stop tells each peer at once, so a client that restarts is not
+    // refused its address while the server waits for the old session to go quiet.
+    void close_session(Session* s) {
+        bool may_send = s->has_current && s->confirmed.load(std::memory_order_relaxed);
+        if (!may_send) return;
+        uint32_t idx = pool.get();
+        if (idx == kNoBuffer) return counters.add(Counter::no_buffer);
+        seal_and_send(s, idx, 0, proto::PacketType::Close);
+    }
+
+    void close_all() {
+        if (client_session) close_session(client_session);
+        for (auto& [id, s] : by_id) close_session(s);
+    }
+
     void on_wake() {
         Command cmd;
         while (ch.commands.pop(cmd)) {
-            if (cmd.kind == Command::Kind::InstallSession) install_session(cmd.session);
-            else remove_session(cmd.session_id);
+            switch (cmd.kind) {
+            case Command::Kind::InstallSession: install_session(cmd.session); break;
+            case Command::Kind::RemoveSession: remove_session(cmd.session_id); break;
+            case Command::Kind::CloseAll: close_all(); break;
+            }
         }
         arm_wake();
     }

@@ -18,10 +18,11 @@ enum class PacketType : uint8_t {
     HandshakeResp = 2,  // server -> client, PSK-MACed, carries server ephemeral
     Data = 3,           // sealed inner IP packet
     Keepalive = 4,      // sealed empty payload; shares the data sequence space
+    Close = 5,          // sealed empty payload: the sender is stopping; forget the session
 };
 
 // Common header: plaintext on the wire, authenticated as AEAD associated data
-// for Data/Keepalive and covered by the MAC for handshake messages.
+// for Data/Keepalive/Close and covered by the MAC for handshake messages.
 //
 //   0      1        2          4              8                     16
 //   | type | version | reserved | session_id   | sequence number     |
@@ -103,7 +104,7 @@ enum class HeaderError : uint8_t { Ok, Short, BadVersion, BadType, BadReserved, 
 inline HeaderError read_header(const uint8_t* in, size_t len, Header& h) {
     if (len < kHeaderSize) return HeaderError::Short;
     if (in[1] != kProtocolVersion) return HeaderError::BadVersion;
-    if (in[0] < uint8_t(PacketType::HandshakeInit) || in[0] > uint8_t(PacketType::Keepalive))
+    if (in[0] < uint8_t(PacketType::HandshakeInit) || in[0] > uint8_t(PacketType::Close))
         return HeaderError::BadType;
     if (get_be16(in + 2) != 0) return HeaderError::BadReserved;
     h.type = PacketType(in[0]);

@@ -75,7 +75,9 @@ struct Receiver {
     bool receive(uint8_t* pkt, size_t len) {
         Header h{};
         if (read_header(pkt, len, h) != HeaderError::Ok) return false;
-        if (h.type != PacketType::Data && h.type != PacketType::Keepalive) return false;
+        if (h.type != PacketType::Data && h.type != PacketType::Keepalive &&
+            h.type != PacketType::Close)
+            return false;
         if (replay.check(h.seq) != ReplayVerdict::Fresh) return false;
         size_t payload_len = 0;
         if (!open_in_place(fixed_key(), h, pkt, len, &payload_len)) return false;

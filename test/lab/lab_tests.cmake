@@ -11,6 +11,7 @@ set(ONEBOX_LAB_TESTS
   cleanup:300
   two_clients:240
   server_restart:180
+  client_restart:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

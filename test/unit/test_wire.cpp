@@ -34,6 +34,7 @@ TEST_CASE("wire: every packet type encodes as its number") {
         {PacketType::HandshakeResp, 2},
         {PacketType::Data, 3},
         {PacketType::Keepalive, 4},
+        {PacketType::Close, 5},
     };
     for (const auto& row : table) {
         CAPTURE(int(row.byte));
@@ -67,7 +68,7 @@ TEST_CASE("wire: read_header rejects malformed headers") {
     struct Row { const char* name; size_t byte; uint8_t value; HeaderError expect; };
     const Row table[] = {
         {"type 0", 0, 0, HeaderError::BadType},
-        {"type 5", 0, 5, HeaderError::BadType},
+        {"type 6", 0, 6, HeaderError::BadType},
         {"type 255", 0, 255, HeaderError::BadType},
         {"version 0", 1, 0, HeaderError::BadVersion},
         {"version 2", 1, 2, HeaderError::BadVersion},
