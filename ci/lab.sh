@@ -6,6 +6,8 @@
 #   bash ci/lab.sh demo          lab + server + client, download/iperf3/stats, tear down
 #   bash ci/lab.sh list          namespaces that look like lab namespaces
 #   bash ci/lab.sh gc            remove labs whose creator died (also done by lab_up)
+#   bash ci/lab.sh emu PREFIX WAN CMD   talk to a link emulator (LAB_EMU=1 labs), e.g.
+#                                wan0 'set up rate=20mbit delay=10ms', wan1 show
 #
 # Topology (all of it inside namespaces named "$PREFIX-<role>"; nothing is created
 # in the caller's namespace: every veth is created directly inside its namespaces):
@@ -19,6 +21,16 @@
 #                                                                 br-pub 192.0.2.1/24
 #   $P-srv  eth0 192.0.2.2/24  --- psrv  (port of br-pub)
 #   $P-inet eth0 192.0.2.88/24 --- pinet (port of br-pub); test servers run here
+#
+# With LAB_EMU=1 (off by default) each client WAN runs through a link emulator
+# namespace: cli wanN --- e0 [$P-emuN: linkemu] e1 --- rwanN rtr. Addresses and
+# routes are the same; linkemu (test/emu/linkemu.cpp) forwards every frame and
+# applies rate, delay, jitter, loss and cut per direction (up = cli -> rtr),
+# changeable at run time: lab_emu_set wan0 'set up delay=20ms', lab_emu_show wan0.
+# Its control socket is $LAB_DIR/emu-wanN.sock (/tmp/onebox-lab-$P/ when LAB_DIR
+# is unset), its log emu-wanN.log next to it; LAB_EMU_OPTS adds linkemu flags
+# (e.g. "--both delay=10ms,jitter=1ms"). Offloads (tx checksum, TSO, GSO, GRO)
+# are off on the four veth ends of an emulated link, so linkemu sees real frames.
 #
 # The rtr namespace also keeps nft counters (table ip lab) of the ICMP/TCP that
 # crosses from the WAN subnets to br-pub *unencapsulated*: traffic that really
@@ -42,6 +54,8 @@ LAB_INET_IP=192.0.2.88
 LAB_P=${LAB_P:-}
 LAB_DIR=${LAB_DIR:-}
 LAB_ROLES=(rtr cli lan srv inet)
+LAB_EMU=${LAB_EMU:-0}     # 1: client WAN links go through linkemu namespaces (see above)
+LAB_LINKEMU_BIN=${LAB_LINKEMU_BIN:-$ONEBOX_BUILD/linkemu}
 declare -gA LAB_DPID=()   # daemon name -> pid
 declare -gA LAB_LOGBASE=() # daemon name -> lines in its log when it was last started
 LAB_BG_PIDS=()            # helper processes (test servers, pingers) we started
@@ -138,8 +152,8 @@ table ip lab {
 NFT
 
   # client box: two WANs and a LAN.
-  _lab_run _lab_veth "$cli" wan0 "$rtr" rwan0 || return 1
-  _lab_run _lab_veth "$cli" wan1 "$rtr" rwan1 || return 1
+  _lab_wan_veth 0 || return 1
+  _lab_wan_veth 1 || return 1
   _lab_run _lab_veth "$cli" lan0 "$lan" eth0 || return 1
   _lab_run ip -n "$rtr" addr add 192.168.10.1/24 dev rwan0 || return 1
   _lab_run ip -n "$rtr" addr add 192.168.20.1/24 dev rwan1 || return 1
@@ -171,6 +185,60 @@ NFT
   _lab_run ip -n "$inet" link set eth0 up || return 1
   _lab_run ip -n "$inet" route add default via 192.0.2.1 || return 1
   return 0
+}
+
+# _lab_wan_veth N: the cli's wanN and the rtr's rwanN, a plain veth pair or, with
+# LAB_EMU=1, two pairs through the emulator namespace $P-emuN with linkemu running.
+_lab_wan_veth() {
+  local n=$1 cli rtr emu
+  cli=$(lab_ns cli); rtr=$(lab_ns rtr)
+  if [ "$LAB_EMU" != 1 ]; then _lab_run _lab_veth "$cli" "wan$n" "$rtr" "rwan$n"; return; fi
+  [ -x "$LAB_LINKEMU_BIN" ] || { lab_log "LAB_EMU=1 but $LAB_LINKEMU_BIN is not built (ninja linkemu)"; return 1; }
+  emu=$(lab_ns "emu$n")
+  _lab_run ip netns add "$emu" || return 1
+  _lab_ns_init "$emu" || return 1
+  # a pure layer-2 box: no IPv6 of its own on e0/e1
+  _lab_run ip netns exec "$emu" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || return 1
+  _lab_run _lab_veth "$cli" "wan$n" "$emu" e0 || return 1
+  _lab_run _lab_veth "$emu" e1 "$rtr" "rwan$n" || return 1
+  _lab_run ip netns exec "$cli" "$LAB_LINKEMU_BIN" offloads "wan$n" off || return 1
+  _lab_run ip netns exec "$rtr" "$LAB_LINKEMU_BIN" offloads "rwan$n" off || return 1
+  local i
+  for i in e0 e1; do
+    _lab_run ip netns exec "$emu" "$LAB_LINKEMU_BIN" offloads "$i" off || return 1
+    _lab_run ip -n "$emu" link set "$i" up || return 1
+  done
+  local dir sock log t
+  dir=$(_lab_emu_dir); sock=$(lab_emu_sock "$n"); log=$dir/emu-wan$n.log
+  mkdir -p "$dir" || return 1
+  # shellcheck disable=SC2086  # LAB_EMU_OPTS is a list of flags
+  ip netns exec "$emu" "$LAB_LINKEMU_BIN" --ctl "$sock" --seed $((n + 1)) ${LAB_EMU_OPTS:-} e0 e1 \
+    >>"$log" 2>&1 </dev/null &
+  LAB_BG_PIDS+=("$!")
+  for ((t = 0; t < 50; t++)); do
+    "$LAB_LINKEMU_BIN" ctl "$sock" show >/dev/null 2>&1 && { lab_log "linkemu for wan$n in $emu ($sock)"; return 0; }
+    sleep 0.1
+  done
+  lab_log "linkemu for wan$n did not come up; its log:"; tail -n 5 "$log" >&2
+  return 1
+}
+_lab_emu_dir() { printf '%s' "${LAB_DIR:-/tmp/onebox-lab-$LAB_P}"; }
+# lab_emu_sock WAN: control socket of the emulator of wanN (WAN: wan0, wan1 or 0, 1).
+lab_emu_sock() { printf '%s/emu-wan%s.sock' "$(_lab_emu_dir)" "${1#wan}"; }
+# lab_emu_set WAN 'COMMAND': one linkemu command, e.g. 'set up rate=20mbit delay=10ms',
+# 'set both cut=1', 'reset'. Quiet on success; the answer goes to stderr on error.
+lab_emu_set() {
+  local out
+  lab_log "emu wan${1#wan}: $2"
+  out=$(timeout 10 "$LAB_LINKEMU_BIN" ctl "$(lab_emu_sock "$1")" "$2" 2>&1) && return 0
+  lab_log "emu wan${1#wan}: '$2' failed: $out"
+  return 1
+}
+# lab_emu_show WAN: settings and counters, a line per direction ("up ...", "down ...").
+lab_emu_show() { timeout 10 "$LAB_LINKEMU_BIN" ctl "$(lab_emu_sock "$1")" show; }
+# lab_emu_counter WAN up|down KEY: one counter of lab_emu_show (e.g. drop_loss).
+lab_emu_counter() {
+  lab_emu_show "$1" | awk -v d="$2" -v k="$3" '$1 == d { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }'
 }
 
 # lab_add_client ROLE OCTET: another client box $P-ROLE with wan0 192.168.OCTET.2/24
@@ -241,6 +309,7 @@ lab_down() {
     sleep 0.2
   fi
   for ns in "${all[@]}"; do ip netns del "$ns" 2>/dev/null || lab_log "could not delete $ns"; done
+  [ -d "/tmp/onebox-lab-$p" ] && rm -rf "/tmp/onebox-lab-$p" # emulator sockets of a CLI-made lab
   lab_log "lab down: prefix $p"
 }
 
@@ -580,6 +649,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
       echo "lab up with prefix $LAB_P: $(lab_list_ns "$LAB_P" | tr '\n' ' ')"
       echo "enter one:  ip netns exec $LAB_P-cli bash"
       echo "tear down:  bash $0 down $LAB_P"
+      [ "$LAB_EMU" = 1 ] && echo "emulators:  bash $0 emu $LAB_P wan0 show   (or 'set up delay=20ms', ...)"
       ;;
     down)
       [ -n "${2:-}" ] || lab_fail "usage: $0 down PREFIX"
@@ -588,6 +658,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     demo) lab_demo ;;
     list) ip netns list | awk '{print $1}' | grep -E '^ob[0-9]+_[0-9a-f]+-' || true ;;
     gc) lab_gc ;;
-    *) echo "usage: $0 up [PREFIX] | down PREFIX | demo | list | gc" >&2; exit 2 ;;
+    emu)
+      [ $# -ge 4 ] || lab_fail "usage: $0 emu PREFIX WAN COMMAND..."
+      LAB_P=$2
+      timeout 10 "$LAB_LINKEMU_BIN" ctl "$(lab_emu_sock "$3")" "${@:4}"
+      ;;
+    *) echo "usage: $0 up [PREFIX] | down PREFIX | demo | list | gc | emu PREFIX WAN COMMAND" >&2; exit 2 ;;
   esac
 fi

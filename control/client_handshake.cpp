@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "client_handshake.h"
+#include "client_links.h"
 #include "daemon.h"
 #include "dataplane/worker.h"
 #include "log.h"
@@ -49,7 +50,7 @@ static void send_init(Daemon& d, uint64_t now) {
 
     // The worker owns receiving on this socket; sending from the control
     // thread is safe and keeps the slow path off the worker.
-    if (::send(d.udp.get(), pkt, sizeof pkt, 0) < 0 && c.attempts % 10 == 0)
+    if (::send(links_handshake_fd(d, c.attempts), pkt, sizeof pkt, 0) < 0 && c.attempts % 10 == 0)
         log::warn("Failed to send handshake to %s: %s", format_addr(d.server_addr).c_str(),
                   std::strerror(errno));
     ++c.attempts;

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "client_handshake.h"
+#include "client_links.h"
 #include "dataplane/tun.h"
 #include "dataplane/udp.h"
 #include "dataplane/worker.h"
@@ -96,28 +97,23 @@ Status open_event_fds(Daemon& d) {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     d.signals = dataplane::Fd(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!d.signals.valid()) return Status::fail(errno, "create signalfd");
+    // The rings exist before the worker runs, so set-up can queue commands.
+    d.channel = std::make_unique<dataplane::Channel>();
+    d.channel->worker_wake_fd = d.worker_wake.get();
+    d.channel->control_wake_fd = d.control_wake.get();
     return Status::success();
 }
 
-Status open_tunnel_socket(Daemon& d) {
-    int fd = d.role == proto::Role::Client
-                 ? dataplane::open_client_socket(d.server_addr, d.cfg.fwmark)
-                 : dataplane::open_server_socket(d.cfg.listen_address, d.cfg.listen_port);
-    if (fd < 0) {
-        std::string what = d.role == proto::Role::Client
-                               ? "open UDP socket to " + format_addr(d.server_addr)
-                               : "bind UDP " + proto::format_ipv4(d.cfg.listen_address) + ":" +
-                                     std::to_string(d.cfg.listen_port);
-        return Status::fail(-fd, what);
-    }
+Status open_server_socket(Daemon& d) {
+    int fd = dataplane::open_server_socket(d.cfg.listen_address, d.cfg.listen_port);
+    if (fd < 0)
+        return Status::fail(-fd, "bind UDP " + proto::format_ipv4(d.cfg.listen_address) + ":" +
+                                     std::to_string(d.cfg.listen_port));
     d.udp = dataplane::Fd(fd);
     return Status::success();
 }
 
 void start_worker(Daemon& d) {
-    d.channel = std::make_unique<dataplane::Channel>();
-    d.channel->worker_wake_fd = d.worker_wake.get();
-    d.channel->control_wake_fd = d.control_wake.get();
     dataplane::WorkerConfig wc;
     wc.role = d.role;
     wc.tun_fd = d.tun.get();
@@ -149,6 +145,17 @@ void log_stats(const Daemon& d) {
         line += dataplane::kCounterNames[i];
         line += '=';
         line += std::to_string(d.channel->counters.get(dataplane::Counter(i)));
+    }
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
+        const dataplane::LinkCounters& l = d.channel->counters.links[i];
+        uint64_t tx = l.tx_packets.load(std::memory_order_relaxed);
+        uint64_t rx = l.rx_packets.load(std::memory_order_relaxed);
+        if (tx == 0 && rx == 0) continue;
+        std::string p = " link" + std::to_string(i) + "_";
+        line += p + "tx_packets=" + std::to_string(tx);
+        line += p + "tx_bytes=" + std::to_string(l.tx_bytes.load(std::memory_order_relaxed));
+        line += p + "rx_packets=" + std::to_string(rx);
+        line += p + "rx_bytes=" + std::to_string(l.rx_bytes.load(std::memory_order_relaxed));
     }
     const ControlCounters& c = d.stats;
     line += " handshake_ok=" + std::to_string(c.handshake_ok);
@@ -194,6 +201,9 @@ void on_worker_events(Daemon& d, uint64_t now) {
             if (d.role == proto::Role::Client) client_on_closed(d, ev);
             else server_on_closed(d, ev);
             break;
+        case dataplane::Event::Kind::LinkRemoved:
+            if (d.links) links_on_removed(d, ev.link);
+            break;
         case dataplane::Event::Kind::SessionFree:
             d.sessions.erase(ev.session);
             delete ev.session;  // SessionKeys wipe themselves
@@ -211,15 +221,21 @@ void on_worker_events(Daemon& d, uint64_t now) {
 
 void control_loop(Daemon& d) {
     constexpr int kTickMs = 50;
-    pollfd fds[2] = {{d.signals.get(), POLLIN, 0}, {d.control_wake.get(), POLLIN, 0}};
+    pollfd fds[3] = {{d.signals.get(), POLLIN, 0}, {d.control_wake.get(), POLLIN, 0},
+                     {d.links ? d.links->monitor.fd : -1, POLLIN, 0}};
     while (!d.stopping) {
-        ::poll(fds, 2, kTickMs);
+        ::poll(fds, 3, kTickMs);
         uint64_t now = dataplane::now_ns();
         if (fds[0].revents) on_signal(d);
         on_worker_events(d, now);  // every tick: a handshake backlog may remain
         if (d.stopping) break;
-        if (d.role == proto::Role::Client) client_tick(d, now);
-        else server_tick(d, now);
+        if (fds[2].revents) links_on_netlink(d);
+        if (d.role == proto::Role::Client) {
+            links_tick(d);
+            client_tick(d, now);
+        } else {
+            server_tick(d, now);
+        }
     }
 }
 
@@ -238,7 +254,7 @@ Status bring_up(Daemon& d) {
     d.tun = dataplane::Fd(fd);
     Status st = setup::apply(d.cfg, d.paths.state_file());
     if (!st.ok()) return st;
-    return open_tunnel_socket(d);
+    return d.role == proto::Role::Client ? links_start(d) : open_server_socket(d);
 }
 
 }  // namespace
@@ -298,6 +314,7 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     stop_worker(d);
     log_stats(d);
     free_sessions(d);
+    links_close_all(d);
     d.udp.reset();
     d.tun.reset();  // the TUN device goes away with its last fd
     setup::undo(paths.state_file());

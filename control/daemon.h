@@ -34,6 +34,7 @@ struct ControlCounters {
 
 struct ClientState;
 struct ServerState;
+struct ClientLinks;
 
 struct Daemon {
     proto::Role role = proto::Role::Client;
@@ -56,6 +57,7 @@ struct Daemon {
     std::unordered_set<dataplane::Session*> sessions;
     ControlCounters stats;
     std::unique_ptr<ClientState> client;
+    std::unique_ptr<ClientLinks> links;  // client: its WAN links
     std::unique_ptr<ServerState> server;
     bool stopping = false;
     int exit_code = 0;  // non-zero when the daemon stops because something broke

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include "../proto/config.h"
@@ -136,6 +137,7 @@ Status delete_each(RawMessages& messages, uint16_t del_type, int ignore_errno, c
 
 int parse_link(const nlmsghdr* nlh, void* data) {
     auto* out = static_cast<LinkInfo*>(data);
+    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(ifinfomsg)) return MNL_CB_ERROR;
     const auto* ifm = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
     Attrs attrs;
     if (mnl_attr_parse(nlh, sizeof *ifm, collect_attr, &attrs) < 0) return MNL_CB_ERROR;
@@ -147,7 +149,10 @@ int parse_link(const nlmsghdr* nlh, void* data) {
         Attrs info;
         if (mnl_attr_parse_nested(linkinfo, collect_attr, &info) >= 0 && info[IFLA_INFO_KIND] &&
             mnl_attr_validate(info[IFLA_INFO_KIND], MNL_TYPE_STRING) >= 0) {
-            out->kind = mnl_attr_get_str(info[IFLA_INFO_KIND]);
+            // MNL_TYPE_STRING does not promise a NUL inside the attribute.
+            const nlattr* kind = info[IFLA_INFO_KIND];
+            const auto* p = static_cast<const char*>(mnl_attr_get_payload(kind));
+            out->kind.assign(p, ::strnlen(p, mnl_attr_get_payload_len(kind)));
         }
     }
     return MNL_CB_OK;
@@ -221,6 +226,7 @@ struct RouteDump {
 
 int parse_route(const nlmsghdr* nlh, void* data) {
     auto* dump = static_cast<RouteDump*>(data);
+    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(rtmsg)) return MNL_CB_ERROR;
     const auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
     if (rtm->rtm_family != AF_INET) return MNL_CB_OK;
     Attrs attrs;
@@ -254,7 +260,10 @@ Status dump_routes(RouteDump& dump, const std::string& what) {
 
 std::string describe(const Rule& r) {
     std::string s = "priority " + std::to_string(r.priority);
-    if (r.fwmark) s += std::string(r.invert ? " not" : "") + " fwmark " + std::to_string(r.fwmark);
+    if (r.fwmark) {
+        s += std::string(r.invert ? " not" : "") + " fwmark " + std::to_string(r.fwmark);
+        if (r.fwmask != 0xffffffffu) s += "/" + std::to_string(r.fwmask);
+    }
     s += " lookup " + std::to_string(r.table);
     if (r.suppress_prefixlen >= 0) s += " suppress_prefixlength " + std::to_string(r.suppress_prefixlen);
     return s;
@@ -271,7 +280,7 @@ nlmsghdr* put_rule(Buffer& buf, uint16_t type, uint16_t flags, const Rule& r) {
     if (r.table) mnl_attr_put_u32(nlh, FRA_TABLE, r.table);
     if (r.fwmark) {
         mnl_attr_put_u32(nlh, FRA_FWMARK, r.fwmark);
-        mnl_attr_put_u32(nlh, FRA_FWMASK, 0xffffffffu);
+        mnl_attr_put_u32(nlh, FRA_FWMASK, r.fwmask);
     }
     if (r.suppress_prefixlen >= 0) {
         mnl_attr_put_u32(nlh, FRA_SUPPRESS_PREFIXLEN, static_cast<uint32_t>(r.suppress_prefixlen));
@@ -286,6 +295,7 @@ struct RuleDump {
 
 int match_rule_priority(const nlmsghdr* nlh, void* data) {
     auto* dump = static_cast<RuleDump*>(data);
+    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(fib_rule_hdr)) return MNL_CB_ERROR;
     const auto* frh = static_cast<const fib_rule_hdr*>(mnl_nlmsg_get_payload(nlh));
     if (frh->family != AF_INET) return MNL_CB_OK;
     Attrs attrs;
@@ -401,6 +411,27 @@ Status rule_del_priority(uint32_t priority) {
     RuleDump dump{priority, {}};
     if (Status s = transact(nlh, match_rule_priority, &dump, what); !s.ok()) return s;
     return delete_each(dump.raw, RTM_DELRULE, ENOENT, what);
+}
+
+Status dump(uint16_t type, uint8_t family, const MessageFn& each, const std::string& what) {
+    size_t header = 0;
+    switch (type) {
+        case RTM_GETLINK: header = sizeof(ifinfomsg); break;
+        case RTM_GETADDR: header = sizeof(ifaddrmsg); break;
+        case RTM_GETROUTE: header = sizeof(rtmsg); break;
+        case RTM_GETRULE: header = sizeof(fib_rule_hdr); break;
+        default: return Status::fail(EINVAL, what);
+    }
+    Buffer buf;
+    nlmsghdr* nlh = put_header(buf, type, NLM_F_DUMP);
+    // Every one of these headers starts with the family byte.
+    auto* family_byte = static_cast<uint8_t*>(mnl_nlmsg_put_extra_header(nlh, header));
+    *family_byte = family;
+    auto cb = [](const nlmsghdr* m, void* data) -> int {
+        (*static_cast<const MessageFn*>(data))(m);
+        return MNL_CB_OK;
+    };
+    return transact(nlh, cb, const_cast<MessageFn*>(&each), what);
 }
 
 }  // namespace onebox::netlink

@@ -5,7 +5,10 @@
 // so errors come back as values with the kernel's errno. Control thread only.
 #pragma once
 
+#include <linux/netlink.h>
+
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,10 +52,18 @@ struct Rule {
     uint32_t fwmark = 0;        // with invert: "not fwmark X"
     bool invert = false;
     int suppress_prefixlen = -1;  // >= 0: "suppress_prefixlength N"
+    uint32_t fwmask = 0xffffffffu;  // FRA_FWMASK with fwmark: "fwmark X/MASK" (only sent when fwmark != 0)
 };
 Status rule_add(const Rule& r);
 Status rule_del(const Rule& r);
 // Deletes every IPv4 rule whose priority is `priority` (crash cleanup).
 Status rule_del_priority(uint32_t priority);
+
+// A dump request (RTM_GETLINK, RTM_GETADDR or RTM_GETROUTE) for `family`
+// (AF_UNSPEC, AF_INET...): every reply message goes to `each`, which must
+// check the message itself (see wan_links.h for parsers). An interrupted
+// dump (NLM_F_DUMP_INTR: the tables changed meanwhile) fails with EINTR.
+using MessageFn = std::function<void(const nlmsghdr*)>;
+Status dump(uint16_t type, uint8_t family, const MessageFn& each, const std::string& what);
 
 }  // namespace onebox::netlink

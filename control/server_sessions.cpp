@@ -46,6 +46,16 @@ static bool address_in_subnet(const proto::Config& cfg, uint32_t ip) {
     return true;
 }
 
+// True if `from` is an address the session's client uses: one of its links,
+// or the address it handshook from.
+static bool speaks_from(const ServerEntry& e, const sockaddr_in& from) {
+    uint64_t key = dataplane::pack_addr(from);
+    if (key == dataplane::pack_addr(e.addr)) return true;
+    for (const dataplane::PeerLink& link : e.session->links)
+        if (link.key.load(std::memory_order_relaxed) == key) return true;
+    return false;
+}
+
 // Decides whether session `id` may have tunnel address `ip`, freeing the
 // address from a dead session if that is what holds it.
 static proto::RespStatus claim_address(Daemon& d, uint32_t id, uint32_t ip, uint64_t now,
@@ -73,9 +83,7 @@ static proto::RespStatus claim_address(Daemon& d, uint32_t id, uint32_t ip, uint
     if (same != st.by_id.end()) {
         const ServerEntry& e = same->second;
         bool live = dataplane::elapsed(now, last_heard(e)) < kClaimableAfter;
-        uint64_t speaks_from = e.session->peer_key.load(std::memory_order_relaxed);
-        if (speaks_from == 0) speaks_from = dataplane::pack_addr(e.addr);
-        if (live && (speaks_from != dataplane::pack_addr(from) || e.tunnel_ip != ip)) {
+        if (live && (!speaks_from(e, from) || e.tunnel_ip != ip)) {
             log::warn("handshake from %s for live session %08x (at %s, tunnel %s): refused",
                       format_addr(from).c_str(), id, format_addr(e.addr).c_str(),
                       proto::format_ipv4(e.tunnel_ip).c_str());

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -41,13 +42,16 @@ bool number(std::string_view s, T& out) {
     return ec == std::errc() && end == s.data() + s.size();
 }
 
+// Five fields, or six with the fwmask (state files from before masks have five).
 bool parse_rule(std::string_view v, netlink::Rule& r) {
     const auto f = fields(v);
     unsigned invert = 0;
-    if (f.size() != 5 || !number(f[0], r.priority) || !number(f[1], r.table) || !number(f[2], r.fwmark) ||
-        !number(f[3], invert) || !number(f[4], r.suppress_prefixlen)) {
+    if ((f.size() != 5 && f.size() != 6) || !number(f[0], r.priority) || !number(f[1], r.table) ||
+        !number(f[2], r.fwmark) || !number(f[3], invert) || !number(f[4], r.suppress_prefixlen)) {
         return false;
     }
+    r.fwmask = 0xffffffffu;
+    if (f.size() == 6 && !number(f[5], r.fwmask)) return false;
     r.invert = invert != 0;
     return true;
 }
@@ -209,7 +213,7 @@ Status configure_tun(const proto::Config& cfg) {
 
 Status add_client_routing(Journal& j, const proto::Config& cfg) {
     const netlink::Rule suppress{kSuppressRulePriority, kMainTable, 0, false, 0};
-    const netlink::Rule unmarked{kFwmarkRulePriority, cfg.route_table, cfg.fwmark, true, -1};
+    const netlink::Rule unmarked{kFwmarkRulePriority, cfg.route_table, cfg.fwmark, true, -1, kFwmarkRuleMask};
     for (const auto& rule : {suppress, unmarked}) {
         if (Status s = record_then(j, j.state.rules, rule, netlink::rule_add); !s.ok()) return s;
     }
@@ -226,6 +230,61 @@ Status install_firewall(Journal& j, const proto::Config& cfg) {
     return firewall::install_server(cfg.tun.name, cfg.tun.ip & cfg.tun.netmask, proto::netmask_prefix(cfg.tun.netmask),
                                     cfg.nat_interface, cfg.masquerade);
 }
+
+// ---- per-link routes ------------------------------------------------------------
+
+bool same_route(const netlink::Route& a, const netlink::Route& b) {
+    return a.dst == b.dst && a.prefix == b.prefix && a.gateway == b.gateway && a.ifname == b.ifname &&
+           a.table == b.table && a.metric == b.metric;
+}
+
+bool same_rule(const netlink::Rule& a, const netlink::Rule& b) {
+    return a.priority == b.priority && a.table == b.table && a.fwmark == b.fwmark && a.invert == b.invert &&
+           a.suppress_prefixlen == b.suppress_prefixlen && a.fwmask == b.fwmask;
+}
+
+bool is_one_of(int err, std::initializer_list<int> errs) {
+    for (int e : errs) {
+        if (err == e) return true;
+    }
+    return false;
+}
+
+// Reads the journal at j.path. exists = false (and success) if there is none.
+// A file with lines we do not understand is refused: saving would drop them.
+Status load_journal(Journal& j, bool& exists, const std::string& what) {
+    std::string text;
+    exists = false;
+    if (Status s = read_file(j.path, text); !s.ok()) return s.err == ENOENT ? Status::success() : s;
+    exists = true;
+    if (!parse_state(text, j.state)) {
+        return Status::fail_because(EINVAL, what, "state file " + j.path + " has lines onebox does not understand");
+    }
+    return Status::success();
+}
+
+// Removes from the kernel and from `list` every entry `pick` selects; an entry
+// whose removal fails (other than "already gone") stays listed. The first such
+// failure is returned; `changed` says whether the list shrank.
+template <typename T, typename Pick, typename Remove>
+Status remove_entries(std::vector<T>& list, Pick pick, Remove remove, std::initializer_list<int> already_gone,
+                      bool& changed) {
+    Status first;
+    for (size_t k = list.size(); k-- > 0;) {
+        if (!pick(list[k])) continue;
+        const Status s = remove(list[k]);
+        if (s.ok() || is_one_of(s.err, already_gone)) {
+            list.erase(list.begin() + static_cast<std::ptrdiff_t>(k));
+            changed = true;
+        } else if (first.ok()) {
+            first = s;
+        }
+    }
+    return first;
+}
+
+constexpr std::initializer_list<int> kRouteGone = {ESRCH, ENOENT, ENODEV};
+constexpr std::initializer_list<int> kRuleGone = {ENOENT};
 
 // ---- undo ----------------------------------------------------------------------
 
@@ -315,7 +374,10 @@ std::string format_state(const Applied& a) {
     for (const auto& c : a.sysctls) out += "sysctl=" + c.key + " " + c.original + " " + c.value + "\n";
     for (const auto& r : a.rules) {
         out += "rule=" + std::to_string(r.priority) + " " + std::to_string(r.table) + " " + std::to_string(r.fwmark) +
-               " " + (r.invert ? "1" : "0") + " " + std::to_string(r.suppress_prefixlen) + "\n";
+               " " + (r.invert ? "1" : "0") + " " + std::to_string(r.suppress_prefixlen);
+        // Only when needed, so that files without masked rules stay readable by older versions.
+        if (r.fwmask != 0xffffffffu) out += " " + std::to_string(r.fwmask);
+        out += "\n";
     }
     for (const auto& r : a.routes) {
         out += "route=" + proto::format_ipv4(r.dst) + "/" + std::to_string(r.prefix) + " " + std::to_string(r.table) +
@@ -368,6 +430,91 @@ Status apply(const proto::Config& cfg, const std::string& state_path) {
         if (Status s = add_client_routing(j, cfg); !s.ok()) return s;
     }
     return install_firewall(j, cfg);
+}
+
+uint32_t link_fwmark(const proto::Config& cfg, unsigned i) { return cfg.fwmark | ((i + 1) << 16); }
+
+uint32_t link_table(const proto::Config& cfg, unsigned i) { return cfg.route_table + 1 + i; }
+
+Status add_link_route(const proto::Config& cfg, const std::string& state_path, unsigned i, const wan::WanLink& link) {
+    const std::string what = "add route for WAN link " + std::to_string(i) + " (" + link.ifname + ")";
+    if (i >= wan::kMaxLinks || link.ifname.empty() || has_space(link.ifname)) return Status::fail(EINVAL, what);
+    Journal j{state_path, {}};
+    bool exists = false;
+    if (Status s = load_journal(j, exists, what); !s.ok()) return s;
+    if (!exists) {
+        j.state.role = cfg.role;
+        j.state.pid = static_cast<long>(::getpid());
+    }
+
+    netlink::Route route;
+    route.ifname = link.ifname;
+    route.gateway = link.gateway;
+    route.table = link_table(cfg, i);
+    const netlink::Rule rule{kLinkRulePriority + i, link_table(cfg, i), link_fwmark(cfg, i), false, -1};
+
+    // The route first, so the rule never points at an empty table.
+    auto& routes = j.state.routes;
+    if (std::any_of(routes.begin(), routes.end(), [&](const netlink::Route& r) { return same_route(r, route); })) {
+        // Known: add it again (REPLACE), in case the kernel dropped it with the link.
+        if (Status s = netlink::route_add(route); !s.ok()) return s;
+    } else {
+        // NLM_F_REPLACE: the new route takes the old one's place in the kernel;
+        // until the old one is struck from the journal, both are listed.
+        if (Status s = record_then(j, routes, route, netlink::route_add); !s.ok()) return s;
+        const netlink::Route added = routes.back();
+        routes.pop_back();
+        bool changed = false;
+        // An old route with another key (metric) would not have been replaced: delete it.
+        Status del = remove_entries(
+            routes, [&](const netlink::Route& r) { return r.table == route.table; },
+            [&](const netlink::Route& r) {
+                return r.prefix == 0 && r.metric == 0 ? Status::success() : netlink::route_del(r);
+            },
+            kRouteGone, changed);
+        routes.push_back(added);
+        if (del.ok() || changed) {
+            if (Status s = j.save(); !s.ok()) return s;
+        }
+        if (!del.ok()) return del;
+    }
+
+    auto& rules = j.state.rules;
+    if (std::any_of(rules.begin(), rules.end(), [&](const netlink::Rule& r) { return same_rule(r, rule); })) {
+        return Status::success();
+    }
+    bool changed = false;
+    Status del = remove_entries(
+        rules, [&](const netlink::Rule& r) { return r.priority == rule.priority; }, netlink::rule_del, kRuleGone,
+        changed);
+    if (changed) {
+        if (Status s = j.save(); !s.ok()) return s;
+    }
+    if (!del.ok()) return del;
+    return record_then(j, rules, rule, netlink::rule_add);
+}
+
+Status remove_link_route(const proto::Config& cfg, const std::string& state_path, unsigned i) {
+    const std::string what = "remove route for WAN link " + std::to_string(i);
+    if (i >= wan::kMaxLinks) return Status::fail(EINVAL, what);
+    Journal j{state_path, {}};
+    bool exists = false;
+    if (Status s = load_journal(j, exists, what); !s.ok() || !exists) return s;
+
+    bool changed = false;
+    // The rule first: marked packets then fall back to the other rules, not into an empty table.
+    Status first = remove_entries(
+        j.state.rules, [&](const netlink::Rule& r) { return r.priority == kLinkRulePriority + i; }, netlink::rule_del,
+        kRuleGone, changed);
+    const uint32_t table = link_table(cfg, i);
+    Status routes = remove_entries(
+        j.state.routes, [&](const netlink::Route& r) { return r.table == table; }, netlink::route_del, kRouteGone,
+        changed);
+    if (first.ok()) first = routes;
+    if (changed) {
+        if (Status s = j.save(); !s.ok()) return s;
+    }
+    return first;
 }
 
 void undo(const std::string& state_path) {

@@ -22,10 +22,14 @@ struct Command {
         InstallSession,  // session: a new session, or new pending keys for an existing id
         RemoveSession,   // session_id: forget it (the worker hands the object back)
         CloseAll,        // tell every peer we are stopping (sealed Close packets)
+        AddLink,         // client: start using `fd` as WAN link `link`
+        RemoveLink,      // client: stop using WAN link `link` (LinkRemoved follows)
     };
     Kind kind = Kind::InstallSession;
     Session* session = nullptr;
     uint32_t session_id = 0;
+    uint8_t link = 0;
+    int fd = -1;
 };
 
 // Control events: few, and every one matters, so they never share a ring with
@@ -36,11 +40,13 @@ struct Event {
         SessionConfirmed,  // the peer sent its first packet under new keys
         TunFailed,         // the TUN fd returned a permanent error (err)
         PeerClosed,        // the peer said it is stopping (an authenticated Close)
+        LinkRemoved,       // client: the worker is done with link `link`'s fd
     };
     Kind kind = Kind::SessionFree;
     Session* session = nullptr;
     uint32_t session_id = 0;
     int err = 0;
+    uint8_t link = 0;
 };
 
 // A handshake datagram for the control thread. When this ring is full the

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "proto/wire.h"
+
 namespace onebox::dataplane {
 
 // Every drop reason is a counter. Names are what `stats:` lines print.
@@ -26,6 +28,7 @@ namespace onebox::dataplane {
     X(drop_late)            /* arrived after the reorder buffer gave up on it */        \
     X(drop_spoofed_source)  /* inner source is not the session's tunnel address */      \
     X(drop_no_session)      /* nothing to send it on (no session / no route) */         \
+    X(drop_no_link)         /* client: no WAN link is up */                             \
     X(drop_not_ipv4)        /* inner packet is not IPv4 */                              \
     X(drop_handshake_queue) /* handshake message arrived while control was backed up */ \
     X(drop_send_error)      /* the kernel refused a send */                             \
@@ -51,8 +54,18 @@ inline constexpr const char* kCounterNames[] = {
 #undef ONEBOX_COUNTER_NAME
 };
 
+// Per WAN link (the client's link ids; on the server, summed over clients).
+struct LinkCounters {
+    std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
+};
+
+inline void bump(std::atomic<uint64_t>& v, uint64_t n) {
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 struct Counters {
     std::atomic<uint64_t> values[unsigned(Counter::count)]{};
+    LinkCounters links[proto::kMaxLinks];
 
     // Single writer: no read-modify-write instruction needed.
     void add(Counter c, uint64_t n = 1) {

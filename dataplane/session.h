@@ -12,20 +12,31 @@
 #include <cstdint>
 
 #include "proto/aead.h"
+#include "proto/wire.h"
 #include "proto/reorder.h"
 #include "proto/replay.h"
 
 namespace onebox::dataplane {
 
-// `peer` packed into one word so the control thread can read it atomically.
+// An address packed into one word so the control thread can read it atomically.
 inline uint64_t pack_addr(const sockaddr_in& a) {
     return uint64_t(a.sin_addr.s_addr) << 16 | a.sin_port;
 }
 
+// Server side: one of the client's WAN links, learned from authenticated
+// packets carrying that link id, and followed when its address changes.
+struct PeerLink {
+    sockaddr_in addr{};
+    std::atomic<uint64_t> key{0};   // pack_addr(addr), 0 = never heard (control reads it)
+    uint64_t last_rx_ns = 0;
+    uint64_t last_tx_ns = 0;
+    bool retired = false;           // the client said this link is gone
+};
+
 struct Session {
     uint32_t id = 0;
     uint32_t tunnel_ip = 0;          // host order; the only inner source allowed (server)
-    sockaddr_in peer{};              // where to send (server: last authenticated source)
+    sockaddr_in peer{};              // server: the handshake's source, until links are heard
 
     // Keys in use, and keys from a newer handshake that the peer has not yet
     // confirmed. The server switches when a packet opens under `pending`, so a
@@ -42,7 +53,8 @@ struct Session {
     uint64_t last_tx_ns = 0;         // worker-only: drives keepalives
     std::atomic<uint64_t> last_rx_ns{0};   // last authenticated packet (control reads)
     std::atomic<bool> confirmed{false};    // the peer has used the current keys
-    std::atomic<uint64_t> peer_key{0};     // peer as address<<16|port, for the control thread
+    PeerLink links[proto::kMaxLinks];      // server: the client's links by link id
+    unsigned next_link = 0;                 // server: round-robin position
 };
 
 }  // namespace onebox::dataplane

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace onebox::dataplane {
 namespace {
@@ -34,6 +35,17 @@ int open_client_socket(const sockaddr_in& server, uint32_t fwmark) {
     grow_buffers(fd);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof server) < 0)
         return fail(fd);
+    return fd;
+}
+
+int open_link_socket(const sockaddr_in& server, uint32_t fwmark, const char* ifname) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark) < 0) return fail(fd);
+    if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, socklen_t(std::strlen(ifname))) < 0)
+        return fail(fd);
+    grow_buffers(fd);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof server) < 0) return fail(fd);
     return fd;
 }
 

@@ -15,3 +15,11 @@ int open_client_socket(const sockaddr_in& server, uint32_t fwmark);
 int open_server_socket(uint32_t addr_host_order, uint16_t port);
 
 }  // namespace onebox::dataplane
+
+namespace onebox::dataplane {
+
+// Client WAN link: a socket bound to interface `ifname` (SO_BINDTODEVICE),
+// marked `fwmark` (its policy route), connected to the server. fd or -errno.
+int open_link_socket(const sockaddr_in& server, uint32_t fwmark, const char* ifname);
+
+}  // namespace onebox::dataplane

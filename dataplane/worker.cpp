@@ -27,16 +27,34 @@ namespace {
 
 using proto::kHeaderSize;
 
-// What a completion is for: the operation in the high 32 bits of user_data,
-// the buffer index in the low 32.
+// What a completion is for, in user_data: the operation (bits 40+), the WAN
+// link (bits 32-39) and the buffer index (low 32 bits).
 enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpSend, Wake, Cancel };
 
-uint64_t make_tag(Op op, uint32_t idx) { return uint64_t(op) << 32 | idx; }
-Op tag_op(uint64_t tag) { return Op(tag >> 32); }
+uint64_t make_tag(Op op, uint32_t idx, unsigned link = 0) {
+    return uint64_t(op) << 40 | uint64_t(link & 0xff) << 32 | idx;
+}
+Op tag_op(uint64_t tag) { return Op(tag >> 40); }
+unsigned tag_link(uint64_t tag) { return unsigned(tag >> 32) & 0xff; }
 uint32_t tag_index(uint64_t tag) { return uint32_t(tag); }
+
+using proto::kMaxLinks;
+
+// Client side: one WAN link's socket (bound to its interface, connected to
+// the server) as the worker uses it.
+struct ClientLink {
+    int fd = -1;
+    bool active = false;      // sending and receiving on it
+    bool removing = false;    // told to stop; waiting for its receives to finish
+    unsigned recvs_armed = 0;
+    uint64_t last_tx_ns = 0;
+};
 
 constexpr uint64_t kTimerPeriodNs = 5'000'000;     // keepalive / expiry pass
 constexpr uint64_t kMaxWaitNs = 100'000'000;        // wake at least this often
+// The server spreads a session's traffic over the client links it heard from
+// within this long (clients send a keepalive on every idle link each second).
+constexpr uint64_t kPeerLinkTimeoutNs = 3'000'000'000;
 
 struct Worker {
     const WorkerConfig& cfg;
@@ -50,7 +68,9 @@ struct Worker {
     std::unordered_map<uint32_t, Session*> by_ip;       // server role, confirmed only
 
     unsigned tun_reads_armed = 0;
-    unsigned udp_recvs_armed = 0;
+    unsigned udp_recvs_armed = 0;          // server socket
+    ClientLink links[kMaxLinks];           // client role
+    unsigned next_link = 0;                // client round-robin position
     uint64_t wake_value = 0;
     bool events_pending = false;
     bool tun_failed = false;
@@ -129,18 +149,19 @@ struct Worker {
         return true;
     }
 
-    bool arm_udp_recv() {
+    bool arm_udp_recv(unsigned link) {
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) return false;
         io_uring_sqe* s = sqe();
         if (!s) { pool.put(idx); return false; }
         if (is_server()) {
             io_uring_prep_recvmsg(s, cfg.udp_fd, prepare_msghdr(idx, kBufferSize), 0);
+            ++udp_recvs_armed;
         } else {
-            io_uring_prep_recv(s, cfg.udp_fd, pool.data(idx), kBufferSize, 0);
+            io_uring_prep_recv(s, links[link].fd, pool.data(idx), kBufferSize, 0);
+            ++links[link].recvs_armed;
         }
-        io_uring_sqe_set_data64(s, make_tag(Op::UdpRecv, idx));
-        ++udp_recvs_armed;
+        io_uring_sqe_set_data64(s, make_tag(Op::UdpRecv, idx, link));
         return true;
     }
 
@@ -156,24 +177,33 @@ struct Worker {
     // here rather than in their completion handler so a buffer shortage only
     // delays them until buffers come back.
     void refill_receives() {
-        while (udp_recvs_armed < cfg.udp_recv_depth) {
-            if (!arm_udp_recv()) { counters.add(Counter::no_buffer); break; }
+        if (is_server()) {
+            while (udp_recvs_armed < cfg.udp_recv_depth) {
+                if (!arm_udp_recv(0)) { counters.add(Counter::no_buffer); break; }
+            }
+        }
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            ClientLink& l = links[i];
+            while (l.active && l.recvs_armed < cfg.udp_recv_depth) {
+                if (!arm_udp_recv(i)) { counters.add(Counter::no_buffer); break; }
+            }
         }
         while (!tun_failed && tun_reads_armed < cfg.tun_read_depth) {
             if (!arm_tun_read()) { counters.add(Counter::no_buffer); break; }
         }
     }
 
-    void send_datagram(Session* s, uint32_t idx, size_t len) {
+    void send_datagram(Session* s, unsigned link, uint32_t idx, size_t len) {
         io_uring_sqe* q = sqe();
         if (!q) return drop(idx, Counter::drop_send_error);
         if (is_server()) {
-            pool.meta[idx].addr = s->peer;
+            const PeerLink& p = s->links[link];
+            pool.meta[idx].addr = p.key.load(std::memory_order_relaxed) ? p.addr : s->peer;
             io_uring_prep_sendmsg(q, cfg.udp_fd, prepare_msghdr(idx, len), 0);
         } else {
-            io_uring_prep_send(q, cfg.udp_fd, pool.data(idx), len, 0);
+            io_uring_prep_send(q, links[link].fd, pool.data(idx), len, 0);
         }
-        io_uring_sqe_set_data64(q, make_tag(Op::UdpSend, idx));
+        io_uring_sqe_set_data64(q, make_tag(Op::UdpSend, idx, link));
     }
 
     void write_tun(uint32_t idx, size_t len) {
@@ -190,18 +220,81 @@ struct Worker {
 
     // ---- sending (TUN -> network) -------------------------------------------
 
-    void seal_and_send(Session* s, uint32_t idx, size_t payload_len, proto::PacketType type) {
-        proto::Header h{type, proto::kProtocolVersion, s->id, s->tx_seq++};
+    void seal_and_send(Session* s, unsigned link, uint32_t idx, size_t payload_len,
+                       proto::PacketType type) {
+        proto::Header h{type, proto::kProtocolVersion, s->id, s->tx_seq++, uint8_t(link)};
         size_t n = proto::seal_in_place(s->current.send, h, pool.data(idx), payload_len);
-        send_datagram(s, idx, n);
+        send_datagram(s, link, idx, n);
         s->last_tx_ns = now;
+        if (is_server()) s->links[link].last_tx_ns = now;
+        else links[link].last_tx_ns = now;
+        LinkCounters& lc = counters.links[link];
+        bump(lc.tx_packets, 1);
+        bump(lc.tx_bytes, payload_len);
     }
 
-    void send_keepalive(Session* s) {
+    // Sends an empty sealed packet of `type` (Keepalive, Close) on one link.
+    // A client's keepalive carries one byte: the set of links it uses now
+    // (bit n = link n), so the server stops sending on a link the moment the
+    // client gives it up instead of waiting for it to fall silent.
+    void send_control(Session* s, unsigned link, proto::PacketType type) {
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) { counters.add(Counter::no_buffer); return; }
-        seal_and_send(s, idx, 0, proto::PacketType::Keepalive);
-        counters.add(Counter::keepalive_tx);
+        size_t len = 0;
+        if (type == proto::PacketType::Keepalive && !is_server()) {
+            pool.data(idx)[kHeaderSize] = active_link_set();
+            len = 1;
+        }
+        seal_and_send(s, link, idx, len, type);
+        if (type == proto::PacketType::Keepalive) counters.add(Counter::keepalive_tx);
+    }
+
+    uint8_t active_link_set() const {
+        uint8_t set = 0;
+        for (unsigned i = 0; i < kMaxLinks; ++i)
+            if (links[i].active) set |= uint8_t(1u << i);
+        return set;
+    }
+
+    // Client: tell the server the new link set at once, on every link.
+    void announce_links() {
+        Session* s = client_session;
+        if (!s || !s->has_current) return;
+        for_each_link(s, [&](unsigned i) { send_control(s, i, proto::PacketType::Keepalive); });
+    }
+
+    // Server: a keepalive's link set from the client.
+    void apply_link_set(Session* s, uint8_t set) {
+        for (unsigned i = 0; i < kMaxLinks; ++i) s->links[i].retired = !(set & (1u << i));
+    }
+
+    // ---- choosing a link ------------------------------------------------------
+    // Round-robin over the usable links. (Capacity- and delay-aware scheduling
+    // replaces this in the bonding work; round-robin stays as a mode.)
+
+    int pick_client_link() {
+        for (unsigned k = 0; k < kMaxLinks; ++k) {
+            unsigned i = (next_link + k) % kMaxLinks;
+            if (links[i].active) { next_link = i + 1; return int(i); }
+        }
+        return -1;
+    }
+
+    // A client link is usable by the server while it has heard from it lately.
+    bool peer_link_live(const Session* s, unsigned i) const {
+        const PeerLink& p = s->links[i];
+        return p.key.load(std::memory_order_relaxed) != 0 && !p.retired &&
+               now - p.last_rx_ns < kPeerLinkTimeoutNs;
+    }
+
+    unsigned pick_server_link(Session* s) {
+        unsigned newest = 0;
+        for (unsigned k = 0; k < kMaxLinks; ++k) {
+            unsigned i = (s->next_link + k) % kMaxLinks;
+            if (peer_link_live(s, i)) { s->next_link = i + 1; return i; }
+            if (s->links[i].last_rx_ns > s->links[newest].last_rx_ns) newest = i;
+        }
+        return newest;  // none heard lately: the one heard last (or the handshake's address)
     }
 
     Session* session_for_outbound(const uint8_t* ip) {
@@ -230,7 +323,9 @@ struct Worker {
         if (res < 20 || (ip[0] >> 4) != 4) return drop(idx, Counter::drop_not_ipv4);
         Session* s = session_for_outbound(ip);
         if (!s || !s->has_current) return drop(idx, Counter::drop_no_session);
-        seal_and_send(s, idx, size_t(res), proto::PacketType::Data);
+        int link = is_server() ? int(pick_server_link(s)) : pick_client_link();
+        if (link < 0) return drop(idx, Counter::drop_no_link);
+        seal_and_send(s, unsigned(link), idx, size_t(res), proto::PacketType::Data);
         counters.add(Counter::tx_packets);
         counters.add(Counter::tx_bytes, uint64_t(res));
     }
@@ -315,14 +410,20 @@ struct Worker {
 
     // Replies go where the last authenticated packet came from (NAT
     // rebinding, a new LTE address).
-    void follow_peer(Session* s, const sockaddr_in& from) {
+    void follow_peer(Session* s, unsigned link, const sockaddr_in& from) {
+        PeerLink& p = s->links[link];
+        p.last_rx_ns = now;
+        p.retired = false;  // the client is using it
         uint64_t key = pack_addr(from);
-        if (key == s->peer_key.load(std::memory_order_relaxed)) return;
-        s->peer = from;
-        s->peer_key.store(key, std::memory_order_relaxed);
+        if (key == p.key.load(std::memory_order_relaxed)) return;
+        p.addr = from;
+        p.key.store(key, std::memory_order_relaxed);
     }
 
-    void on_sealed(uint32_t idx, size_t len, const proto::Header& h, const sockaddr_in& from) {
+    // `link` is the link id the packet is for: the header's on the server (the
+    // client's numbering), the socket it arrived on at the client.
+    void on_sealed(uint32_t idx, size_t len, const proto::Header& h, unsigned link,
+                   const sockaddr_in& from) {
         if (len < proto::kDataOverhead) return drop(idx, Counter::drop_short);
         Session* s = find_session(h.session_id);
         if (!s) return drop(idx, Counter::drop_unknown_session);
@@ -331,7 +432,9 @@ struct Worker {
         if (!open_for_session(s, h, pkt, len, &payload)) return pool.put(idx);
         s->replay.commit(h.seq);
         s->last_rx_ns.store(now, std::memory_order_relaxed);
-        if (is_server()) follow_peer(s, from);
+        if (is_server()) follow_peer(s, link, from);
+        bump(counters.links[link].rx_packets, 1);
+        bump(counters.links[link].rx_bytes, payload);
 
         uint32_t deliver_len = uint32_t(payload);
         if (h.type == proto::PacketType::Close) {
@@ -340,6 +443,7 @@ struct Worker {
             deliver_len = 0;
         } else if (h.type == proto::PacketType::Keepalive || payload == 0) {
             counters.add(Counter::keepalive_rx);
+            if (is_server() && payload >= 1) apply_link_set(s, pkt[kHeaderSize]);
             deliver_len = 0;
         } else if (!inner_source_allowed(s, pkt + kHeaderSize, payload)) {
             counters.add(Counter::drop_spoofed_source);
@@ -357,8 +461,18 @@ struct Worker {
         deliver(released, n);
     }
 
-    void on_udp_recv(uint32_t idx, int res) {
-        --udp_recvs_armed;
+    void on_udp_recv(unsigned link, uint32_t idx, int res) {
+        if (is_server()) {
+            --udp_recvs_armed;
+        } else {
+            ClientLink& l = links[link];
+            --l.recvs_armed;
+            if (l.removing) {  // a receive cancelled by RemoveLink (or one that raced it)
+                pool.put(idx);
+                finish_link_removal(link);
+                return;
+            }
+        }
         if (res < 0) { pool.put(idx); return; }  // e.g. ECONNREFUSED while the server is down
         size_t len = size_t(res);
         const sockaddr_in& from = pool.meta[idx].addr;
@@ -378,7 +492,7 @@ struct Worker {
         case proto::PacketType::Data:
         case proto::PacketType::Keepalive:
         case proto::PacketType::Close:
-            return on_sealed(idx, len, h, from);
+            return on_sealed(idx, len, h, is_server() ? h.link : link, from);
         }
     }
 
@@ -397,9 +511,9 @@ struct Worker {
             // first keepalive (sent at once) confirms them to the server.
             Session* old = client_session;
             client_session = fresh;
-            fresh->last_tx_ns = 0;
             if (old) hand_back(old);
-            send_keepalive(fresh);
+            // On every link, so the server learns each link's address at once.
+            for_each_link(fresh, [&](unsigned i) { send_control(fresh, i, proto::PacketType::Keepalive); });
             return;
         }
         auto it = by_id.find(fresh->id);
@@ -437,14 +551,57 @@ struct Worker {
     void close_session(Session* s) {
         bool may_send = s->has_current && s->confirmed.load(std::memory_order_relaxed);
         if (!may_send) return;
-        uint32_t idx = pool.get();
-        if (idx == kNoBuffer) return counters.add(Counter::no_buffer);
-        seal_and_send(s, idx, 0, proto::PacketType::Close);
+        // On every link: one of them may be the one that is down.
+        for_each_link(s, [&](unsigned i) { send_control(s, i, proto::PacketType::Close); });
+    }
+
+    // Calls f(link) for every link this session can send on now: the client's
+    // active links, or the client links the server heard from lately.
+    template <typename F>
+    void for_each_link(Session* s, F f) {
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            bool usable = is_server() ? peer_link_live(s, i) : links[i].active;
+            if (usable) f(i);
+        }
     }
 
     void close_all() {
         if (client_session) close_session(client_session);
         for (auto& [id, s] : by_id) close_session(s);
+    }
+
+    // ---- client WAN links -------------------------------------------------------
+
+    void add_link(unsigned i, int fd) {
+        if (i >= kMaxLinks || links[i].active || links[i].removing) return;
+        links[i] = ClientLink{};
+        links[i].fd = fd;
+        links[i].active = true;
+        // At once: the server learns the new link's address and the new set.
+        announce_links();
+    }
+
+    // Stops sending on link i and cancels its receives; LinkRemoved tells the
+    // control thread when the fd is no longer referenced by any receive.
+    void remove_link(unsigned i) {
+        if (i >= kMaxLinks || !links[i].active) return;
+        links[i].active = false;
+        links[i].removing = true;
+        announce_links();
+        io_uring_sqe* q = sqe();
+        if (q) {
+            io_uring_prep_cancel_fd(q, links[i].fd, IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data64(q, make_tag(Op::Cancel, 0));
+        }
+        finish_link_removal(i);
+    }
+
+    void finish_link_removal(unsigned i) {
+        ClientLink& l = links[i];
+        if (!l.removing || l.recvs_armed > 0) return;
+        l.removing = false;
+        l.fd = -1;
+        emit({Event::Kind::LinkRemoved, nullptr, 0, 0, uint8_t(i)});
     }
 
     void on_wake() {
@@ -454,6 +611,8 @@ struct Worker {
             case Command::Kind::InstallSession: install_session(cmd.session); break;
             case Command::Kind::RemoveSession: remove_session(cmd.session_id); break;
             case Command::Kind::CloseAll: close_all(); break;
+            case Command::Kind::AddLink: add_link(cmd.link, cmd.fd); break;
+            case Command::Kind::RemoveLink: remove_link(cmd.link); break;
             }
         }
         arm_wake();
@@ -468,7 +627,12 @@ struct Worker {
         // The server speaks only to confirmed sessions; both sides keep an idle
         // session alive so the peer can tell silence from death.
         bool may_send = s->has_current && (!is_server() || s->confirmed.load(std::memory_order_relaxed));
-        if (may_send && now - s->last_tx_ns >= cfg.keepalive_ns) send_keepalive(s);
+        if (!may_send) return;
+        // Per link: an idle link still proves it is alive, and keeps its NAT open.
+        for_each_link(s, [&](unsigned i) {
+            uint64_t last = is_server() ? s->links[i].last_tx_ns : links[i].last_tx_ns;
+            if (now - last >= cfg.keepalive_ns) send_control(s, i, proto::PacketType::Keepalive);
+        });
     }
 
     void run_timers() {
@@ -501,7 +665,7 @@ struct Worker {
         uint32_t idx = tag_index(tag);
         switch (tag_op(tag)) {
         case Op::TunRead: on_tun_read(idx, cqe->res); break;
-        case Op::UdpRecv: on_udp_recv(idx, cqe->res); break;
+        case Op::UdpRecv: on_udp_recv(tag_link(tag), idx, cqe->res); break;
         case Op::UdpSend:
             if (cqe->res < 0) counters.add(Counter::drop_send_error);
             pool.put(idx);

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <exception>
 #include <map>
+#include <vector>
 
 namespace onebox::proto {
 namespace {
@@ -207,7 +208,15 @@ std::string set_server_address(std::string_view v, Config& c) {
 std::string set_server_port(std::string_view v, Config& c) { return set_port(v, c.server_port); }
 std::string set_listen_port(std::string_view v, Config& c) { return set_port(v, c.listen_port); }
 std::string set_listen_address(std::string_view v, Config& c) { return set_ipv4(v, c.listen_address); }
-std::string set_fwmark(std::string_view v, Config& c) { return set_u32_nonzero(v, c.fwmark); }
+std::string set_fwmark(std::string_view v, Config& c) {
+    uint32_t mark = 0;
+    if (auto e = set_u32_nonzero(v, mark); !e.empty()) return e;
+    // Link i's packets carry fwmark | (i + 1) << 16, and the tunnel-bypass rule
+    // matches fwmark/0xffff: the mark must fit in the low 16 bits.
+    if (mark > kMaxFwmark) return "fwmark " + printable(v) + " too large (at most 0xffff: the upper 16 bits mark the WAN link)";
+    c.fwmark = mark;
+    return {};
+}
 std::string set_masquerade_lan(std::string_view v, Config& c) { return set_bool(v, c.masquerade_lan); }
 std::string set_masquerade(std::string_view v, Config& c) { return set_bool(v, c.masquerade); }
 
@@ -217,6 +226,15 @@ std::string set_route_table(std::string_view v, Config& c) {
     // Our default route goes into this table with NLM_F_REPLACE: main/local/default
     // would lose the system's own routes.
     if (t >= 253 && t <= 255) return "route_table " + std::to_string(t) + " is reserved (default/main/local)";
+    // Tables t+1 .. t+8 hold the WAN links' default routes (also with NLM_F_REPLACE).
+    if (t > UINT32_MAX - kMaxWanInterfaces) {
+        return "route_table " + std::to_string(t) + " too large (tables up to route_table + " +
+               std::to_string(kMaxWanInterfaces) + " are used)";
+    }
+    if (t + kMaxWanInterfaces >= 253 && t < 253) {
+        return "route_table " + std::to_string(t) + " too close to the reserved tables 253-255 (tables up to route_table + " +
+               std::to_string(kMaxWanInterfaces) + " are used)";
+    }
     c.route_table = t;
     return {};
 }
@@ -225,6 +243,47 @@ std::string set_max_clients(std::string_view v, Config& c) {
     uint64_t n = 0;
     if (!parse_number(v, 65535, false, n) || n == 0) return "max_clients must be 1-65535, got " + shown(v);
     c.max_clients = static_cast<unsigned>(n);
+    return {};
+}
+
+// One name, bare or "quoted" (read_value() took the quotes off), or a list:
+// ["wan0", "wlan0"] with bare or quoted names, comma separated (a trailing
+// comma is fine, as in TOML); [] is the empty list.
+std::string set_wan_interfaces(std::string_view v, Config& c) {
+    std::vector<std::string> names;
+    const auto add = [&](std::string_view item) -> std::string {
+        if (item.size() >= 2 && item.front() == '"' && item.back() == '"') item = item.substr(1, item.size() - 2);
+        if (!valid_ifname(item)) return "bad interface name " + shown(item) + " (1-15 of A-Z a-z 0-9 _ - .)";
+        for (const auto& n : names) {
+            if (n == item) return "interface " + shown(item) + " listed twice";
+        }
+        if (names.size() == kMaxWanInterfaces) {
+            return "too many interfaces (at most " + std::to_string(kMaxWanInterfaces) + ")";
+        }
+        names.emplace_back(item);
+        return {};
+    };
+    if (v.front() != '[') {
+        if (auto e = add(v); !e.empty()) return e;
+    } else {
+        if (v.back() != ']') return "missing ']' at the end of the interface list";
+        std::string_view rest = trim(v.substr(1, v.size() - 2));
+        while (!rest.empty()) {
+            const size_t comma = rest.find(',');
+            const std::string_view item = trim(rest.substr(0, comma));
+            if (item.empty()) return "empty entry in the interface list";
+            if (auto e = add(item); !e.empty()) return e;
+            rest = comma == std::string_view::npos ? std::string_view{} : trim(rest.substr(comma + 1));
+        }
+    }
+    c.wan_interfaces = std::move(names);
+    return {};
+}
+
+std::string set_mode(std::string_view v, Config& c) {
+    if (v == "bond") c.mode = Mode::Bond;
+    else if (v == "round-robin") c.mode = Mode::RoundRobin;
+    else return "mode must be bond or round-robin, got " + shown(v);
     return {};
 }
 
@@ -280,6 +339,8 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kClient, "fwmark", set_fwmark},
     {Section::Main, kClient, "route_table", set_route_table},
     {Section::Main, kClient, "masquerade_lan", set_masquerade_lan},
+    {Section::Main, kClient, "wan_interfaces", set_wan_interfaces},
+    {Section::Main, kClient, "mode", set_mode},
     {Section::Main, kServer, "listen_address", set_listen_address},
     {Section::Main, kServer, "listen_port", set_listen_port},
     {Section::Main, kServer, "max_clients", set_max_clients},
@@ -530,6 +591,12 @@ ConfigError Parser::finish() const {
         if (cfg.server_port == 0) return fail(0, "", "missing server_port in [client]");
     } else if (cfg.listen_port == 0) {
         return fail(0, "", "missing listen_port in [server]");
+    }
+    for (const auto& name : cfg.wan_interfaces) {
+        if (name == cfg.tun.name) {
+            return fail(line_of(seen, "wan_interfaces"), "client.wan_interfaces",
+                        "interface " + shown(name) + " is the TUN device, not a WAN link");
+        }
     }
     const std::string tun = std::string(role_name(role)) + ".tun.";
     const int prefix = netmask_prefix(cfg.tun.netmask);

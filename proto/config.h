@@ -2,7 +2,8 @@
 // one error out). control/config.cpp reads the file and calls parse_config.
 //
 // Format: INI as read by inih, compatible with the seed's config.toml examples:
-//   [client] server_address, server_port, preshared_key, log_level
+//   [client] server_address, server_port, preshared_key, log_level, fwmark,
+//            route_table, masquerade_lan, wan_interfaces, mode
 //   [client.tun] name, ip, netmask, mtu
 //   [server] listen_address, listen_port, preshared_key, log_level
 //   [server.tun] name, ip, netmask, mtu
@@ -19,11 +20,17 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace onebox::proto {
 
 enum class Role : uint8_t { Client, Server };
 enum class LogLevel : uint8_t { Error, Warn, Info, Debug };
+// [client] mode: how packets are spread over the WAN links.
+enum class Mode : uint8_t { Bond, RoundRobin };  // "bond" (default), "round-robin"
+
+inline constexpr unsigned kMaxWanInterfaces = 8;  // links the client can bond
+inline constexpr uint32_t kMaxFwmark = 0xffff;    // the upper 16 bits of the mark name the WAN link
 
 struct TunConfig {
     std::string name = "onebox0";
@@ -40,9 +47,16 @@ struct Config {
     // client
     std::string server_address;  // IPv4 literal or host name (resolved by control/)
     uint16_t server_port = 0;
-    uint32_t fwmark = 0x6f6e;    // [client] fwmark: marks our own UDP so it bypasses the tunnel
-    uint32_t route_table = 0x6f6e;  // [client] route_table: table holding the tunnel default route
+    uint32_t fwmark = 0x6f6e;    // [client] fwmark: marks our own UDP so it bypasses the tunnel; <= kMaxFwmark
+    // [client] route_table: table holding the tunnel default route; the next
+    // kMaxWanInterfaces tables hold the WAN links' default routes.
+    uint32_t route_table = 0x6f6e;
     bool masquerade_lan = true;  // [client] masquerade_lan: NAT LAN hosts to the tunnel address
+    // [client] wan_interfaces = ["wan0", "wlan0"] (or one name): the interfaces
+    // onebox may bond; empty = every interface with a default route. At most
+    // kMaxWanInterfaces valid interface names, no duplicates, not the TUN.
+    std::vector<std::string> wan_interfaces;
+    Mode mode = Mode::Bond;      // [client] mode
     // server
     uint32_t listen_address = 0; // host byte order; 0 = any
     uint16_t listen_port = 0;

@@ -24,10 +24,12 @@ enum class PacketType : uint8_t {
 // Common header: plaintext on the wire, authenticated as AEAD associated data
 // for Data/Keepalive/Close and covered by the MAC for handshake messages.
 //
-//   0      1        2          4              8                     16
-//   | type | version | reserved | session_id   | sequence number     |
+//   0      1         2      3          4              8                     16
+//   | type | version | link | reserved | session_id   | sequence number     |
 //
-// All multi-byte fields are big-endian. reserved must be zero.
+// All multi-byte fields are big-endian. link is the sender's WAN link the
+// datagram was sent on (0 .. kMaxLinks-1; authenticated with the rest of the
+// header, so the receiver can keep per-link state). reserved must be zero.
 inline constexpr size_t kHeaderSize = 16;
 inline constexpr size_t kTagSize = 16;                     // Poly1305 tag
 inline constexpr size_t kDataOverhead = kHeaderSize + kTagSize;
@@ -61,6 +63,9 @@ enum class RespStatus : uint8_t {
     ServerFull = 3,     // the session table is full
 };
 
+// WAN links one client may bond.
+inline constexpr unsigned kMaxLinks = 8;
+
 // Session id 0 is never valid: a zeroed buffer must not match a session.
 inline constexpr uint32_t kInvalidSessionId = 0;
 
@@ -73,6 +78,7 @@ struct Header {
     uint8_t version;
     uint32_t session_id;
     uint64_t seq;
+    uint8_t link = 0;
 };
 
 inline void put_be16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
@@ -93,12 +99,13 @@ inline uint64_t get_be64(const uint8_t* p) {
 inline void write_header(uint8_t* out, const Header& h) {
     out[0] = uint8_t(h.type);
     out[1] = h.version;
-    put_be16(out + 2, 0);
+    out[2] = h.link;
+    out[3] = 0;
     put_be32(out + 4, h.session_id);
     put_be64(out + 8, h.seq);
 }
 
-enum class HeaderError : uint8_t { Ok, Short, BadVersion, BadType, BadReserved, BadSession };
+enum class HeaderError : uint8_t { Ok, Short, BadVersion, BadType, BadReserved, BadSession, BadLink };
 
 // Parses and validates the common header. Does not check the size of the body.
 inline HeaderError read_header(const uint8_t* in, size_t len, Header& h) {
@@ -106,11 +113,13 @@ inline HeaderError read_header(const uint8_t* in, size_t len, Header& h) {
     if (in[1] != kProtocolVersion) return HeaderError::BadVersion;
     if (in[0] < uint8_t(PacketType::HandshakeInit) || in[0] > uint8_t(PacketType::Close))
         return HeaderError::BadType;
-    if (get_be16(in + 2) != 0) return HeaderError::BadReserved;
+    if (in[3] != 0) return HeaderError::BadReserved;
+    if (in[2] >= kMaxLinks) return HeaderError::BadLink;
     h.type = PacketType(in[0]);
     h.version = in[1];
     h.session_id = get_be32(in + 4);
     h.seq = get_be64(in + 8);
+    h.link = in[2];
     if (h.session_id == kInvalidSessionId) return HeaderError::BadSession;
     return HeaderError::Ok;
 }

@@ -11,7 +11,9 @@ set(ONEBOX_LAB_TESTS
   cleanup:300
   two_clients:240
   server_restart:180
+  emu:240
   client_restart:120
+  multilink:180
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

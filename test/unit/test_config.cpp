@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "control/config.h"
 #include "proto/config.h"
@@ -14,6 +15,7 @@
 using onebox::proto::Config;
 using onebox::proto::ConfigError;
 using onebox::proto::LogLevel;
+using onebox::proto::Mode;
 using onebox::proto::Role;
 using onebox::proto::parse_config;
 
@@ -99,6 +101,8 @@ TEST_CASE("defaults") {
     CHECK(c.fwmark == 0x6f6e);
     CHECK(c.route_table == 0x6f6e);
     CHECK(c.masquerade_lan);
+    CHECK(c.wan_interfaces.empty());
+    CHECK(c.mode == Mode::Bond);
 
     Config s;
     REQUIRE(parse_config(kMinServer, Role::Server, s).ok);
@@ -159,6 +163,46 @@ TEST_CASE("every key, comments, quoting and top-level keys") {
     CHECK(s.log_level == LogLevel::Error);
     CHECK(s.tun.netmask == ip("255.255.255.252"));
     CHECK(s.tun.mtu == 1500);
+}
+
+TEST_CASE("wan_interfaces and mode") {
+    const std::string cl = kMinClient;
+    struct Good {
+        std::string value;
+        std::vector<std::string> names;
+    };
+    const Good good[] = {
+        {"[\"wan0\", \"wlan0\"]", {"wan0", "wlan0"}},
+        {"[ wan0 ,\"wlan0\",eth1.100 ]  # comment", {"wan0", "wlan0", "eth1.100"}},
+        {"[\"wan0\",]", {"wan0"}},  // trailing comma, as TOML allows
+        {"[\"ppp0\"] ; comment", {"ppp0"}},
+        {"[]", {}},
+        {"[ ]", {}},
+        {"wan0", {"wan0"}},
+        {"\"wlan-1_x\"", {"wlan-1_x"}},
+        {"[a, b, c, d, e, f, g, h]", {"a", "b", "c", "d", "e", "f", "g", "h"}},  // 8: the limit
+    };
+    for (const auto& g : good) {
+        CAPTURE(g.value);
+        Config c;
+        const ConfigError e = parse_config(cl + "wan_interfaces = " + g.value + "\n", Role::Client, c);
+        REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+        CHECK(c.wan_interfaces == g.names);
+        CHECK(c.mode == Mode::Bond);
+    }
+    Config c;
+    ConfigError e = parse_config(cl + "mode = round-robin\n", Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.mode == Mode::RoundRobin);
+    e = parse_config(cl + "mode = \"bond\"\nfwmark = 0xffff\nroute_table = 244\n", Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.mode == Mode::Bond);
+    CHECK(c.fwmark == 0xffff);
+    CHECK(c.route_table == 244);
+    e = parse_config(cl + "route_table = 256\n", Role::Client, c);  // above the reserved ones: fine
+    CHECK(e.ok);
+    e = parse_config(cl + "route_table = 0xfffffff7\n", Role::Client, c);  // + 8 still fits
+    CHECK(e.ok);
 }
 
 TEST_CASE("a failed parse leaves the output alone") {
@@ -224,6 +268,38 @@ TEST_CASE("bad configs: line, key and message") {
         {Role::Client, cl + "fwmark = 0x\n", 5, "client.fwmark", "not a 32-bit number"},
         {Role::Client, cl + "fwmark = 0x100000000\n", 5, "client.fwmark", "not a 32-bit number"},
         {Role::Client, cl + "route_table = 254\n", 5, "client.route_table", "reserved"},
+        {Role::Client, cl + "fwmark = 0x10000\n", 5, "client.fwmark", "too large (at most 0xffff"},
+        {Role::Client, cl + "fwmark = 4294967295\n", 5, "client.fwmark", "too large"},
+        {Role::Client, cl + "route_table = 245\n", 5, "client.route_table", "too close to the reserved tables"},
+        {Role::Client, cl + "route_table = 252\n", 5, "client.route_table", "too close to the reserved tables"},
+        {Role::Client, cl + "route_table = 0xfffffff8\n", 5, "client.route_table", "too large"},
+        {Role::Client, cl + "wan_interfaces = [\"wan0\", \"wan0\"]\n", 5, "client.wan_interfaces",
+         "interface \"wan0\" listed twice"},
+        {Role::Client, cl + "wan_interfaces = [a, b, c, d, e, f, g, h, i]\n", 5, "client.wan_interfaces",
+         "too many interfaces (at most 8)"},
+        {Role::Client, cl + "wan_interfaces = [\"wan0\", \"eth/1\"]\n", 5, "client.wan_interfaces",
+         "bad interface name \"eth/1\""},
+        {Role::Client, cl + "wan_interfaces = [\"has space\"]\n", 5, "client.wan_interfaces", "bad interface name"},
+        {Role::Client, cl + "wan_interfaces = [\"sixteen-chars-xx\"]\n", 5, "client.wan_interfaces",
+         "bad interface name"},
+        {Role::Client, cl + "wan_interfaces = [\"wan0\"\n", 5, "client.wan_interfaces", "missing ']'"},
+        {Role::Client, cl + "wan_interfaces = [wan0,,wan1]\n", 5, "client.wan_interfaces", "empty entry"},
+        {Role::Client, cl + "wan_interfaces = [,]\n", 5, "client.wan_interfaces", "empty entry"},
+        {Role::Client, cl + "wan_interfaces = [\"wan0\" \"wan1\"]\n", 5, "client.wan_interfaces",
+         "bad interface name"},
+        {Role::Client, cl + "wan_interfaces = \"wan0\", \"wan1\"\n", 5, "client.wan_interfaces",
+         "unexpected text after closing quote"},
+        {Role::Client, cl + "wan_interfaces = \"\"\n", 5, "client.wan_interfaces", "empty value"},
+        {Role::Client, cl + "wan_interfaces = [wan0, onebox0]\n", 5, "client.wan_interfaces",
+         "\"onebox0\" is the TUN device"},
+        {Role::Client, cl + "wan_interfaces = wan1\n[client.tun]\nname = wan1\n", 5, "client.wan_interfaces",
+         "is the TUN device"},
+        {Role::Client, cl + "wan_interfaces = wan0\nwan_interfaces = wan1\n", 6, "client.wan_interfaces",
+         "duplicate key"},
+        {Role::Server, sv + "wan_interfaces = wan0\n", 4, "server.wan_interfaces", "client setting"},
+        {Role::Client, cl + "mode = fast\n", 5, "client.mode", "mode must be bond or round-robin, got \"fast\""},
+        {Role::Client, cl + "mode = Bond\n", 5, "client.mode", "bond or round-robin"},
+        {Role::Server, sv + "mode = bond\n", 4, "server.mode", "client setting"},
         {Role::Server, sv + "max_clients = 0\n", 4, "server.max_clients", "1-65535"},
         {Role::Client, cl + "[client.tun]\nname = \"onebox0\n", 6, "client.tun.name", "missing closing quote"},
         {Role::Client, cl + "[client.tun]\nname = \"x\" y\n", 6, "client.tun.name", "unexpected text after closing quote"},
@@ -424,6 +500,8 @@ TEST_CASE("the shipped example configs load") {
     CHECK(c.fwmark == dc.fwmark);
     CHECK(c.route_table == dc.route_table);
     CHECK(c.masquerade_lan == dc.masquerade_lan);
+    CHECK(c.wan_interfaces == dc.wan_interfaces);
+    CHECK(c.mode == dc.mode);
     CHECK(s.tun.ip == ds.tun.ip);
     CHECK(s.max_clients == ds.max_clients);
     CHECK(s.masquerade == ds.masquerade);

@@ -280,6 +280,50 @@ TEST_CASE("state file round trip") {
     CHECK(c.nft);  // the understood lines still count
 }
 
+TEST_CASE("state file: rule masks, old files without them, link entries") {
+    setup::Applied a;
+    a.role = onebox::proto::Role::Client;
+    a.pid = 7;
+    a.rules = {{28526, 28526, 0x6f6e, true, -1, 0xffff}, {28500, 28527, 0x16f6e, false, -1}};
+    nl::Route r{0, 0, ip("192.0.2.1"), "wan0", 28527, 0};
+    a.routes = {r};
+    const std::string text = setup::format_state(a);
+    CHECK(text.find("rule=28526 28526 28526 1 -1 65535\n") != std::string::npos);
+    CHECK(text.find("rule=28500 28527 94062 0 -1\n") != std::string::npos);  // full mask: not written
+    CHECK(text.find("route=0.0.0.0/0 28527 wan0 192.0.2.1 0\n") != std::string::npos);
+    setup::Applied b;
+    REQUIRE(setup::parse_state(text, b));
+    REQUIRE(b.rules.size() == 2);
+    CHECK(b.rules[0].fwmask == 0xffff);
+    CHECK(b.rules[0].invert);
+    CHECK(b.rules[1].fwmask == 0xffffffffu);
+    CHECK(b.rules[1].fwmark == 0x16f6e);
+    REQUIRE(b.routes.size() == 1);
+    CHECK(b.routes[0].gateway == ip("192.0.2.1"));
+    CHECK(b.routes[0].ifname == "wan0");
+    CHECK(setup::format_state(b) == text);
+
+    // A state file written before masks existed.
+    setup::Applied old;
+    REQUIRE(setup::parse_state("version=1\nrole=client\npid=1\nrule=28526 28526 28526 1 -1\n", old));
+    REQUIRE(old.rules.size() == 1);
+    CHECK(old.rules[0].fwmask == 0xffffffffu);
+    setup::Applied bad;
+    CHECK_FALSE(setup::parse_state("rule=1 2 3 0 -1 x\nrule=1 2 3 0 -1 4 5\n", bad));
+    CHECK(bad.rules.empty());
+}
+
+TEST_CASE("link_fwmark and link_table") {
+    const auto cfg = config(onebox::proto::Role::Client, "fwmark = 0x1234\nroute_table = 4000\n");
+    CHECK(setup::link_fwmark(cfg, 0) == 0x11234u);
+    CHECK(setup::link_fwmark(cfg, 7) == 0x81234u);
+    CHECK(setup::link_table(cfg, 0) == 4001);
+    CHECK(setup::link_table(cfg, 7) == 4008);
+    const auto def = config(onebox::proto::Role::Client);
+    CHECK(setup::link_fwmark(def, 0) == 0x16f6eu);
+    CHECK(setup::link_table(def, 0) == 28527);
+}
+
 TEST_CASE("undo and cleanup_stale without a state file do nothing") {
     setup::undo("/nonexistent-onebox-dir/state");
     setup::cleanup_stale("/nonexistent-onebox-dir/state");
@@ -381,6 +425,13 @@ TEST_CASE("netlink: links, addresses, routes, rules") {
         EXPECT_OK(nl::rule_del(suppress));
         EXPECT_LACKS(sh("ip rule show"), "100");
 
+        nl::Rule masked{1003, 303, 0x6f6e, true, -1, 0xffff};
+        EXPECT_OK(nl::rule_add(masked));
+        EXPECT_CONTAINS(sh("ip rule show"), "1003:\tnot from all fwmark 0x6f6e/0xffff lookup 303");
+        EXPECT_ERR(nl::rule_del(nl::Rule{1003, 303, 0x6f6e, true, -1}), ENOENT);  // the mask must match
+        EXPECT_OK(nl::rule_del(masked));
+        EXPECT_LACKS(sh("ip rule show"), "1003");
+
         EXPECT_OK(nl::link_delete(kTun));
         EXPECT(!nl::link_exists(kTun));
         ::close(fd);
@@ -445,7 +496,7 @@ TEST_CASE("setup: client apply and undo restore everything") {
         EXPECT_OK(setup::apply(cfg, state));
         const std::string rules = sh("ip rule show");
         EXPECT_CONTAINS(rules, "28525:\tfrom all lookup main suppress_prefixlength 0");
-        EXPECT_CONTAINS(rules, "28526:\tnot from all fwmark 0x6f6e lookup 28526");
+        EXPECT_CONTAINS(rules, "28526:\tnot from all fwmark 0x6f6e/0xffff lookup 28526");
         EXPECT_CONTAINS(sh("ip route show table 28526"), "default dev obtest0");
         EXPECT_CONTAINS(sh("ip -4 -o addr show dev obtest0"), "inet 10.0.0.2/24");
         nl::LinkInfo info;
@@ -501,7 +552,7 @@ TEST_CASE("setup: server apply and undo restore everything") {
 TEST_CASE("setup: an identical rule that is not ours makes apply fail and survives undo") {
     run_isolated([](const std::string& dir) {
         const std::string state = dir + "/client.state";
-        sh("ip rule add priority 28526 not fwmark 0x6f6e lookup 28526");
+        sh("ip rule add priority 28526 not fwmark 0x6f6e/0xffff lookup 28526");
         const Snapshot before = snapshot();
         EXPECT_CONTAINS(before.rules, "28526:");
         const int fd = open_tun(kTun, false);
@@ -522,7 +573,7 @@ TEST_CASE("setup: kill -9 after apply, then cleanup_stale restores everything") 
         // TUNSETPERSIST: cleanup must delete it too.
         apply_then_die(config(onebox::proto::Role::Client, "fwmark = 0x1234\nroute_table = 4000\n"), state, true);
         EXPECT(file_exists(state));
-        EXPECT_CONTAINS(sh("ip rule show"), "28526:\tnot from all fwmark 0x1234 lookup 4000");
+        EXPECT_CONTAINS(sh("ip rule show"), "28526:\tnot from all fwmark 0x1234/0xffff lookup 4000");
         EXPECT(fw::table_exists(false));
         EXPECT(sysctl_value("net/ipv4/ip_forward") == "1");
         EXPECT(nl::link_exists(kTun));
@@ -593,5 +644,227 @@ TEST_CASE("setup: undo restores a sysctl only if it still holds our value") {
         EXPECT(!file_exists(state));
         EXPECT(sysctl_value("net/ipv4/ip_default_ttl") == "77");
         EXPECT(sysctl_value("net/ipv4/ip_forward") == "0");
+    });
+}
+
+// ---- per-WAN-link routes -----------------------------------------------------------------
+
+namespace {
+
+// Two WAN-like interfaces: veth pairs wan0 (192.0.2.2/24) and wan1
+// (198.51.100.2/24), up with carrier, and a main default route via wan0.
+void make_wans() {
+    // No IPv6: its link-local addresses change state (DAD) while the test runs.
+    onebox::sysctl::write("net/ipv6/conf/all/disable_ipv6", "1");
+    onebox::sysctl::write("net/ipv6/conf/default/disable_ipv6", "1");
+    for (const char* n : {"wan0", "wan1"}) {
+        sh(std::string("ip link add ") + n + " type veth peer name " + n + "p");
+        sh(std::string("ip link set ") + n + " up");
+        sh(std::string("ip link set ") + n + "p up");
+    }
+    sh("ip addr add 192.0.2.2/24 dev wan0");
+    sh("ip addr add 198.51.100.2/24 dev wan1");
+    sh("ip route add default via 192.0.2.1 dev wan0");
+}
+
+onebox::wan::WanLink wan_link(const char* name, const char* gateway) {
+    onebox::wan::WanLink l;
+    l.ifname = name;
+    l.ifindex = if_nametoindex(name);
+    l.gateway = gateway ? ip(gateway) : 0;
+    return l;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+size_t lines(const std::string& text) {
+    size_t n = 0;
+    for (char c : text) n += c == '\n';
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("setup: add_link_route and remove_link_route, without apply") {
+    run_isolated([](const std::string& dir) {
+        const std::string state = dir + "/client.state";
+        make_wans();
+        const Snapshot before = snapshot();
+        const auto cfg = config(onebox::proto::Role::Client);
+
+        EXPECT_OK(setup::add_link_route(cfg, state, 0, wan_link("wan0", "192.0.2.1")));
+        EXPECT(file_exists(state));  // started a state file of its own
+        EXPECT_CONTAINS(sh("ip rule show"), "28500:\tfrom all fwmark 0x16f6e lookup 28527");
+        std::string table = sh("ip route show table 28527");
+        EXPECT_CONTAINS(table, "default via 192.0.2.1 dev wan0");
+        EXPECT(lines(table) == 1);
+        std::string text = read_text(state);
+        EXPECT_CONTAINS(text, "rule=28500 28527 94062 0 -1\n");
+        EXPECT_CONTAINS(text, "route=0.0.0.0/0 28527 wan0 192.0.2.1 0\n");
+        EXPECT_CONTAINS(text, "pid=" + std::to_string(::getpid()) + "\n");
+
+        // The same again: nothing changes.
+        EXPECT_OK(setup::add_link_route(cfg, state, 0, wan_link("wan0", "192.0.2.1")));
+        EXPECT(read_text(state) == text);
+        EXPECT(lines(sh("ip rule show | grep 28500")) == 1);
+
+        // The kernel dropped the route (the link went down and up): it comes back.
+        sh("ip link set wan0 down");
+        sh("ip link set wan0 up");
+        EXPECT(sh("ip route show table 28527").empty());
+        EXPECT_OK(setup::add_link_route(cfg, state, 0, wan_link("wan0", "192.0.2.1")));
+        EXPECT_CONTAINS(sh("ip route show table 28527"), "default via 192.0.2.1 dev wan0");
+        sh("ip route add default via 192.0.2.1 dev wan0");  // main's, gone with the link too
+
+        // New gateway: replaced, in the kernel and in the state file.
+        EXPECT_OK(setup::add_link_route(cfg, state, 0, wan_link("wan0", "192.0.2.254")));
+        table = sh("ip route show table 28527");
+        EXPECT_CONTAINS(table, "default via 192.0.2.254 dev wan0");
+        EXPECT(lines(table) == 1);
+        text = read_text(state);
+        EXPECT_LACKS(text, "192.0.2.1 ");
+        EXPECT_CONTAINS(text, "route=0.0.0.0/0 28527 wan0 192.0.2.254 0\n");
+        EXPECT(lines(sh("ip rule show | grep 28500")) == 1);
+
+        // Link 1, point to point (no gateway).
+        EXPECT_OK(setup::add_link_route(cfg, state, 1, wan_link("wan1", nullptr)));
+        EXPECT_CONTAINS(sh("ip rule show"), "28501:\tfrom all fwmark 0x26f6e lookup 28528");
+        EXPECT_CONTAINS(sh("ip route show table 28528"), "default dev wan1 scope link");
+
+        // Marked packets leave by their own link, whatever main says.
+        EXPECT_CONTAINS(sh("ip route get 9.9.9.9 mark 0x16f6e"), "via 192.0.2.254 dev wan0 table 28527");
+        EXPECT_CONTAINS(sh("ip route get 9.9.9.9 mark 0x26f6e"), "dev wan1 table 28528");
+        EXPECT_CONTAINS(sh("ip route get 9.9.9.9"), "via 192.0.2.1 dev wan0");
+
+        // Link 0 moves to another interface.
+        EXPECT_OK(setup::add_link_route(cfg, state, 0, wan_link("wan1", "198.51.100.1")));
+        table = sh("ip route show table 28527");
+        EXPECT_CONTAINS(table, "default via 198.51.100.1 dev wan1");
+        EXPECT(lines(table) == 1);
+        EXPECT_LACKS(read_text(state), "28527 wan0");
+
+        EXPECT_ERR(setup::add_link_route(cfg, state, 8, wan_link("wan0", "192.0.2.1")), EINVAL);
+        EXPECT_ERR(setup::add_link_route(cfg, state, 2, wan_link("", "192.0.2.1")), EINVAL);
+        EXPECT_ERR(setup::add_link_route(cfg, state, 2, wan_link("nope0", "192.0.2.1")), ENODEV);
+        EXPECT_LACKS(read_text(state), "28529");  // a refused change is not journaled
+        EXPECT_ERR(setup::remove_link_route(cfg, state, 8), EINVAL);
+
+        EXPECT_OK(setup::remove_link_route(cfg, state, 0));
+        EXPECT_LACKS(sh("ip rule show"), "28500:");
+        EXPECT(sh("ip route show table 28527").empty());
+        text = read_text(state);
+        EXPECT_LACKS(text, "28527");
+        EXPECT_LACKS(text, "28500");
+        EXPECT_CONTAINS(text, "rule=28501 28528 159598 0 -1\n");
+        EXPECT_CONTAINS(text, "route=0.0.0.0/0 28528 wan1 0.0.0.0 0\n");
+        EXPECT_OK(setup::remove_link_route(cfg, state, 0));  // nothing left: fine
+        EXPECT(read_text(state) == text);
+
+        // Already gone from the kernel (someone deleted it): still struck from the file.
+        sh("ip rule del priority 28501");
+        EXPECT_OK(setup::remove_link_route(cfg, state, 1));
+        EXPECT_LACKS(read_text(state), "28528");
+        EXPECT(sh("ip route show table 28528").empty());
+
+        EXPECT_OK(setup::add_link_route(cfg, state, 3, wan_link("wan1", "198.51.100.1")));
+        EXPECT_CONTAINS(sh("ip rule show"), "28503:\tfrom all fwmark 0x46f6e lookup 28530");
+        setup::undo(state);  // link entries are undone like the rest
+        EXPECT(!file_exists(state));
+        EXPECT_SAME(before, snapshot());
+        EXPECT_OK(setup::remove_link_route(cfg, state, 3));  // no state file: nothing to do
+    });
+}
+
+TEST_CASE("setup: apply, then link routes; undo restores everything") {
+    run_isolated([](const std::string& dir) {
+        const std::string state = dir + "/client.state";
+        make_wans();
+        const Snapshot before = snapshot();
+        const int fd = open_tun(kTun, false);
+        EXPECT(fd >= 0);
+        const auto cfg = config(onebox::proto::Role::Client);
+
+        EXPECT_OK(setup::apply(cfg, state));
+        EXPECT_OK(setup::add_link_route(cfg, state, 0, wan_link("wan0", "192.0.2.1")));
+        EXPECT_OK(setup::add_link_route(cfg, state, 1, wan_link("wan1", "198.51.100.1")));
+        const std::string rules = sh("ip rule show");
+        EXPECT_CONTAINS(rules, "28500:\tfrom all fwmark 0x16f6e lookup 28527");
+        EXPECT_CONTAINS(rules, "28501:\tfrom all fwmark 0x26f6e lookup 28528");
+        EXPECT_CONTAINS(rules, "28525:\tfrom all lookup main suppress_prefixlength 0");
+        EXPECT_CONTAINS(rules, "28526:\tnot from all fwmark 0x6f6e/0xffff lookup 28526");
+
+        // Unmarked: the tunnel. Our plain mark: main. A link's mark: that link.
+        EXPECT_CONTAINS(sh("ip route get 9.9.9.9"), "dev obtest0 table 28526");
+        std::string got = sh("ip route get 9.9.9.9 mark 0x6f6e");
+        EXPECT_CONTAINS(got, "via 192.0.2.1 dev wan0");
+        EXPECT_LACKS(got, "table");
+        EXPECT_CONTAINS(sh("ip route get 9.9.9.9 mark 0x26f6e"), "via 198.51.100.1 dev wan1 table 28528");
+        // A link mark without its rule (link 5 not set up) still bypasses the tunnel.
+        got = sh("ip route get 9.9.9.9 mark 0x66f6e");
+        EXPECT_CONTAINS(got, "via 192.0.2.1 dev wan0");
+        EXPECT_LACKS(got, "obtest0");
+
+        setup::Applied applied;
+        EXPECT(setup::parse_state(read_text(state), applied));
+        EXPECT(applied.rules.size() == 4 && applied.routes.size() == 3);
+
+        EXPECT_OK(setup::remove_link_route(cfg, state, 1));
+        EXPECT_LACKS(sh("ip rule show"), "28501");
+        EXPECT_CONTAINS(sh("ip rule show"), "28526:");  // apply()'s entries stay
+        EXPECT_CONTAINS(sh("ip route show table 28526"), "default dev obtest0");
+
+        setup::undo(state);
+        EXPECT(!file_exists(state));
+        ::close(fd);
+        EXPECT_SAME(before, snapshot());
+    });
+}
+
+TEST_CASE("setup: kill -9 with link routes, then cleanup_stale restores everything") {
+    run_isolated([](const std::string& dir) {
+        const std::string state = dir + "/client.state";
+        make_wans();
+        const Snapshot before = snapshot();
+        const auto cfg = config(onebox::proto::Role::Client, "fwmark = 0x1234\nroute_table = 4000\n");
+        std::fflush(nullptr);
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            if (open_tun(kTun, true) < 0) ::_exit(3);
+            if (!setup::apply(cfg, state).ok()) ::_exit(4);
+            if (!setup::add_link_route(cfg, state, 0, wan_link("wan0", "192.0.2.1")).ok()) ::_exit(5);
+            if (!setup::add_link_route(cfg, state, 7, wan_link("wan1", nullptr)).ok()) ::_exit(6);
+            ::raise(SIGKILL);
+            ::_exit(7);
+        }
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        const std::string rules = sh("ip rule show");
+        EXPECT_CONTAINS(rules, "28500:\tfrom all fwmark 0x11234 lookup 4001");
+        EXPECT_CONTAINS(rules, "28507:\tfrom all fwmark 0x81234 lookup 4008");
+        EXPECT_CONTAINS(rules, "28526:\tnot from all fwmark 0x1234/0xffff lookup 4000");
+        EXPECT_CONTAINS(sh("ip route show table 4008"), "default dev wan1");
+
+        setup::cleanup_stale(state);
+        EXPECT(!file_exists(state));
+        EXPECT_SAME(before, snapshot());
+    });
+}
+
+TEST_CASE("setup: link routes refuse a state file they cannot rewrite faithfully") {
+    run_isolated([](const std::string& dir) {
+        const std::string state = dir + "/client.state";
+        make_wans();
+        const Snapshot before = snapshot();
+        const std::string text = "version=1\nrole=client\npid=0\nfuture=thing\n";
+        std::ofstream(state) << text;
+        const auto cfg = config(onebox::proto::Role::Client);
+        EXPECT_ERR(setup::add_link_route(cfg, state, 0, wan_link("wan0", "192.0.2.1")), EINVAL);
+        EXPECT_ERR(setup::remove_link_route(cfg, state, 0), EINVAL);
+        EXPECT(read_text(state) == text);
+        EXPECT_SAME(before, snapshot());
     });
 }

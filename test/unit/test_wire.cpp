@@ -21,7 +21,7 @@ std::array<uint8_t, kHeaderSize> header_bytes(const Header& h) {
 TEST_CASE("wire: header known-answer bytes") {
     const Header h{PacketType::Data, kProtocolVersion, 0x01020304u, 0x1112131415161718ull};
     const std::array<uint8_t, kHeaderSize> expected = {
-        0x03, 0x01, 0x00, 0x00,                          // type, version, reserved
+        0x03, 0x01, 0x00, 0x00,                          // type, version, link, reserved
         0x01, 0x02, 0x03, 0x04,                          // session id, big-endian
         0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,  // seq, big-endian
     };
@@ -72,7 +72,7 @@ TEST_CASE("wire: read_header rejects malformed headers") {
         {"type 255", 0, 255, HeaderError::BadType},
         {"version 0", 1, 0, HeaderError::BadVersion},
         {"version 2", 1, 2, HeaderError::BadVersion},
-        {"reserved hi", 2, 1, HeaderError::BadReserved},
+        {"link out of range", 2, kMaxLinks, HeaderError::BadLink},
         {"reserved lo", 3, 0x80, HeaderError::BadReserved},
     };
     for (const auto& row : table) {

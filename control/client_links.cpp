@@ -1,0 +1,171 @@
+#include "client_links.h"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "daemon.h"
+#include "dataplane/udp.h"
+#include "log.h"
+#include "setup.h"
+
+namespace onebox {
+namespace {
+
+constexpr unsigned kNoSlot = proto::kMaxLinks;
+
+unsigned slot_of(const ClientLinks& cl, const std::string& ifname) {
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i)
+        if (cl.slots[i].used && !cl.slots[i].fallback && cl.slots[i].link.ifname == ifname) return i;
+    return kNoSlot;
+}
+
+unsigned free_slot(const ClientLinks& cl) {
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i)
+        if (!cl.slots[i].used) return i;
+    return kNoSlot;
+}
+
+bool same_path(const wan::WanLink& a, const wan::WanLink& b) {
+    return a.ifindex == b.ifindex && a.gateway == b.gateway && a.address == b.address;
+}
+
+// Opens link i's socket and route and hands it to the worker.
+bool add_link(Daemon& d, unsigned i, const wan::WanLink& link) {
+    Status st = setup::add_link_route(d.cfg, d.paths.state_file(), i, link);
+    if (!st.ok()) {
+        log::warn("link %s: %s", link.ifname.c_str(), st.message().c_str());
+        return false;
+    }
+    int fd = dataplane::open_link_socket(d.server_addr, setup::link_fwmark(d.cfg, i), link.ifname.c_str());
+    if (fd < 0) {
+        log::warn("link %s: Failed to open its socket: %s", link.ifname.c_str(), std::strerror(-fd));
+        setup::remove_link_route(d.cfg, d.paths.state_file(), i);
+        return false;
+    }
+    LinkSlot& s = d.links->slots[i];
+    s = LinkSlot{};
+    s.used = true;
+    s.link = link;
+    s.fd = fd;
+    send_command(d, {dataplane::Command::Kind::AddLink, nullptr, 0, uint8_t(i), fd});
+    log::info("link %u up: %s via %s (address %s)", i, link.ifname.c_str(),
+              proto::format_ipv4(link.gateway).c_str(), proto::format_ipv4(link.address).c_str());
+    return true;
+}
+
+void remove_link(Daemon& d, unsigned i, const char* why) {
+    LinkSlot& s = d.links->slots[i];
+    if (!s.used || s.removing) return;
+    s.removing = true;
+    send_command(d, {dataplane::Command::Kind::RemoveLink, nullptr, 0, uint8_t(i), -1});
+    log::info("link %u down: %s (%s)", i, s.fallback ? "default route" : s.link.ifname.c_str(), why);
+}
+
+// Without any WAN found the client still works the way a single-homed host
+// does: one socket, routed by the main table (the fwmark keeps it out of the
+// tunnel).
+bool add_fallback(Daemon& d) {
+    int fd = dataplane::open_client_socket(d.server_addr, d.cfg.fwmark);
+    if (fd < 0) {
+        log::error("Failed to open a socket to %s: %s", format_addr(d.server_addr).c_str(),
+                   std::strerror(-fd));
+        return false;
+    }
+    LinkSlot& s = d.links->slots[0];
+    s = LinkSlot{};
+    s.used = true;
+    s.fallback = true;
+    s.fd = fd;
+    send_command(d, {dataplane::Command::Kind::AddLink, nullptr, 0, 0, fd});
+    log::warn("no WAN interface with a default route found: using the main routing table");
+    return true;
+}
+
+// Brings the slots in line with what discover() sees now.
+void reconcile(Daemon& d) {
+    ClientLinks& cl = *d.links;
+    std::vector<wan::WanLink> found;
+    Status st = wan::discover(d.cfg.tun.name, d.cfg.wan_interfaces, found);
+    if (!st.ok()) {
+        log::warn("%s", st.message().c_str());
+        return;
+    }
+    // Gone or changed (a new address or gateway needs a new socket and route).
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
+        LinkSlot& s = cl.slots[i];
+        if (!s.used || s.removing) continue;
+        if (s.fallback) {
+            if (!found.empty()) remove_link(d, i, "WAN interfaces found");
+            continue;
+        }
+        bool still = false;
+        for (const wan::WanLink& w : found) still |= same_path(w, s.link);
+        if (!still) remove_link(d, i, "interface, address or route changed");
+    }
+    // New.
+    for (const wan::WanLink& w : found) {
+        unsigned at = slot_of(cl, w.ifname);
+        if (at != kNoSlot) continue;  // present (or still being removed: added once it is gone)
+        unsigned i = free_slot(cl);
+        if (i == kNoSlot) {
+            log::warn("link %s ignored: already %u links", w.ifname.c_str(), proto::kMaxLinks);
+            continue;
+        }
+        add_link(d, i, w);
+    }
+    bool any = false;
+    for (const LinkSlot& s : cl.slots) any |= s.used && !s.removing;
+    bool removing = false;
+    for (const LinkSlot& s : cl.slots) removing |= s.removing;
+    if (!any && !removing && found.empty()) add_fallback(d);
+}
+
+}  // namespace
+
+Status links_start(Daemon& d) {
+    d.links = std::make_unique<ClientLinks>();
+    Status st = d.links->monitor.open();
+    if (!st.ok()) return st;
+    reconcile(d);
+    if (links_handshake_fd(d) < 0) return Status::fail(ENETUNREACH, "open any WAN link to the server");
+    return Status::success();
+}
+
+void links_on_netlink(Daemon& d) {
+    if (d.links->monitor.drain()) d.links->rescan = true;
+}
+
+void links_tick(Daemon& d) {
+    if (!d.links->rescan) return;
+    d.links->rescan = false;
+    reconcile(d);
+}
+
+void links_on_removed(Daemon& d, unsigned i) {
+    if (i >= proto::kMaxLinks) return;
+    LinkSlot& s = d.links->slots[i];
+    if (s.fd >= 0) ::close(s.fd);
+    if (!s.fallback) setup::remove_link_route(d.cfg, d.paths.state_file(), i);
+    s = LinkSlot{};
+    d.links->rescan = true;  // a changed link is added back under its new address
+}
+
+int links_handshake_fd(const Daemon& d, unsigned attempt) {
+    int usable[proto::kMaxLinks];
+    unsigned n = 0;
+    for (const LinkSlot& s : d.links->slots)
+        if (s.used && !s.removing) usable[n++] = s.fd;
+    return n ? usable[attempt % n] : -1;
+}
+
+void links_close_all(Daemon& d) {
+    if (!d.links) return;
+    for (LinkSlot& s : d.links->slots) {
+        if (s.fd >= 0) ::close(s.fd);
+        s = LinkSlot{};
+    }
+    d.links->monitor.close();
+}
+
+}  // namespace onebox

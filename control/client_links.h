@@ -1,0 +1,44 @@
+// client_links.h — the client's WAN links as the control thread manages
+// them: found by rtnetlink, each with its own socket (bound to its interface)
+// and policy route, handed to the worker, and followed as they come and go.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "proto/wire.h"
+#include "wan_links.h"
+
+namespace onebox {
+
+struct Daemon;
+
+struct LinkSlot {
+    bool used = false;       // the worker has (or is giving back) this link
+    bool removing = false;   // RemoveLink sent, waiting for LinkRemoved
+    wan::WanLink link;
+    int fd = -1;
+    bool fallback = false;   // no WAN found: one unbound socket on the main table
+};
+
+struct ClientLinks {
+    LinkSlot slots[proto::kMaxLinks];
+    wan::Monitor monitor;
+    bool rescan = false;     // a change was seen: discover again on the next tick
+};
+
+// Finds the links, opens their sockets and routes, and queues AddLink
+// commands. Fails only if not even a fallback socket could be opened.
+Status links_start(Daemon& d);
+// Called when the monitor fd is readable, and on every tick.
+void links_on_netlink(Daemon& d);
+void links_tick(Daemon& d);
+// The worker gave back link i's fd.
+void links_on_removed(Daemon& d, unsigned i);
+// A socket to send handshakes on, or -1: attempt n uses the n-th usable link
+// (round the list), so a dead link cannot hold the handshake up.
+int links_handshake_fd(const Daemon& d, unsigned attempt = 0);
+// Closes every fd (after the worker has stopped).
+void links_close_all(Daemon& d);
+
+}  // namespace onebox
