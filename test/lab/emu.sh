@@ -62,7 +62,7 @@ check() {
 check_range() {
   local label=$1 v=$2 lo=$3 hi=$4 unit=${5:-} note=${6:-} ok
   ok=$(awk -v v="$v" -v lo="$lo" -v hi="$hi" 'BEGIN { print (v >= lo && v <= hi) ? "OK" : "FAIL" }')
-  printf 'measured: %-44s %9.3f %s, want %s..%s %s %s %s\n' "$label" "$v" "$unit" "$lo" "$hi" "$unit" "$note" "$ok"
+  printf 'measured: %-44s %9s %s, want %s..%s %s %s %s\n' "$label" "$v" "$unit" "$lo" "$hi" "$unit" "$note" "$ok"
   [ "$ok" = OK ] || fails+=("$label: $v $unit not in $lo..$hi")
 }
 emu() { lab_emu_set wan0 "$1" || lab_fail "linkemu refused '$1'"; }
