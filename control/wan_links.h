@@ -20,11 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "proto/wire.h"
 #include "result.h"
 
 namespace onebox::wan {
 
-inline constexpr unsigned kMaxLinks = 8;  // links the data plane can bond
+inline constexpr unsigned kMaxLinks = proto::kMaxLinks;  // links the data plane can bond
 
 struct WanLink {
     std::string ifname;

@@ -3,6 +3,7 @@
 // lines from memory (no I/O), reports errors by line and checks every value.
 // How the two fit together is described above struct Parser.
 #include "config.h"
+#include "wire.h"
 
 #include <ini.h>
 
@@ -15,6 +16,8 @@
 #include <vector>
 
 namespace onebox::proto {
+
+static_assert(kMaxWanInterfaces == kMaxLinks, "one limit on WAN links");
 namespace {
 
 constexpr size_t kMinPresharedKey = 8;

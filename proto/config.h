@@ -29,7 +29,7 @@ enum class LogLevel : uint8_t { Error, Warn, Info, Debug };
 // [client] mode: how packets are spread over the WAN links.
 enum class Mode : uint8_t { Bond, RoundRobin };  // "bond" (default), "round-robin"
 
-inline constexpr unsigned kMaxWanInterfaces = 8;  // links the client can bond
+inline constexpr unsigned kMaxWanInterfaces = 8;  // links the client can bond (= kMaxLinks)
 inline constexpr uint32_t kMaxFwmark = 0xffff;    // the upper 16 bits of the mark name the WAN link
 
 struct TunConfig {

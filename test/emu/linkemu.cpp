@@ -20,7 +20,8 @@
 //                 or normal with sigma j (dist=normal); never below zero total
 //   reorder=0|1   0 (default): a frame never overtakes an earlier one of the
 //                 same direction (its release time is raised to the previous
-//                 one's); 1: jitter may reorder
+//                 one's, so when frames come closer together than the jitter
+//                 the delays bunch up above the mean); 1: jitter may reorder
 //   loss=1        random loss in percent (Bernoulli, seeded: --seed)
 //   cut=0|1       drop everything
 //
@@ -665,6 +666,10 @@ int cmd_offloads(int argc, char** argv) {
     if (argc != 4) usage_error("usage: linkemu offloads IFNAME off|on");
     bool on;
     if (!parse_bool(argv[3], on)) usage_error(std::string("offloads: want off or on, got '") + argv[3] + "'");
+    if (if_nametoindex(argv[2]) == 0) {
+        std::fprintf(stderr, "linkemu: no interface '%s' in this network namespace\n", argv[2]);
+        return 1;
+    }
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         std::fprintf(stderr, "linkemu: socket: %s\n", std::strerror(errno));
