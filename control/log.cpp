@@ -12,7 +12,7 @@ const char* g_prefix = "onebox";
 std::mutex g_mutex;  // control-plane only: lines from two threads must not interleave
 
 // systemd reads "<N>" at the start of a line as the syslog priority.
-void emit(proto::LogLevel level, int syslog_prio, const char* fmt, va_list ap) {
+[[gnu::format(printf, 3, 0)]] void emit(proto::LogLevel level, int syslog_prio, const char* fmt, va_list ap) {
     if (level > g_level) return;
     std::lock_guard<std::mutex> lock(g_mutex);
     // Under systemd (JOURNAL_STREAM set) "<N>" gives journald the priority;
