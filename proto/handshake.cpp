@@ -90,7 +90,10 @@ bool all_zero(const uint8_t* p, size_t n) {
 // Handshake headers carry sequence number 0 (they are outside the data
 // sequence space) and must be of the expected type.
 bool handshake_header_ok(const uint8_t* pkt, size_t len, PacketType type, Header& h) {
-    return read_header(pkt, len, h) == HeaderError::Ok && h.type == type && h.seq == 0;
+    // Handshake headers carry seq 0 and link 0: the link a handshake travels
+    // on does not matter to it, and the MAC-covered bytes must round-trip.
+    return read_header(pkt, len, h) == HeaderError::Ok && h.type == type && h.seq == 0 &&
+           h.link == 0;
 }
 
 void write_handshake_header(uint8_t* out, PacketType type, uint32_t session_id) {

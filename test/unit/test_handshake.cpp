@@ -248,6 +248,7 @@ TEST_CASE_FIXTURE(Handshake, "handshake: Init with a valid MAC but bad fields") 
         {"type 9", 0, 9, HsError::BadHeader},
         {"version", 1, 2, HsError::BadHeader},
         {"reserved", 3, 1, HsError::BadHeader},
+        {"link not 0", 2, 1, HsError::BadHeader},
         {"seq not zero", 15, 1, HsError::BadHeader},
         {"flags byte 0", 60, 1, HsError::BadField},
         {"flags byte 3", 63, 0x80, HsError::BadField},

@@ -1,0 +1,78 @@
+// feedback.cpp — see feedback.h.
+#include "feedback.h"
+
+namespace onebox::proto {
+
+namespace {
+
+// True if the entries name distinct links, all below kMaxLinks.
+bool links_valid(const FeedbackEntry* e, unsigned n) {
+    unsigned seen = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        if (e[i].link >= kMaxLinks) return false;
+        unsigned bit = 1u << e[i].link;
+        if (seen & bit) return false;
+        seen |= bit;
+    }
+    return true;
+}
+
+}  // namespace
+
+size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap) {
+    if (fb.count > kMaxLinks || !links_valid(fb.entries, fb.count)) return 0;
+    size_t need = 1 + size_t(fb.count) * kFeedbackEntrySize;
+    if (out == nullptr || out_cap < need) return 0;
+    out[0] = fb.count;
+    for (unsigned i = 0; i < fb.count; ++i) {
+        uint8_t* p = out + 1 + i * kFeedbackEntrySize;
+        p[0] = fb.entries[i].link;
+        p[1] = 0;
+        put_be16(p + 2, 0);
+        put_be32(p + 4, fb.entries[i].rx_packets);
+        put_be64(p + 8, fb.entries[i].rx_bytes);
+    }
+    return need;
+}
+
+bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb) {
+    if (in == nullptr || len < 1) return false;
+    uint8_t count = in[0];
+    if (count > kMaxLinks) return false;
+    if (len != 1 + size_t(count) * kFeedbackEntrySize) return false;
+    fb.count = count;
+    for (unsigned i = 0; i < count; ++i) {
+        const uint8_t* p = in + 1 + i * kFeedbackEntrySize;
+        if (p[1] != 0 || get_be16(p + 2) != 0) return false;
+        fb.entries[i].link = p[0];
+        fb.entries[i].rx_packets = get_be32(p + 4);
+        fb.entries[i].rx_bytes = get_be64(p + 8);
+    }
+    return links_valid(fb.entries, count);
+}
+
+size_t encode_probe(const Probe& p, uint8_t* out, size_t out_cap) {
+    if (p.link >= kMaxLinks) return 0;
+    if (p.flags != ProbeFlags::Probe && p.flags != ProbeFlags::Echo) return 0;
+    if (out == nullptr || out_cap < kProbeSize) return 0;
+    out[0] = p.link;
+    out[1] = uint8_t(p.flags);
+    put_be16(out + 2, 0);
+    put_be32(out + 4, p.probe_seq);
+    put_be64(out + 8, p.sender_time_ns);
+    return kProbeSize;
+}
+
+bool decode_probe(const uint8_t* in, size_t len, Probe& p) {
+    if (in == nullptr || len != kProbeSize) return false;
+    if (in[0] >= kMaxLinks) return false;
+    if (in[1] > uint8_t(ProbeFlags::Echo)) return false;
+    if (get_be16(in + 2) != 0) return false;
+    p.link = in[0];
+    p.flags = ProbeFlags(in[1]);
+    p.probe_seq = get_be32(in + 4);
+    p.sender_time_ns = get_be64(in + 8);
+    return true;
+}
+
+}  // namespace onebox::proto

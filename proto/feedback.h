@@ -1,0 +1,66 @@
+// feedback.h — plaintext payloads of the bonding scheduler's control messages.
+//
+// The caller seals and opens them like any other payload; this file only
+// encodes and decodes the plaintext, big-endian, with exact length checks and
+// without ever reading outside the buffer it is given. See PROTOCOL.md,
+// "Scheduling and feedback". Not yet on the wire: the data plane adopts these
+// payloads in the next step of issue #4.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "wire.h"
+
+namespace onebox::proto {
+
+// Feedback (receiver -> sender, periodically): what arrived per link so far.
+//   u8 count | count x { u8 link | u8 reserved=0 | u16 reserved=0 |
+//                        u32 rx_packets (cumulative, wraps) | u64 rx_bytes (cumulative) }
+inline constexpr size_t kFeedbackEntrySize = 16;
+inline constexpr size_t kFeedbackMaxSize = 1 + kMaxLinks * kFeedbackEntrySize;  // 129
+
+struct FeedbackEntry {
+    uint8_t link = 0;
+    uint32_t rx_packets = 0;
+    uint64_t rx_bytes = 0;
+};
+
+struct Feedback {
+    uint8_t count = 0;
+    FeedbackEntry entries[kMaxLinks]{};
+};
+
+// Probe (sender -> receiver, echoed back on the same link with flags = Echo):
+//   u8 link | u8 flags (0 probe, 1 echo) | u16 reserved=0 | u32 probe_seq | u64 sender_time_ns
+inline constexpr size_t kProbeSize = 16;
+
+enum class ProbeFlags : uint8_t { Probe = 0, Echo = 1 };
+
+struct Probe {
+    uint8_t link = 0;
+    ProbeFlags flags = ProbeFlags::Probe;
+    uint32_t probe_seq = 0;
+    uint64_t sender_time_ns = 0;
+};
+
+// Writes the payload to out (capacity out_cap). Returns bytes written, or 0 if
+// the value is invalid (count > kMaxLinks, a link >= kMaxLinks, a duplicate
+// link, an unknown flag) or out_cap is too small.
+size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap);
+size_t encode_probe(const Probe& p, uint8_t* out, size_t out_cap);
+
+// Parse the payload exactly: false on a wrong length, count > kMaxLinks, a link
+// >= kMaxLinks, a duplicate link, a non-zero reserved field or an unknown flag.
+// On false the output is unspecified.
+bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb);
+bool decode_probe(const uint8_t* in, size_t len, Probe& p);
+
+// The echo a receiver sends back for a probe: the same fields, flags = Echo.
+inline Probe echo_of(const Probe& p) {
+    Probe e = p;
+    e.flags = ProbeFlags::Echo;
+    return e;
+}
+
+}  // namespace onebox::proto

@@ -1,0 +1,177 @@
+// scheduler.cpp — see scheduler.h.
+#include "scheduler.h"
+
+#include <algorithm>
+
+namespace onebox::proto {
+
+namespace {
+
+constexpr double kCycleGains[8] = {1.25, 0.75, 1, 1, 1, 1, 1, 1};
+constexpr uint64_t kNs = 1'000'000'000;
+constexpr uint64_t kMaxDrainNs = 500'000'000;
+
+}  // namespace
+
+void sched_inputs_from(const LinkEstimator& e, SchedLink& l) {
+    l.rate_bytes_per_s = e.rate_bytes_per_s();
+    l.owd_ns = e.owd_ns();
+    l.min_rtt_ns = e.min_rtt_ns();
+    l.srtt_ns = e.srtt_ns();
+}
+
+uint64_t Scheduler::phase_len(unsigned i) const {
+    return std::max(links[i].min_rtt_ns, cfg.min_phase_ns);
+}
+
+double Scheduler::gain(unsigned i) const {
+    switch (st_[i].phase) {
+        case Phase::Startup: return cfg.startup_gain;
+        case Phase::Drain: return cfg.drain_gain;
+        case Phase::ProbeBw: return kCycleGains[st_[i].cycle_idx % 8];
+    }
+    return 1;
+}
+
+uint64_t Scheduler::pacing_rate(unsigned i) const {
+    const SchedLink& l = links[i];
+    uint64_t base = l.rate_bytes_per_s;
+    if (base == 0 || st_[i].phase == Phase::Startup)
+        base = std::max(base, cfg.initial_rate_bytes_per_s);
+    uint64_t r = uint64_t(double(base) * gain(i));
+    if (l.max_rate_bps) r = std::min(r, l.max_rate_bps / 8);
+    return std::max<uint64_t>(r, 1);
+}
+
+// Moves link i's state machine up to `now` (lazily, on the packet path).
+void Scheduler::advance(unsigned i, uint64_t now) {
+    LinkState& s = st_[i];
+    const SchedLink& l = links[i];
+    if (!s.started) {
+        s.started = true;
+        s.phase = Phase::Startup;
+        s.phase_start = now;
+        s.free_at = now;
+        return;
+    }
+    uint64_t len = phase_len(i);
+    switch (s.phase) {
+        case Phase::Startup:
+            if (now - s.phase_start < len) return;
+            s.phase_start = now;  // one round
+            if (l.rate_bytes_per_s >= s.full_bw + s.full_bw / 4 || s.full_bw == 0) {
+                s.full_bw = l.rate_bytes_per_s;
+                s.full_bw_rounds = 0;
+            } else if (++s.full_bw_rounds >= 3) {
+                // Delivery stopped growing for 3 rounds: the pipe is full. Drain
+                // the queue Startup built (measured by the RTT probes).
+                s.phase = Phase::Drain;
+                uint64_t q = l.srtt_ns > l.min_rtt_ns ? l.srtt_ns - l.min_rtt_ns : 0;
+                s.drain_until = now + std::min(std::max(len, 2 * q), kMaxDrainNs);
+            }
+            return;
+        case Phase::Drain:
+            if (now < s.drain_until) return;
+            s.phase = Phase::ProbeBw;
+            s.phase_start = now;
+            s.cycle_idx = 2 + (i * 3) % 6;  // links probe at different times
+            return;
+        case Phase::ProbeBw:
+            if (now - s.phase_start < len) return;
+            s.phase_start = now;
+            s.cycle_idx = (s.cycle_idx + 1) % 8;
+            return;
+    }
+}
+
+int Scheduler::pick_round_robin() {
+    for (unsigned k = 0; k < kMaxLinks; ++k) {
+        unsigned i = (rr_next_ + k) % kMaxLinks;
+        if (links[i].usable) {
+            rr_next_ = (i + 1) % kMaxLinks;
+            return int(i);
+        }
+    }
+    return -1;
+}
+
+// Smooth weighted round robin (nginx): exact split by weight, evenly interleaved.
+int Scheduler::pick_weighted() {
+    double total = 0;
+    int best = -1;
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!links[i].usable) continue;
+        st_[i].wrr_current += links[i].weight;
+        total += links[i].weight;
+        if (best < 0 || st_[i].wrr_current > st_[unsigned(best)].wrr_current) best = int(i);
+    }
+    if (best >= 0) st_[unsigned(best)].wrr_current -= total;
+    return best;
+}
+
+int Scheduler::pick(uint64_t now, uint32_t bytes) {
+    if (cfg.mode == SchedMode::RoundRobin) return pick_round_robin();
+
+    bool any = false, all_weighted = true;
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!links[i].usable) continue;
+        any = true;
+        if (!(links[i].weight > 0)) all_weighted = false;
+    }
+    if (!any) return -1;
+    if (all_weighted) return pick_weighted();
+
+    int best = -1;
+    uint64_t best_arrival = UINT64_MAX, best_tx = 0, max_owd = 0;
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!links[i].usable) continue;
+        advance(i, now);
+        uint64_t rate = pacing_rate(i);
+        uint64_t tx = uint64_t((long double)bytes * kNs / rate);
+        uint64_t start = std::max(now, st_[i].free_at);
+        uint64_t arrival = start + tx + links[i].owd_ns;
+        max_owd = std::max(max_owd, links[i].owd_ns);
+        if (arrival < best_arrival) {
+            best_arrival = arrival;
+            best = int(i);
+            best_tx = tx;
+        }
+    }
+    if (cfg.budget_ns && best_arrival > now + max_owd + cfg.budget_ns) {
+        ++refused_;
+        return -1;
+    }
+    LinkState& s = st_[unsigned(best)];
+    s.free_at = std::max(now, s.free_at) + best_tx;
+    return best;
+}
+
+void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
+                                uint64_t measured_ns) {
+    if (i >= kMaxLinks) return;
+    LinkState& s = st_[i];
+    uint64_t base = std::max(now, s.free_at);
+    if (measured_ns >= modeled_ns) {
+        s.free_at = base + (measured_ns - modeled_ns);
+    } else {
+        uint64_t down = std::min(modeled_ns - measured_ns, base - now);
+        s.free_at = base - down;
+    }
+}
+
+uint64_t gap_timeout_for(const uint64_t* owd_ns, unsigned n, uint64_t floor_ns, uint64_t ceil_ns,
+                         uint64_t jitter_ns) {
+    if (n == 0 || owd_ns == nullptr) return floor_ns;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        lo = std::min(lo, owd_ns[i]);
+        hi = std::max(hi, owd_ns[i]);
+    }
+    uint64_t margin = jitter_ns ? 2 * jitter_ns : 10'000'000;
+    uint64_t v = hi - lo;
+    v = v > UINT64_MAX - margin ? UINT64_MAX : v + margin;
+    if (ceil_ns < floor_ns) ceil_ns = floor_ns;
+    return std::clamp(v, floor_ns, ceil_ns);
+}
+
+}  // namespace onebox::proto

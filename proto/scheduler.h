@@ -1,0 +1,122 @@
+// scheduler.h — the bonding scheduler: which WAN link carries the next packet.
+//
+// Pure arithmetic (no syscalls, no clock reads, no allocation), deterministic
+// given its inputs, O(kMaxLinks) per packet. Time is nanoseconds on any
+// monotonic clock, passed in; it must never go backwards.
+//
+// Modes:
+//   Bond        (default) earliest arrival over per-link virtual queues, at
+//               rates learned from delivery feedback (see PROTOCOL.md,
+//               "Scheduling and feedback"); if every usable link has a
+//               weight > 0, the weights decide instead (WeightedRR below);
+//   RoundRobin  one usable link after the other, rates ignored.
+//
+// Earliest arrival: for every usable link i
+//     arrival_i = max(now, free_at_i) + bytes / pace_i + owd_i
+// and the packet goes to the smallest; free_at_i then advances by
+// bytes / pace_i. free_at_i - now models the queue the link's bottleneck
+// holds, so a link with more delay is given packets that arrive in order with
+// the rest, and the split follows the pacing rates. pace_i = gain_i x rate_i,
+// capped by max_rate_bps / 8. A link without an estimate starts at
+// initial_rate and doubles per round while its delivery keeps up (Startup),
+// drains the queue that made, then cycles gains 1.25, 0.75, 1 x 6 (one
+// phase = max(min RTT, min_phase_ns) each; links start at different phases)
+// so that an under-used link finds spare capacity and a vanished one is seen.
+//
+// Admission: pick() returns -1 when the earliest arrival is more than
+// `budget_ns` after now + the largest owd among usable links, i.e. when
+// every link already has that much queued: the caller drops (or holds) the
+// packet instead of building a queue in the network. budget_ns = 0 disables
+// this, and pick() then only returns -1 when no link is usable.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "link_estimator.h"
+#include "wire.h"
+
+namespace onebox::proto {
+
+enum class SchedMode : uint8_t { Bond, RoundRobin };
+
+// What the caller tells the scheduler about one link (update it from the
+// LinkEstimator with sched_inputs_from() whenever feedback or an RTT arrives).
+struct SchedLink {
+    bool usable = false;
+    double weight = 0;            // user override; 0 = automatic
+    uint64_t max_rate_bps = 0;    // user cap in bits/s; 0 = none
+    // Estimator inputs.
+    uint64_t rate_bytes_per_s = 0;  // delivery rate; 0 = no estimate yet
+    uint64_t owd_ns = 0;            // base one-way delay
+    uint64_t min_rtt_ns = 0;
+    uint64_t srtt_ns = 0;
+};
+
+void sched_inputs_from(const LinkEstimator& e, SchedLink& l);
+
+struct Scheduler {
+    struct Config {
+        SchedMode mode = SchedMode::Bond;
+        uint64_t initial_rate_bytes_per_s = 125'000;  // 1 Mbit/s
+        uint64_t min_phase_ns = 40'000'000;           // probe phase >= this (feedback ~20 ms)
+        uint64_t budget_ns = 20'000'000;              // see "Admission"; 0 = never refuse
+        double startup_gain = 2.0;
+        double drain_gain = 0.5;
+    };
+    Config cfg{};
+    SchedLink links[kMaxLinks]{};
+
+    // Picks the link for a packet of `bytes` at `now`: 0..kMaxLinks-1, or -1
+    // (no usable link, or every link is over budget in Bond mode).
+    int pick(uint64_t now, uint32_t bytes);
+
+    // Re-anchors link i's virtual queue to a measurement: a probe sent when
+    // backlog_ns(i, sent) was `modeled_ns` saw `measured_ns` of queueing
+    // (its RTT minus the link's min RTT). The difference is added to the
+    // virtual queue (it never goes below now), so rate errors and queues the
+    // model did not make (Startup, cross traffic) cannot accumulate.
+    void on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns, uint64_t measured_ns);
+
+    // Introspection (tests, stats).
+    enum class Phase : uint8_t { Startup, Drain, ProbeBw };
+    Phase phase(unsigned i) const { return st_[i].phase; }
+    double gain(unsigned i) const;
+    uint64_t pacing_rate(unsigned i) const;  // bytes/s used now
+    uint64_t backlog_ns(unsigned i, uint64_t now) const {
+        return st_[i].free_at > now ? st_[i].free_at - now : 0;
+    }
+    uint64_t refused() const { return refused_; }
+
+    // Forget learned state of link i (it went away and came back).
+    void reset_link(unsigned i) { st_[i] = LinkState{}; st_[i].wrr_current = 0; }
+
+  private:
+    struct LinkState {
+        Phase phase = Phase::Startup;
+        bool started = false;
+        uint64_t phase_start = 0;
+        unsigned cycle_idx = 0;
+        uint64_t full_bw = 0;       // Startup: best rate seen at a round end
+        unsigned full_bw_rounds = 0;
+        uint64_t drain_until = 0;
+        uint64_t free_at = 0;       // virtual queue: when the link is idle again
+        double wrr_current = 0;
+    };
+    LinkState st_[kMaxLinks]{};
+    unsigned rr_next_ = 0;
+    uint64_t refused_ = 0;
+
+    void advance(unsigned i, uint64_t now);
+    uint64_t phase_len(unsigned i) const;
+    int pick_weighted();
+    int pick_round_robin();
+};
+
+// Reorder gap timeout from the links' delays (PROTOCOL.md):
+//   clamp(max owd - min owd + margin, floor_ns, ceil_ns)
+// margin = 2 x jitter_ns if jitter_ns > 0, else 10 ms. n == 0 gives floor_ns.
+uint64_t gap_timeout_for(const uint64_t* owd_ns, unsigned n, uint64_t floor_ns, uint64_t ceil_ns,
+                         uint64_t jitter_ns = 0);
+
+}  // namespace onebox::proto

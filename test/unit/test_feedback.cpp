@@ -1,0 +1,185 @@
+// test_feedback.cpp — Feedback and Probe payloads: known answers, round trips,
+// table-driven rejections.
+#include <doctest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "proto/feedback.h"
+
+using namespace onebox::proto;
+
+namespace {
+
+std::vector<uint8_t> unhex(const char* s) {
+    std::vector<uint8_t> out;
+    auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    for (; *s; ++s) {
+        if (*s == ' ') continue;
+        out.push_back(uint8_t(nib(s[0]) << 4 | nib(s[1])));
+        ++s;
+    }
+    return out;
+}
+
+// Two entries: link 2 (0x01020304 packets, 0x1112131415161718 bytes) and
+// link 0 (0xffffffff packets, 0 bytes).
+const char* kFeedbackHex =
+    "02"
+    "02 00 0000 01020304 1112131415161718"
+    "00 00 0000 ffffffff 0000000000000000";
+
+const char* kProbeHex = "05 01 0000 deadbeef 0102030405060708";
+
+}  // namespace
+
+TEST_SUITE_BEGIN("feedback");
+
+TEST_CASE("feedback: known-answer encode and decode") {
+    Feedback fb;
+    fb.count = 2;
+    fb.entries[0] = {2, 0x01020304, 0x1112131415161718};
+    fb.entries[1] = {0, 0xffffffff, 0};
+    uint8_t buf[kFeedbackMaxSize];
+    std::vector<uint8_t> want = unhex(kFeedbackHex);
+    REQUIRE(encode_feedback(fb, buf, sizeof buf) == want.size());
+    CHECK(std::memcmp(buf, want.data(), want.size()) == 0);
+
+    Feedback got;
+    REQUIRE(decode_feedback(want.data(), want.size(), got));
+    CHECK(got.count == 2);
+    CHECK(got.entries[0].link == 2);
+    CHECK(got.entries[0].rx_packets == 0x01020304);
+    CHECK(got.entries[0].rx_bytes == 0x1112131415161718);
+    CHECK(got.entries[1].link == 0);
+    CHECK(got.entries[1].rx_packets == 0xffffffff);
+    CHECK(got.entries[1].rx_bytes == 0);
+}
+
+TEST_CASE("feedback: empty and full payloads round-trip") {
+    uint8_t buf[kFeedbackMaxSize];
+    Feedback empty;
+    REQUIRE(encode_feedback(empty, buf, sizeof buf) == 1);
+    CHECK(buf[0] == 0);
+    Feedback e2;
+    e2.count = 5;
+    CHECK(decode_feedback(buf, 1, e2));
+    CHECK(e2.count == 0);
+
+    Feedback full;
+    full.count = kMaxLinks;
+    for (unsigned i = 0; i < kMaxLinks; ++i)
+        full.entries[i] = {uint8_t(kMaxLinks - 1 - i), i * 1000u, uint64_t(i) << 40};
+    REQUIRE(encode_feedback(full, buf, sizeof buf) == kFeedbackMaxSize);
+    Feedback got;
+    REQUIRE(decode_feedback(buf, kFeedbackMaxSize, got));
+    CHECK(got.count == kMaxLinks);
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        CHECK(got.entries[i].link == full.entries[i].link);
+        CHECK(got.entries[i].rx_packets == full.entries[i].rx_packets);
+        CHECK(got.entries[i].rx_bytes == full.entries[i].rx_bytes);
+    }
+}
+
+TEST_CASE("feedback: decode rejects malformed payloads") {
+    struct Row { const char* name; std::string hex; };
+    std::string e0 = "00 00 0000 00000001 0000000000000002";
+    std::string e1 = "01 00 0000 00000001 0000000000000002";
+    Row rows[] = {
+        {"empty", ""},
+        {"count 1, no entry", "01"},
+        {"short entry", "01" + e0.substr(0, e0.size() - 2)},
+        {"long: trailing byte", "01" + e0 + "00"},
+        {"long: count 0 with data", "00" + e0},
+        {"count says 2, one entry", "02" + e0},
+        {"count 9", "09" + e0 + e1 + e0 + e1 + e0 + e1 + e0 + e1 + e0},
+        {"count 255", "ff"},
+        {"duplicate link", "02" + e1 + e1},
+        {"link 8", "01 08 00 0000 00000001 0000000000000002"},
+        {"link 255", "01 ff 00 0000 00000001 0000000000000002"},
+        {"reserved u8", "01 00 01 0000 00000001 0000000000000002"},
+        {"reserved u16 high", "01 00 00 0100 00000001 0000000000000002"},
+        {"reserved u16 low", "01 00 00 0001 00000001 0000000000000002"},
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.name);
+        std::vector<uint8_t> b = unhex(r.hex.c_str());
+        Feedback fb;
+        CHECK_FALSE(decode_feedback(b.data(), b.size(), fb));
+    }
+    Feedback fb;
+    CHECK_FALSE(decode_feedback(nullptr, 0, fb));
+    CHECK_FALSE(decode_feedback(nullptr, 17, fb));
+}
+
+TEST_CASE("feedback: encode refuses invalid values and small buffers") {
+    uint8_t buf[kFeedbackMaxSize];
+    Feedback fb;
+    fb.count = 2;
+    fb.entries[0].link = 1;
+    fb.entries[1].link = 1;
+    CHECK(encode_feedback(fb, buf, sizeof buf) == 0);  // duplicate
+    fb.entries[1].link = kMaxLinks;
+    CHECK(encode_feedback(fb, buf, sizeof buf) == 0);  // link out of range
+    fb.entries[1].link = 0;
+    CHECK(encode_feedback(fb, buf, 32) == 0);          // needs 33
+    CHECK(encode_feedback(fb, buf, 33) == 33);
+    fb.count = kMaxLinks + 1;
+    CHECK(encode_feedback(fb, buf, sizeof buf) == 0);
+}
+
+TEST_CASE("probe: known-answer encode and decode, echo") {
+    Probe p;
+    p.link = 5;
+    p.flags = ProbeFlags::Echo;
+    p.probe_seq = 0xdeadbeef;
+    p.sender_time_ns = 0x0102030405060708;
+    uint8_t buf[kProbeSize];
+    std::vector<uint8_t> want = unhex(kProbeHex);
+    REQUIRE(encode_probe(p, buf, sizeof buf) == kProbeSize);
+    CHECK(std::memcmp(buf, want.data(), kProbeSize) == 0);
+
+    Probe got;
+    REQUIRE(decode_probe(want.data(), want.size(), got));
+    CHECK(got.link == 5);
+    CHECK(got.flags == ProbeFlags::Echo);
+    CHECK(got.probe_seq == 0xdeadbeef);
+    CHECK(got.sender_time_ns == 0x0102030405060708);
+
+    Probe q = p;
+    q.flags = ProbeFlags::Probe;
+    Probe e = echo_of(q);
+    CHECK(e.flags == ProbeFlags::Echo);
+    CHECK(e.link == q.link);
+    CHECK(e.probe_seq == q.probe_seq);
+    CHECK(e.sender_time_ns == q.sender_time_ns);
+}
+
+TEST_CASE("probe: decode rejects malformed payloads, encode refuses bad values") {
+    struct Row { const char* name; const char* hex; };
+    Row rows[] = {
+        {"empty", ""},
+        {"short", "05 00 0000 deadbeef 01020304050607"},
+        {"long", "05 00 0000 deadbeef 0102030405060708 00"},
+        {"link 8", "08 00 0000 deadbeef 0102030405060708"},
+        {"flag 2", "05 02 0000 deadbeef 0102030405060708"},
+        {"reserved", "05 00 0001 deadbeef 0102030405060708"},
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.name);
+        std::vector<uint8_t> b = unhex(r.hex);
+        Probe p;
+        CHECK_FALSE(decode_probe(b.data(), b.size(), p));
+    }
+    uint8_t buf[kProbeSize];
+    Probe p;
+    CHECK(encode_probe(p, buf, kProbeSize - 1) == 0);
+    p.link = kMaxLinks;
+    CHECK(encode_probe(p, buf, sizeof buf) == 0);
+    p.link = 0;
+    p.flags = ProbeFlags(7);
+    CHECK(encode_probe(p, buf, sizeof buf) == 0);
+}
+
+TEST_SUITE_END();
