@@ -31,36 +31,20 @@
 #include "control/setup.h"
 #include "control/sysctl.h"
 #include "proto/config.h"
+#include "netns_harness.h"
 
 namespace nl = onebox::netlink;
 namespace fw = onebox::firewall;
 namespace setup = onebox::setup;
 using onebox::Status;
+using namespace onebox::test;
 
 namespace {
 
 constexpr const char* kTun = "obtest0";
-constexpr int kSkip = 77;
 
-// ---- expectations inside the forked child -----------------------------------------
+// ---- expectations inside the forked child (EXPECT, EXPECT_OK: netns_harness.h) ---------
 
-int g_failures = 0;
-
-bool expect(bool ok, const std::string& what, const char* file, int line) {
-    if (!ok) {
-        std::fprintf(stderr, "%s:%d: EXPECT failed: %s\n", file, line, what.c_str());
-        ++g_failures;
-    }
-    return ok;
-}
-
-#define EXPECT(cond) expect((cond), #cond, __FILE__, __LINE__)
-#define EXPECT_OK(expr)                                                                            \
-    do {                                                                                           \
-        const Status expect_status_ = (expr);                                                      \
-        expect(expect_status_.ok(), std::string(#expr) + ": " + expect_status_.message(), __FILE__, \
-               __LINE__);                                                                          \
-    } while (0)
 #define EXPECT_ERR(expr, errno_value)                                                                        \
     do {                                                                                                     \
         const Status expect_status_ = (expr);                                                                \
@@ -78,18 +62,6 @@ bool expect(bool ok, const std::string& what, const char* file, int line) {
            std::string(#text) + " lacks \"" + (needle) + "\"; it is:\n" + std::string(text), __FILE__, __LINE__)
 
 // ---- helpers ------------------------------------------------------------------------
-
-// Test-only shell-outs to the standard tools, as an independent view of the kernel state.
-std::string sh(const std::string& cmd) {
-    std::string out;
-    if (FILE* p = ::popen((cmd + " 2>&1").c_str(), "r")) {
-        char buf[4096];
-        size_t n;
-        while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-        ::pclose(p);
-    }
-    return out;
-}
 
 std::string sysctl_value(const std::string& key) {
     std::string v;
@@ -161,51 +133,17 @@ onebox::proto::Config config(onebox::proto::Role role, const std::string& extra 
     return cfg;
 }
 
-ino_t netns_inode(const char* path) {
-    struct stat st {};
-    return ::stat(path, &st) == 0 ? st.st_ino : 0;
-}
-
-// Runs body in a forked child inside a new network namespace; returns the
-// number of failed expectations, or kSkip if the namespace cannot be made.
-int in_fresh_netns(const std::function<void(const std::string& dir)>& body) {
-    const ino_t host_ns = netns_inode("/proc/self/ns/net");
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) return 1;
-    if (pid == 0) {
-        // Never change anything unless we are provably in a namespace of our own.
-        if (::unshare(CLONE_NEWNET) != 0) ::_exit(kSkip);
-        const ino_t ns = netns_inode("/proc/self/ns/net");
-        if (ns == 0 || ns == host_ns) ::_exit(kSkip);
-        if (::access("/dev/net/tun", R_OK | W_OK) != 0) ::_exit(kSkip);
+// Runs body in a fresh network namespace (see netns_harness.h) that can make TUN
+// devices, with a temporary directory (removed afterwards) for state files.
+void run_isolated(const std::function<void(const std::string& dir)>& body) {
+    check_in_fresh_netns("TUN device", [&] {
+        if (::access("/dev/net/tun", R_OK | W_OK) != 0) skip_child();
         const std::string dir = temp_dir();
-        if (dir.empty()) ::_exit(kSkip);
+        if (dir.empty()) skip_child();
         body(dir);
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
-        std::fflush(nullptr);
-        ::_exit(g_failures > 60 ? 60 : g_failures);
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    std::fprintf(stderr, "test child died with signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    return 100;
-}
-
-void run_isolated(const std::function<void(const std::string& dir)>& body) {
-    if (::geteuid() != 0) {
-        MESSAGE("skipped: needs root (network namespaces)");
-        return;
-    }
-    const int rc = in_fresh_netns(body);
-    if (rc == kSkip) {
-        MESSAGE("skipped: cannot create a network namespace or TUN device here");
-        return;
-    }
-    CHECK_MESSAGE(rc == 0, rc << " expectation(s) failed in the namespace (see stderr)");
+    });
 }
 
 // Kills itself with SIGKILL after apply(), like `kill -9` on the daemon.

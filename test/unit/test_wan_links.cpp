@@ -29,46 +29,16 @@
 #include "control/result.h"
 #include "control/wan_links.h"
 #include "proto/config.h"
+#include "netns_harness.h"
 
 namespace wan = onebox::wan;
 using onebox::Status;
+using namespace onebox::test;
 
 namespace {
 
-constexpr int kSkip = 77;
-
-// ---- expectations inside the forked child -----------------------------------------
-
-int g_failures = 0;
-
-bool expect(bool ok, const std::string& what, const char* file, int line) {
-    if (!ok) {
-        std::fprintf(stderr, "%s:%d: EXPECT failed: %s\n", file, line, what.c_str());
-        ++g_failures;
-    }
-    return ok;
-}
-
-#define EXPECT(cond) expect((cond), #cond, __FILE__, __LINE__)
-#define EXPECT_OK(expr)                                                                            \
-    do {                                                                                           \
-        const Status expect_status_ = (expr);                                                      \
-        expect(expect_status_.ok(), std::string(#expr) + ": " + expect_status_.message(), __FILE__, \
-               __LINE__);                                                                          \
-    } while (0)
 // Runs a test-only `ip` command; they print nothing on success.
 #define RUN(cmd) run((cmd), __FILE__, __LINE__)
-
-std::string sh(const std::string& cmd) {
-    std::string out;
-    if (FILE* p = ::popen((cmd + " 2>&1").c_str(), "r")) {
-        char buf[4096];
-        size_t n;
-        while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-        ::pclose(p);
-    }
-    return out;
-}
 
 void run(const std::string& cmd, const char* file, int line) {
     const std::string out = sh(cmd);
@@ -81,48 +51,13 @@ uint32_t ip(const char* s) {
     return v;
 }
 
-ino_t netns_inode(const char* path) {
-    struct stat st {};
-    return ::stat(path, &st) == 0 ? st.st_ino : 0;
-}
-
-// Runs body in a forked child inside a new network namespace; returns the
-// number of failed expectations, or kSkip if the namespace cannot be made.
-int in_fresh_netns(const std::function<void()>& body) {
-    const ino_t host_ns = netns_inode("/proc/self/ns/net");
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) return 1;
-    if (pid == 0) {
-        // Never change anything unless we are provably in a namespace of our own.
-        if (::unshare(CLONE_NEWNET) != 0) ::_exit(kSkip);
-        const ino_t ns = netns_inode("/proc/self/ns/net");
-        if (ns == 0 || ns == host_ns) ::_exit(kSkip);
-        if (!sh("ip link add obprobe0 type veth peer name obprobe1").empty()) ::_exit(kSkip);  // no veth driver
+// Runs body in a fresh network namespace (see netns_harness.h) that can make veth pairs.
+void run_isolated(const std::function<void()>& body) {
+    check_in_fresh_netns("veth devices", [&] {
+        if (!sh("ip link add obprobe0 type veth peer name obprobe1").empty()) skip_child();  // no veth driver
         sh("ip link del obprobe0");
         body();
-        std::fflush(nullptr);
-        ::_exit(g_failures > 60 ? 60 : g_failures);
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    std::fprintf(stderr, "test child died with signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    return 100;
-}
-
-void run_isolated(const std::function<void()>& body) {
-    if (::geteuid() != 0) {
-        MESSAGE("skipped: needs root (network namespaces)");
-        return;
-    }
-    const int rc = in_fresh_netns(body);
-    if (rc == kSkip) {
-        MESSAGE("skipped: cannot create a network namespace or veth devices here");
-        return;
-    }
-    CHECK_MESSAGE(rc == 0, rc << " expectation(s) failed in the namespace (see stderr)");
+    });
 }
 
 std::string describe(const std::vector<wan::WanLink>& links) {
