@@ -22,12 +22,7 @@ RESULTS=${BENCH_RESULTS:-$HERE/results.md}
 
 [ "$(id -u)" -eq 0 ] || lab_fail "bench/tunnel.sh needs root (network namespaces)"
 lab_check_binaries || lab_fail "build first: cmake -B build -G Ninja && cmake --build build"
-LAB_P=$(lab_new_prefix)
-LAB_DIR=$(mktemp -d "/tmp/onebox-bench-$LAB_P.XXXXXX")
-trap lab_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-lab_up "$LAB_P" || lab_fail "lab_up failed"
+lab_start bench
 write_configs "$LAB_DIR"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
 TCK=$(getconf CLK_TCK)

@@ -558,18 +558,24 @@ lab_cleanup() {
   exit "$rc"
 }
 
+# lab_start NAME: a unique prefix and work dir /tmp/onebox-NAME-*, the cleanup
+# traps, and lab_up (honouring LAB_EMU). Exits on failure.
+lab_start() {
+  LAB_P=$(lab_new_prefix)
+  LAB_DIR=$(mktemp -d "/tmp/onebox-$1-$LAB_P.XXXXXX")
+  trap lab_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  lab_up "$LAB_P" || lab_fail "$1: lab_up failed"
+}
+
 # lab_test_init NAME: common start of a lab test: root check (exit 77), binaries,
-# a unique prefix and work dir, the EXIT trap, lab_up and the default configs.
+# lab_start and the default configs.
 lab_test_init() {
   LAB_TEST=$1
   if [ "$(id -u)" -ne 0 ]; then echo "SKIP: $LAB_TEST needs root (network namespaces)"; exit 77; fi
   lab_check_binaries || lab_fail "$LAB_TEST: onebox binaries not built"
-  LAB_P=$(lab_new_prefix)
-  LAB_DIR=$(mktemp -d "/tmp/onebox-$LAB_TEST-$LAB_P.XXXXXX")
-  trap lab_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  lab_up "$LAB_P" || lab_fail "$LAB_TEST: lab_up failed"
+  lab_start "$LAB_TEST"
   write_configs "$LAB_DIR"
 }
 

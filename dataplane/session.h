@@ -50,7 +50,6 @@ struct Session {
     proto::ReplayWindow replay;
     proto::ReorderBuffer reorder;
 
-    uint64_t last_tx_ns = 0;         // worker-only: drives keepalives
     std::atomic<uint64_t> last_rx_ns{0};   // last authenticated packet (control reads)
     std::atomic<bool> confirmed{false};    // the peer has used the current keys
     PeerLink links[proto::kMaxLinks];      // server: the client's links by link id

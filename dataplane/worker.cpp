@@ -225,7 +225,6 @@ struct Worker {
         proto::Header h{type, proto::kProtocolVersion, s->id, s->tx_seq++, uint8_t(link)};
         size_t n = proto::seal_in_place(s->current.send, h, pool.data(idx), payload_len);
         send_datagram(s, link, idx, n);
-        s->last_tx_ns = now;
         if (is_server()) s->links[link].last_tx_ns = now;
         else links[link].last_tx_ns = now;
         LinkCounters& lc = counters.links[link];

@@ -42,12 +42,7 @@ LAB_TEST=emu
 if [ "$(id -u)" -ne 0 ]; then echo "SKIP: $LAB_TEST needs root (network namespaces)"; exit 77; fi
 [ -x "$LAB_LINKEMU_BIN" ] || lab_fail "$LAB_TEST: $LAB_LINKEMU_BIN not built (ninja linkemu)"
 LAB_EMU=1
-LAB_P=$(lab_new_prefix)
-LAB_DIR=$(mktemp -d "/tmp/onebox-$LAB_TEST-$LAB_P.XXXXXX")
-trap lab_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-lab_up "$LAB_P" || lab_fail "$LAB_TEST: lab_up with LAB_EMU=1 failed"
+lab_start "$LAB_TEST"
 
 fails=()
 # check LABEL VALUE TARGET PCT [UNIT]: VALUE within PCT% of TARGET; prints both.
