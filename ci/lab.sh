@@ -19,6 +19,8 @@
 #                                      default via .20.1 metric 200)                   192.168.0.0/16
 #   [lab_add_client cli2 30 adds      $P-cli2 wan0 192.168.30.2 --- rwan30 .30.1/24     out br-pub)
 #                                                                 br-pub 192.0.2.1/24
+#   [LAB_WANS=3 adds wan2 192.168.50.2/24 --- rwan2 .50.1/24, default metric 300;
+#    LAB_WANS=1 leaves out wan1]
 #   $P-srv  eth0 192.0.2.2/24  --- psrv  (port of br-pub)
 #   $P-inet eth0 192.0.2.88/24 --- pinet (port of br-pub); test servers run here
 #
@@ -55,6 +57,10 @@ LAB_P=${LAB_P:-}
 LAB_DIR=${LAB_DIR:-}
 LAB_ROLES=(rtr cli lan srv inet)
 LAB_EMU=${LAB_EMU:-0}     # 1: client WAN links go through linkemu namespaces (see above)
+LAB_WANS=${LAB_WANS:-2}   # client WAN links, 1..4: wan0 .10, wan1 .20, wan2 .50, wan3 .60
+# lab_wan_octet N: the third octet of wanN's subnet 192.168.X.0/24 (30 and 40
+# are left to lab_add_client's extra client boxes).
+lab_wan_octet() { local o=(10 20 50 60); printf '%s' "${o[$1]}"; }
 LAB_LINKEMU_BIN=${LAB_LINKEMU_BIN:-$ONEBOX_BUILD/linkemu}
 declare -gA LAB_DPID=()   # daemon name -> pid
 declare -gA LAB_LOGBASE=() # daemon name -> lines in its log when it was last started
@@ -151,20 +157,20 @@ table ip lab {
 }
 NFT
 
-  # client box: two WANs and a LAN.
-  _lab_wan_veth 0 || return 1
-  _lab_wan_veth 1 || return 1
+  # client box: LAB_WANS WANs (wanN 192.168.X.2/24, X from lab_wan_octet) and a LAN.
+  local n oct i
+  for ((n = 0; n < LAB_WANS; n++)); do
+    oct=$(lab_wan_octet "$n")
+    _lab_wan_veth "$n" || return 1
+    _lab_run ip -n "$rtr" addr add "192.168.$oct.1/24" dev "rwan$n" || return 1
+    _lab_run ip -n "$rtr" link set "rwan$n" up || return 1
+    _lab_run ip -n "$cli" addr add "192.168.$oct.2/24" dev "wan$n" || return 1
+    _lab_run ip -n "$cli" link set "wan$n" up || return 1
+    _lab_run ip -n "$cli" route add default via "192.168.$oct.1" dev "wan$n" metric $((100 * (n + 1))) || return 1
+  done
   _lab_run _lab_veth "$cli" lan0 "$lan" eth0 || return 1
-  _lab_run ip -n "$rtr" addr add 192.168.10.1/24 dev rwan0 || return 1
-  _lab_run ip -n "$rtr" addr add 192.168.20.1/24 dev rwan1 || return 1
-  _lab_run ip -n "$rtr" link set rwan0 up || return 1
-  _lab_run ip -n "$rtr" link set rwan1 up || return 1
-  _lab_run ip -n "$cli" addr add 192.168.10.2/24 dev wan0 || return 1
-  _lab_run ip -n "$cli" addr add 192.168.20.2/24 dev wan1 || return 1
   _lab_run ip -n "$cli" addr add 192.168.100.1/24 dev lan0 || return 1
-  local i; for i in wan0 wan1 lan0; do _lab_run ip -n "$cli" link set "$i" up || return 1; done
-  _lab_run ip -n "$cli" route add default via 192.168.10.1 dev wan0 metric 100 || return 1
-  _lab_run ip -n "$cli" route add default via 192.168.20.1 dev wan1 metric 200 || return 1
+  _lab_run ip -n "$cli" link set lan0 up || return 1
 
   # LAN host behind the client.
   _lab_run ip -n "$lan" addr add 192.168.100.2/24 dev eth0 || return 1
@@ -271,15 +277,19 @@ lab_ping() {
 lab_sanity() {
   local ok=0 c
   local checks=(
-    "cli 192.168.10.1" "cli 192.168.20.1" "cli 192.0.2.88" "cli 192.0.2.2"
+    "cli 192.168.10.1" "cli 192.0.2.88" "cli 192.0.2.2"
     "lan 192.168.100.1" "srv 192.0.2.88" "inet 192.0.2.2" "srv 192.0.2.1" "rtr 192.0.2.88"
   )
   for c in "${checks[@]}"; do
     # shellcheck disable=SC2086
     if ! lab_ping $c 5; then lab_log "sanity: ping from ${c% *} to ${c#* } failed"; ok=1; fi
   done
-  # the second WAN must work on its own too
-  if ! lab_ping cli 192.0.2.88 5 -I wan1; then lab_log "sanity: ping from cli via wan1 failed"; ok=1; fi
+  # every further WAN must work on its own too
+  local n
+  for ((n = 1; n < LAB_WANS; n++)); do
+    if ! lab_ping cli "192.168.$(lab_wan_octet "$n").1" 5; then lab_log "sanity: cli cannot reach wan$n's gateway"; ok=1; fi
+    if ! lab_ping cli 192.0.2.88 5 -I "wan$n"; then lab_log "sanity: ping from cli via wan$n failed"; ok=1; fi
+  done
   [ $ok -eq 0 ] && lab_log "lab sanity: all pings OK"
   return $ok
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "daemon.h"
@@ -30,6 +31,25 @@ bool same_path(const wan::WanLink& a, const wan::WanLink& b) {
     return a.ifindex == b.ifindex && a.gateway == b.gateway && a.address == b.address;
 }
 
+// ", weight 2, max rate up 40 Mbit/s" for the log line, or "".
+std::string describe_overrides(const proto::LinkSettings& ls) {
+    std::string out;
+    char buf[64];
+    if (ls.weight > 0) {
+        std::snprintf(buf, sizeof buf, ", weight %g", ls.weight);
+        out += buf;
+    }
+    if (ls.max_rate_up_bps) {
+        std::snprintf(buf, sizeof buf, ", max rate up %g Mbit/s", double(ls.max_rate_up_bps) / 1e6);
+        out += buf;
+    }
+    if (ls.max_rate_down_bps) {
+        std::snprintf(buf, sizeof buf, ", max rate down %g Mbit/s", double(ls.max_rate_down_bps) / 1e6);
+        out += buf;
+    }
+    return out;
+}
+
 // Opens link i's socket and route and hands it to the worker.
 bool add_link(Daemon& d, unsigned i, const wan::WanLink& link) {
     Status st = setup::add_link_route(d.cfg, d.paths.state_file(), i, link);
@@ -48,9 +68,18 @@ bool add_link(Daemon& d, unsigned i, const wan::WanLink& link) {
     s.used = true;
     s.link = link;
     s.fd = fd;
-    send_command(d, {dataplane::Command::Kind::AddLink, nullptr, 0, uint8_t(i), fd});
-    log::info("link %u up: %s via %s (address %s)", i, link.ifname.c_str(),
-              proto::format_ipv4(link.gateway).c_str(), proto::format_ipv4(link.address).c_str());
+    dataplane::Command cmd{dataplane::Command::Kind::AddLink, nullptr, 0, uint8_t(i), fd};
+    std::string overrides;
+    if (const proto::LinkSettings* ls = d.cfg.link_settings(link.ifname)) {
+        cmd.weight = ls->weight;
+        cmd.max_rate_up_bps = ls->max_rate_up_bps;
+        cmd.max_rate_down_bps = ls->max_rate_down_bps;
+        overrides = describe_overrides(*ls);
+    }
+    send_command(d, cmd);
+    log::info("link %u up: %s via %s (address %s)%s", i, link.ifname.c_str(),
+              proto::format_ipv4(link.gateway).c_str(), proto::format_ipv4(link.address).c_str(),
+              overrides.c_str());
     return true;
 }
 

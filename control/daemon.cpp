@@ -118,6 +118,7 @@ void start_worker(Daemon& d) {
     wc.role = d.role;
     wc.tun_fd = d.tun.get();
     wc.udp_fd = d.udp.get();
+    wc.mode = d.cfg.mode == proto::Mode::RoundRobin ? proto::SchedMode::RoundRobin : proto::SchedMode::Bond;
     d.worker = std::thread([&d, wc] {
         d.worker_result = dataplane::run_worker(wc, *d.channel);
         if (d.worker_result < 0) {
@@ -156,6 +157,11 @@ void log_stats(const Daemon& d) {
         line += p + "tx_bytes=" + std::to_string(l.tx_bytes.load(std::memory_order_relaxed));
         line += p + "rx_packets=" + std::to_string(rx);
         line += p + "rx_bytes=" + std::to_string(l.rx_bytes.load(std::memory_order_relaxed));
+        {
+            line += p + "rate_bps=" + std::to_string(l.rate_bps.load(std::memory_order_relaxed));
+            line += p + "pace_bps=" + std::to_string(l.pace_bps.load(std::memory_order_relaxed));
+            line += p + "srtt_us=" + std::to_string(l.srtt_us.load(std::memory_order_relaxed));
+        }
     }
     const ControlCounters& c = d.stats;
     line += " handshake_ok=" + std::to_string(c.handshake_ok);

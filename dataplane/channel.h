@@ -30,6 +30,10 @@ struct Command {
     uint32_t session_id = 0;
     uint8_t link = 0;
     int fd = -1;
+    // AddLink: the user's overrides for this link (0 = learn it).
+    double weight = 0;
+    uint64_t max_rate_up_bps = 0;      // cap on what the client sends on it
+    uint64_t max_rate_down_bps = 0;    // cap on what the server sends on it (told in keepalives)
 };
 
 // Control events: few, and every one matters, so they never share a ring with

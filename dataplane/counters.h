@@ -29,6 +29,13 @@ namespace onebox::dataplane {
     X(drop_spoofed_source)  /* inner source is not the session's tunnel address */      \
     X(drop_no_session)      /* nothing to send it on (no session / no route) */         \
     X(drop_no_link)         /* client: no WAN link is up */                             \
+    X(drop_over_budget)     /* every link already had its queue budget (scheduler) */   \
+    X(drop_bad_control)     /* malformed Feedback/Probe, or an echo never asked for */  \
+    X(feedback_tx)          /* Feedback messages sent */                                \
+    X(feedback_rx)          /* Feedback messages received */                            \
+    X(probe_tx)             /* RTT probes sent */                                       \
+    X(probe_echoed)         /* peer probes echoed back */                               \
+    X(probe_rtt)            /* RTT samples taken from echoes */                         \
     X(drop_not_ipv4)        /* inner packet is not IPv4 */                              \
     X(drop_handshake_queue) /* handshake message arrived while control was backed up */ \
     X(drop_send_error)      /* the kernel refused a send */                             \
@@ -57,6 +64,10 @@ inline constexpr const char* kCounterNames[] = {
 // Per WAN link (the client's link ids; on the server, summed over clients).
 struct LinkCounters {
     std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
+    // Gauges, every 5 ms: estimated delivery rate, the scheduler's pacing
+    // rate, smoothed RTT (the client's session; on the server, rates summed
+    // over sessions and the largest RTT).
+    std::atomic<uint64_t> rate_bps{0}, pace_bps{0}, srtt_us{0};
 };
 
 inline void bump(std::atomic<uint64_t>& v, uint64_t n) {

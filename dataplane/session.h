@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "proto/aead.h"
+#include "proto/bond.h"
 #include "proto/wire.h"
 #include "proto/reorder.h"
 #include "proto/replay.h"
@@ -46,14 +47,19 @@ struct Session {
     bool has_current = false;
     bool has_pending = false;
 
-    uint64_t tx_seq = 0;             // next sequence number to send under `current`
+    // Two nonce channels (wire.h), each with its own counter and replay window:
+    // data (Data, Keepalive, Close; through the reorder buffer) and control
+    // (Feedback, Probe; acted on at once).
+    uint64_t tx_seq = 0;             // next data-channel sequence number under `current`
+    uint64_t tx_ctl_seq = 0;         // next control-channel sequence number
     proto::ReplayWindow replay;
+    proto::ReplayWindow replay_ctl;
     proto::ReorderBuffer reorder;
+    proto::Bond bond;                // scheduler, link estimators, feedback and probes
 
     std::atomic<uint64_t> last_rx_ns{0};   // last authenticated packet (control reads)
     std::atomic<bool> confirmed{false};    // the peer has used the current keys
     PeerLink links[proto::kMaxLinks];      // server: the client's links by link id
-    unsigned next_link = 0;                 // server: round-robin position
 };
 
 }  // namespace onebox::dataplane

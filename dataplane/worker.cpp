@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "buffers.h"
+#include "proto/link_policy.h"
 
 namespace onebox::dataplane {
 
@@ -48,6 +49,10 @@ struct ClientLink {
     bool removing = false;    // told to stop; waiting for its receives to finish
     unsigned recvs_armed = 0;
     uint64_t last_tx_ns = 0;
+    // The user's overrides ([client.link.NAME]); 0 = learned.
+    double weight = 0;
+    uint64_t max_rate_up_bps = 0;
+    uint64_t max_rate_down_bps = 0;
 };
 
 constexpr uint64_t kTimerPeriodNs = 5'000'000;     // keepalive / expiry pass
@@ -70,7 +75,6 @@ struct Worker {
     unsigned tun_reads_armed = 0;
     unsigned udp_recvs_armed = 0;          // server socket
     ClientLink links[kMaxLinks];           // client role
-    unsigned next_link = 0;                // client round-robin position
     uint64_t wake_value = 0;
     bool events_pending = false;
     bool tun_failed = false;
@@ -222,8 +226,11 @@ struct Worker {
 
     void seal_and_send(Session* s, unsigned link, uint32_t idx, size_t payload_len,
                        proto::PacketType type) {
-        proto::Header h{type, proto::kProtocolVersion, s->id, s->tx_seq++, uint8_t(link)};
+        bool ctl = proto::nonce_channel(type) == proto::kControlChannel;
+        uint64_t seq = ctl ? s->tx_ctl_seq++ : s->tx_seq++;
+        proto::Header h{type, proto::kProtocolVersion, s->id, seq, uint8_t(link)};
         size_t n = proto::seal_in_place(s->current.send, h, pool.data(idx), payload_len);
+        s->bond.on_sent(link, now, uint32_t(n));
         send_datagram(s, link, idx, n);
         if (is_server()) s->links[link].last_tx_ns = now;
         else links[link].last_tx_ns = now;
@@ -240,19 +247,37 @@ struct Worker {
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) { counters.add(Counter::no_buffer); return; }
         size_t len = 0;
-        if (type == proto::PacketType::Keepalive && !is_server()) {
-            pool.data(idx)[kHeaderSize] = active_link_set();
-            len = 1;
-        }
+        if (type == proto::PacketType::Keepalive && !is_server())
+            len = proto::encode_link_policy(link_policy(), pool.data(idx) + kHeaderSize,
+                                            proto::kPolicyMaxSize);
         seal_and_send(s, link, idx, len, type);
         if (type == proto::PacketType::Keepalive) counters.add(Counter::keepalive_tx);
     }
 
-    uint8_t active_link_set() const {
-        uint8_t set = 0;
-        for (unsigned i = 0; i < kMaxLinks; ++i)
-            if (links[i].active) set |= uint8_t(1u << i);
-        return set;
+    // Client: what its keepalives tell the server: the links in use, the
+    // mode, and the user's overrides for the server's direction.
+    proto::LinkPolicy link_policy() const {
+        proto::LinkPolicy p;
+        p.mode = cfg.mode;
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            const ClientLink& l = links[i];
+            if (!l.active) continue;
+            p.link_set |= uint8_t(1u << i);
+            auto weight = uint16_t(std::clamp(l.weight * 100.0 + 0.5, 0.0, 65535.0));
+            auto kbit = uint32_t(std::min<uint64_t>(l.max_rate_down_bps / 1000, UINT32_MAX));
+            if (weight || kbit) p.entries[p.count++] = proto::LinkOverride{uint8_t(i), weight, kbit};
+        }
+        return p;
+    }
+
+    // Client: its own links as its session's scheduler sees them.
+    void apply_client_links(Session* s) {
+        s->bond.sched.cfg.mode = cfg.mode;
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            s->bond.set_usable(i, links[i].active);
+            s->bond.sched.links[i].weight = links[i].weight;
+            s->bond.sched.links[i].max_rate_bps = links[i].max_rate_up_bps;
+        }
     }
 
     // Client: tell the server the new link set at once, on every link.
@@ -262,21 +287,22 @@ struct Worker {
         for_each_link(s, [&](unsigned i) { send_control(s, i, proto::PacketType::Keepalive); });
     }
 
-    // Server: a keepalive's link set from the client.
-    void apply_link_set(Session* s, uint8_t set) {
-        for (unsigned i = 0; i < kMaxLinks; ++i) s->links[i].retired = !(set & (1u << i));
+    // Server: a client keepalive's policy: the links it uses now, its mode and
+    // overrides. Links it gave up stop carrying traffic at once.
+    void apply_client_policy(Session* s, const uint8_t* payload, size_t len) {
+        proto::LinkPolicy p;
+        if (!proto::decode_link_policy(payload, len, p)) return counters.add(Counter::drop_bad_control);
+        for (unsigned i = 0; i < kMaxLinks; ++i) s->links[i].retired = !(p.link_set & (1u << i));
+        proto::apply_link_policy(p, s->bond.sched);
+        refresh_server_links(s);
     }
 
     // ---- choosing a link ------------------------------------------------------
-    // Round-robin over the usable links. (Capacity- and delay-aware scheduling
-    // replaces this in the bonding work; round-robin stays as a mode.)
+    // The session's scheduler (proto/scheduler.h) picks; this keeps its idea
+    // of which links are usable in step with the worker's.
 
-    int pick_client_link() {
-        for (unsigned k = 0; k < kMaxLinks; ++k) {
-            unsigned i = (next_link + k) % kMaxLinks;
-            if (links[i].active) { next_link = i + 1; return int(i); }
-        }
-        return -1;
+    void refresh_server_links(Session* s) {
+        for (unsigned i = 0; i < kMaxLinks; ++i) s->bond.set_usable(i, peer_link_live(s, i));
     }
 
     // A client link is usable by the server while it has heard from it lately.
@@ -286,14 +312,26 @@ struct Worker {
                now - p.last_rx_ns < kPeerLinkTimeoutNs;
     }
 
-    unsigned pick_server_link(Session* s) {
+    // Server with no live link for a session: the link heard from last (or
+    // the handshake's address), so a session whose links all fell silent
+    // still tries.
+    unsigned newest_server_link(const Session* s) const {
         unsigned newest = 0;
-        for (unsigned k = 0; k < kMaxLinks; ++k) {
-            unsigned i = (s->next_link + k) % kMaxLinks;
-            if (peer_link_live(s, i)) { s->next_link = i + 1; return i; }
+        for (unsigned i = 1; i < kMaxLinks; ++i)
             if (s->links[i].last_rx_ns > s->links[newest].last_rx_ns) newest = i;
-        }
-        return newest;  // none heard lately: the one heard last (or the handshake's address)
+        return newest;
+    }
+
+    // The link for one outgoing data packet of `bytes` (as sealed), or -1 with
+    // the drop reason in *why.
+    int pick_link(Session* s, uint32_t bytes, Counter* why) {
+        int link = s->bond.pick(now, bytes);
+        if (link >= 0) return link;
+        for (unsigned i = 0; i < kMaxLinks; ++i)
+            if (s->bond.usable(i)) { *why = Counter::drop_over_budget; return -1; }
+        if (is_server()) return int(newest_server_link(s));
+        *why = Counter::drop_no_link;
+        return -1;
     }
 
     Session* session_for_outbound(const uint8_t* ip) {
@@ -322,8 +360,9 @@ struct Worker {
         if (res < 20 || (ip[0] >> 4) != 4) return drop(idx, Counter::drop_not_ipv4);
         Session* s = session_for_outbound(ip);
         if (!s || !s->has_current) return drop(idx, Counter::drop_no_session);
-        int link = is_server() ? int(pick_server_link(s)) : pick_client_link();
-        if (link < 0) return drop(idx, Counter::drop_no_link);
+        Counter why = Counter::drop_no_link;
+        int link = pick_link(s, uint32_t(res) + uint32_t(proto::kDataOverhead), &why);
+        if (link < 0) return drop(idx, why);
         seal_and_send(s, unsigned(link), idx, size_t(res), proto::PacketType::Data);
         counters.add(Counter::tx_packets);
         counters.add(Counter::tx_bytes, uint64_t(res));
@@ -372,7 +411,9 @@ struct Worker {
         s->has_current = true;
         s->has_pending = false;
         s->tx_seq = 0;
+        s->tx_ctl_seq = 0;
         s->replay = proto::ReplayWindow{};  // drain() above already restarted the reorder buffer at 0
+        s->replay_ctl = proto::ReplayWindow{};
         s->confirmed.store(true, std::memory_order_release);
         if (is_server()) by_ip[s->tunnel_ip] = s;
         counters.add(Counter::sessions_promoted);
@@ -385,7 +426,7 @@ struct Worker {
                           size_t* payload_len) {
         proto::ReplayVerdict verdict = proto::ReplayVerdict::TooOld;
         if (s->has_current) {
-            verdict = s->replay.check(h.seq);
+            verdict = replay_window(s, h.type).check(h.seq);
             if (verdict == proto::ReplayVerdict::Fresh &&
                 proto::open_in_place(s->current.recv, h, pkt, len, payload_len))
                 return true;
@@ -397,6 +438,10 @@ struct Worker {
         bool replayed = s->has_current && verdict != proto::ReplayVerdict::Fresh;
         counters.add(replayed ? Counter::drop_replay : Counter::drop_bad_tag);
         return false;
+    }
+
+    static proto::ReplayWindow& replay_window(Session* s, proto::PacketType t) {
+        return proto::nonce_channel(t) == proto::kControlChannel ? s->replay_ctl : s->replay;
     }
 
     // The server accepts from a session only packets whose source is the
@@ -429,11 +474,14 @@ struct Worker {
         uint8_t* pkt = pool.data(idx);
         size_t payload = 0;
         if (!open_for_session(s, h, pkt, len, &payload)) return pool.put(idx);
-        s->replay.commit(h.seq);
+        replay_window(s, h.type).commit(h.seq);
         s->last_rx_ns.store(now, std::memory_order_relaxed);
         if (is_server()) follow_peer(s, link, from);
         bump(counters.links[link].rx_packets, 1);
         bump(counters.links[link].rx_bytes, payload);
+        s->bond.on_received(link, uint32_t(len));
+        if (proto::nonce_channel(h.type) == proto::kControlChannel)
+            return on_control(s, link, idx, h.type, payload);
 
         uint32_t deliver_len = uint32_t(payload);
         if (h.type == proto::PacketType::Close) {
@@ -442,7 +490,7 @@ struct Worker {
             deliver_len = 0;
         } else if (h.type == proto::PacketType::Keepalive || payload == 0) {
             counters.add(Counter::keepalive_rx);
-            if (is_server() && payload >= 1) apply_link_set(s, pkt[kHeaderSize]);
+            if (is_server() && payload >= 1) apply_client_policy(s, pkt + kHeaderSize, payload);
             deliver_len = 0;
         } else if (!inner_source_allowed(s, pkt + kHeaderSize, payload)) {
             counters.add(Counter::drop_spoofed_source);
@@ -458,6 +506,31 @@ struct Worker {
             next_reorder_deadline = std::min(next_reorder_deadline, now + s->reorder.gap_timeout_ns);
         }
         deliver(released, n);
+    }
+
+    // Feedback and probes: acted on at once, never through the reorder buffer.
+    // A probe's echo goes back in the same buffer, on the link it came in on.
+    void on_control(Session* s, unsigned link, uint32_t idx, proto::PacketType type, size_t payload) {
+        uint8_t* body = pool.data(idx) + kHeaderSize;
+        if (type == proto::PacketType::Feedback) {
+            counters.add(s->bond.on_feedback(now, body, payload) ? Counter::feedback_rx
+                                                                  : Counter::drop_bad_control);
+            return pool.put(idx);
+        }
+        switch (s->bond.on_probe(link, now, body, payload)) {
+        case proto::Bond::ProbeAction::SendEcho:
+            if (!may_send(s)) break;
+            counters.add(Counter::probe_echoed);
+            return seal_and_send(s, link, idx, payload, proto::PacketType::Probe);
+        case proto::Bond::ProbeAction::Sampled: counters.add(Counter::probe_rtt); break;
+        case proto::Bond::ProbeAction::Ignored: counters.add(Counter::drop_bad_control); break;
+        }
+        pool.put(idx);
+    }
+
+    // The server speaks only to confirmed sessions; the client to any it has keys for.
+    bool may_send(Session* s) const {
+        return s->has_current && (!is_server() || s->confirmed.load(std::memory_order_relaxed));
     }
 
     void on_udp_recv(unsigned link, uint32_t idx, int res) {
@@ -491,6 +564,8 @@ struct Worker {
         case proto::PacketType::Data:
         case proto::PacketType::Keepalive:
         case proto::PacketType::Close:
+        case proto::PacketType::Feedback:
+        case proto::PacketType::Probe:
             return on_sealed(idx, len, h, is_server() ? h.link : link, from);
         }
     }
@@ -505,7 +580,9 @@ struct Worker {
 
     void install_session(Session* fresh) {
         fresh->reorder.gap_timeout_ns = cfg.reorder_gap_ns;
+        fresh->bond.cfg.gap_unknown_ns = cfg.reorder_gap_ns;
         if (!is_server()) {
+            apply_client_links(fresh);
             // The client trusts new keys as soon as the server answered; its
             // first keepalive (sent at once) confirms them to the server.
             Session* old = client_session;
@@ -571,11 +648,16 @@ struct Worker {
 
     // ---- client WAN links -------------------------------------------------------
 
-    void add_link(unsigned i, int fd) {
+    void add_link(const Command& cmd) {
+        unsigned i = cmd.link;
         if (i >= kMaxLinks || links[i].active || links[i].removing) return;
         links[i] = ClientLink{};
-        links[i].fd = fd;
+        links[i].fd = cmd.fd;
         links[i].active = true;
+        links[i].weight = cmd.weight;
+        links[i].max_rate_up_bps = cmd.max_rate_up_bps;
+        links[i].max_rate_down_bps = cmd.max_rate_down_bps;
+        if (client_session) apply_client_links(client_session);
         // At once: the server learns the new link's address and the new set.
         announce_links();
     }
@@ -586,6 +668,7 @@ struct Worker {
         if (i >= kMaxLinks || !links[i].active) return;
         links[i].active = false;
         links[i].removing = true;
+        if (client_session) apply_client_links(client_session);
         announce_links();
         io_uring_sqe* q = sqe();
         if (q) {
@@ -610,7 +693,7 @@ struct Worker {
             case Command::Kind::InstallSession: install_session(cmd.session); break;
             case Command::Kind::RemoveSession: remove_session(cmd.session_id); break;
             case Command::Kind::CloseAll: close_all(); break;
-            case Command::Kind::AddLink: add_link(cmd.link, cmd.fd); break;
+            case Command::Kind::AddLink: add_link(cmd); break;
             case Command::Kind::RemoveLink: remove_link(cmd.link); break;
             }
         }
@@ -620,18 +703,63 @@ struct Worker {
     // ---- timers ---------------------------------------------------------------
 
     void tick_session(Session* s) {
+        if (is_server()) refresh_server_links(s);
+        s->reorder.gap_timeout_ns = s->bond.gap_timeout_ns();
         size_t n = s->reorder.expire(now, released);
         deliver(released, n);
         next_reorder_deadline = std::min(next_reorder_deadline, s->reorder.next_deadline());
-        // The server speaks only to confirmed sessions; both sides keep an idle
-        // session alive so the peer can tell silence from death.
-        bool may_send = s->has_current && (!is_server() || s->confirmed.load(std::memory_order_relaxed));
-        if (!may_send) return;
+        // Both sides keep an idle session alive so the peer can tell silence
+        // from death.
+        if (!may_send(s)) return;
+        send_bonding_control(s);
         // Per link: an idle link still proves it is alive, and keeps its NAT open.
         for_each_link(s, [&](unsigned i) {
             uint64_t last = is_server() ? s->links[i].last_tx_ns : links[i].last_tx_ns;
             if (now - last >= cfg.keepalive_ns) send_control(s, i, proto::PacketType::Keepalive);
         });
+    }
+
+    // What the peer's scheduler needs from us (Feedback on what arrived per
+    // link) and what ours needs (a probe per link for its RTT).
+    void send_bonding_control(Session* s) {
+        if (s->bond.feedback_due(now)) {
+            int link = s->bond.control_link();
+            uint32_t idx = link < 0 ? kNoBuffer : pool.get();
+            if (idx != kNoBuffer) {
+                size_t n = s->bond.make_feedback(now, pool.data(idx) + kHeaderSize, proto::kFeedbackMaxSize);
+                seal_and_send(s, unsigned(link), idx, n, proto::PacketType::Feedback);
+                counters.add(Counter::feedback_tx);
+            }
+        }
+        for (int link; (link = s->bond.probe_due(now)) >= 0;) {
+            uint32_t idx = pool.get();
+            if (idx == kNoBuffer) { counters.add(Counter::no_buffer); return; }
+            size_t n = s->bond.make_probe(unsigned(link), now, pool.data(idx) + kHeaderSize, proto::kProbeSize);
+            seal_and_send(s, unsigned(link), idx, n, proto::PacketType::Probe);
+            counters.add(Counter::probe_tx);
+        }
+    }
+
+    // Each link as the sessions' schedulers see it, for `stats:` and D-Bus:
+    // the client's one session; on the server rates summed over sessions
+    // (by the clients' link ids) and the largest smoothed RTT.
+    void publish_link_gauges() {
+        uint64_t rate[kMaxLinks]{}, pace[kMaxLinks]{}, srtt[kMaxLinks]{};
+        auto add = [&](Session* s) {
+            for (unsigned i = 0; i < kMaxLinks; ++i) {
+                rate[i] += s->bond.est[i].rate_bytes_per_s() * 8;
+                if (s->bond.usable(i)) pace[i] += s->bond.sched.pacing_rate(i) * 8;
+                srtt[i] = std::max(srtt[i], s->bond.est[i].srtt_ns() / 1000);
+            }
+        };
+        if (client_session) add(client_session);
+        for (auto& [id, s] : by_id) add(s);
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            LinkCounters& lc = counters.links[i];
+            lc.rate_bps.store(rate[i], std::memory_order_relaxed);
+            lc.pace_bps.store(pace[i], std::memory_order_relaxed);
+            lc.srtt_us.store(srtt[i], std::memory_order_relaxed);
+        }
     }
 
     void run_timers() {
@@ -749,6 +877,7 @@ struct Worker {
             if (now >= next_timer || now >= next_reorder_deadline) {
                 run_timers();
                 publish_reorder_stats();
+                publish_link_gauges();
             }
             if (events_pending) {
                 uint64_t one = 1;

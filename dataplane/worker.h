@@ -12,6 +12,7 @@
 
 #include "channel.h"
 #include "proto/config.h"
+#include "proto/scheduler.h"
 
 namespace onebox::dataplane {
 
@@ -24,7 +25,8 @@ struct WorkerConfig {
     unsigned udp_recv_depth = 64;  // UDP receives kept in flight
     int cpu = -1;                  // core to pin to; -1 = the one we start on
     uint64_t keepalive_ns = 1'000'000'000;      // send one after this much silence
-    uint64_t reorder_gap_ns = 50'000'000;       // give up on a gap after this long
+    uint64_t reorder_gap_ns = 50'000'000;       // gap timeout until the links' delays are known
+    proto::SchedMode mode = proto::SchedMode::Bond;  // client: [client] mode (told to the server)
 };
 
 // Runs the worker loop on the calling thread until channel.stop is set.

@@ -16,10 +16,12 @@ static_assert(kNonceSize == 12, "IETF ChaCha20-Poly1305 uses 96-bit nonces");
 static_assert(kKeySize == crypto_aead_chacha20poly1305_ietf_KEYBYTES, "key size");
 static_assert(kTagSize == crypto_aead_chacha20poly1305_ietf_ABYTES, "tag size");
 
-// 4 zero bytes (channel 0, reserved) then the sequence number, big-endian.
-void make_nonce(uint64_t seq, uint8_t nonce[kNonceSize]) {
-    put_be32(nonce, 0);
-    put_be64(nonce + 4, seq);
+// The channel (wire.h: 0 data, 1 control) then the sequence number, both
+// big-endian. Each channel has its own counter, so the channel keeps their
+// nonces apart.
+void make_nonce(const Header& h, uint8_t nonce[kNonceSize]) {
+    put_be32(nonce, nonce_channel(h.type));
+    put_be64(nonce + 4, h.seq);
 }
 
 }  // namespace
@@ -35,7 +37,7 @@ size_t seal_in_place(const uint8_t key[kKeySize], const Header& h, uint8_t* pkt,
                      size_t payload_len) {
     write_header(pkt, h);
     uint8_t nonce[kNonceSize];
-    make_nonce(h.seq, nonce);
+    make_nonce(h, nonce);
     uint8_t* payload = pkt + kHeaderSize;
     // Encrypting m into c == m is explicitly supported by libsodium.
     crypto_aead_chacha20poly1305_ietf_encrypt_detached(payload, payload + payload_len, nullptr,
@@ -49,7 +51,7 @@ bool open_in_place(const uint8_t key[kKeySize], const Header& h, uint8_t* pkt, s
     if (len < kDataOverhead) return false;
     const size_t n = len - kDataOverhead;
     uint8_t nonce[kNonceSize];
-    make_nonce(h.seq, nonce);
+    make_nonce(h, nonce);
     uint8_t* payload = pkt + kHeaderSize;
     // libsodium checks the tag before decrypting anything, and on failure it
     // zeroes the output buffer (here: the ciphertext), so a forged packet never

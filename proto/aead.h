@@ -4,10 +4,11 @@
 // header is associated data; the payload is encrypted in place; the tag is
 // written right after it. Nothing is copied.
 //
-// Nonce (12 bytes): 4 zero bytes (the channel, reserved for future control
-// messages) then the 64-bit sequence number, big-endian. Each direction of a
-// session has its own key and its own strictly increasing sequence counter,
-// so a (key, nonce) pair is never used twice.
+// Nonce (12 bytes): the 32-bit channel of the packet type (wire.h:
+// nonce_channel, 0 data / 1 control) then the 64-bit sequence number, both
+// big-endian. Each direction of a session has its own key, and each channel
+// its own strictly increasing sequence counter, so a (key, nonce) pair is
+// never used twice.
 #pragma once
 
 #include <cstddef>

@@ -26,7 +26,8 @@ constexpr unsigned kMaxMtu = 1500;    // kMaxInnerPacket in wire.h
 constexpr size_t kMaxIfname = 15;     // IFNAMSIZ - 1
 constexpr size_t kMaxShownValue = 64; // keeps error messages on one short line
 
-enum class Section : uint8_t { Top, Main, Tun };  // Main = [client] or [server]
+enum class Section : uint8_t { Top, Main, Tun, Link };  // Main = [client] or [server]; Link = [client.link.NAME]
+constexpr std::string_view kLinkSectionPrefix = "client.link.";
 
 ConfigError fail(unsigned line, std::string key, std::string message) {
     return {false, line, std::move(key), std::move(message)};
@@ -290,6 +291,45 @@ std::string set_mode(std::string_view v, Config& c) {
     return {};
 }
 
+std::string set_weight(std::string_view v, LinkSettings& l) {
+    // A decimal with at most two places (the wire carries weight x 100).
+    double w = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), w, std::chars_format::fixed);
+    const size_t dot = v.find('.');
+    const bool places_ok = dot == std::string_view::npos || v.size() - dot - 1 <= 2;
+    if (ec != std::errc() || end != v.data() + v.size() || !places_ok || !is_digit(v.front()) || w < 0.01 || w > 655)
+        return "weight must be a number from 0.01 to 655 (at most 2 decimals), got " + shown(v);
+    l.weight = w;
+    return {};
+}
+
+std::string rate_error(std::string_view v) {
+    return "bad rate " + shown(v) + " (e.g. 40mbit, 2.5mbit, 500kbit, 1gbit; at most 100gbit)";
+}
+
+std::string set_max_rate(std::string_view v, LinkSettings& l) {
+    if (!parse_rate(v, l.max_rate_up_bps)) return rate_error(v);
+    l.max_rate_down_bps = l.max_rate_up_bps;
+    return {};
+}
+std::string set_max_rate_up(std::string_view v, LinkSettings& l) {
+    return parse_rate(v, l.max_rate_up_bps) ? std::string{} : rate_error(v);
+}
+std::string set_max_rate_down(std::string_view v, LinkSettings& l) {
+    return parse_rate(v, l.max_rate_down_bps) ? std::string{} : rate_error(v);
+}
+
+struct LinkKeySpec {
+    std::string_view key;
+    std::string (*set)(std::string_view, LinkSettings&);
+};
+constexpr LinkKeySpec kLinkKeys[] = {
+    {"weight", set_weight},
+    {"max_rate", set_max_rate},
+    {"max_rate_up", set_max_rate_up},
+    {"max_rate_down", set_max_rate_down},
+};
+
 std::string set_nat_interface(std::string_view v, Config& c) {
     if (!valid_ifname(v)) return "bad interface name " + shown(v) + " (1-15 of A-Z a-z 0-9 _ - .)";
     c.nat_interface = std::string(v);
@@ -409,7 +449,8 @@ struct Parser {
     char* next_line(char* buf, int size);
     bool pair(const char* section, const char* name, const char* value);
     void check_pending_key();
-    ConfigError check_section(std::string_view text, std::string& name) const;
+    ConfigError check_section(std::string_view text, std::string& name);
+    ConfigError link_key_value(std::string_view section_name, std::string_view key, std::string_view raw_value);
     ConfigError key_value(std::string_view section_name, std::string_view key, std::string_view raw_value);
     ConfigError finish() const;
 };
@@ -530,7 +571,7 @@ bool Parser::pair(const char* section, const char* name, const char* value) {
 }
 
 // A "[name]" line (trimmed). On success `name` is the trimmed section name.
-ConfigError Parser::check_section(std::string_view text, std::string& name) const {
+ConfigError Parser::check_section(std::string_view text, std::string& name) {
     const size_t close = text.find(']');
     if (close == std::string_view::npos) return fail(line, "", "missing ']' in section header");
     if (!only_comment(text.substr(close + 1))) return fail(line, "", "unexpected text after section header");
@@ -539,6 +580,18 @@ ConfigError Parser::check_section(std::string_view text, std::string& name) cons
     if (n == theirs || n == theirs + ".tun") {
         return fail(line, "", "section [" + std::string(n) + "] belongs in a " + theirs +
                                   " config; this is a " + own + " config");
+    }
+    if (role == Role::Client && n.substr(0, kLinkSectionPrefix.size()) == kLinkSectionPrefix) {
+        const std::string_view ifname = n.substr(kLinkSectionPrefix.size());
+        if (!valid_ifname(ifname))
+            return fail(line, "", "bad interface name " + shown(ifname) + " in [" + printable(n) + "] (1-15 of A-Z a-z 0-9 _ - .)");
+        if (cfg.link_settings(ifname))
+            return fail(line, "", "section [" + std::string(n) + "] appears twice");
+        if (cfg.links.size() == kMaxWanInterfaces)
+            return fail(line, "", "too many [client.link.NAME] sections (at most " + std::to_string(kMaxWanInterfaces) + ")");
+        cfg.links.push_back(LinkSettings{std::string(ifname)});
+        name = std::string(n);
+        return {};
     }
     if (n != own && n != own + ".tun") return fail(line, "", "unknown section [" + printable(n) + "]");
     name = std::string(n);
@@ -551,6 +604,8 @@ ConfigError Parser::key_value(std::string_view section_name, std::string_view ke
         section = Section::Main;
     } else if (section_name == std::string(role_name(role)) + ".tun") {
         section = Section::Tun;
+    } else if (section_name.substr(0, kLinkSectionPrefix.size()) == kLinkSectionPrefix) {
+        return link_key_value(section_name, key, raw_value);
     } else if (!section_name.empty()) {  // check_section() let only those through
         return fail(line, "", "internal error: unexpected section from INI parser");
     }
@@ -578,6 +633,33 @@ ConfigError Parser::key_value(std::string_view section_name, std::string_view ke
     if (!read_value(raw_value, value, message)) return fail(line, full, message);
     if (value.empty()) return fail(line, full, "empty value");
     if (message = spec->set(value, cfg); !message.empty()) return fail(line, full, message);
+    return {};
+}
+
+// A key in [client.link.NAME] (check_section() made its LinkSettings).
+ConfigError Parser::link_key_value(std::string_view section_name, std::string_view key, std::string_view raw_value) {
+    if (key.empty()) return fail(line, "", "missing key before '='");
+    const std::string full = printable(std::string(section_name) + "." + std::string(key));
+    const LinkKeySpec* spec = nullptr;
+    for (const auto& k : kLinkKeys)
+        if (k.key == key) spec = &k;
+    if (!spec) return fail(line, full, "unknown key (a link section takes weight, max_rate, max_rate_up, max_rate_down)");
+    const std::string setting = std::string(section_name) + "." + std::string(key);
+    if (auto it = seen.find(setting); it != seen.end())
+        return fail(line, full, "duplicate key (already set on line " + std::to_string(it->second) + ")");
+    // max_rate sets both directions: either it or the per-direction keys.
+    const std::string base = std::string(section_name) + ".";
+    const bool both = key == "max_rate", one = key == "max_rate_up" || key == "max_rate_down";
+    if ((both && (seen.count(base + "max_rate_up") || seen.count(base + "max_rate_down"))) ||
+        (one && seen.count(base + "max_rate")))
+        return fail(line, full, "use either max_rate or max_rate_up/max_rate_down, not both");
+    seen.emplace(setting, line);
+
+    std::string value, message;
+    if (!read_value(raw_value, value, message)) return fail(line, full, message);
+    if (value.empty()) return fail(line, full, "empty value");
+    LinkSettings& l = cfg.links.back();  // sections are read in order; this key is in the last one
+    if (message = spec->set(value, l); !message.empty()) return fail(line, full, message);
     return {};
 }
 
@@ -659,6 +741,30 @@ ConfigError parse_config(std::string_view text, Role role, Config& out) {
     if (ConfigError e = p.finish(); !e.ok) return e;
     out = std::move(p.cfg);
     return {};
+}
+
+bool parse_rate(std::string_view s, uint64_t& bps) {
+    struct Unit { std::string_view suffix; double scale; };
+    static constexpr Unit kUnits[] = {{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}};
+    std::string lower;
+    for (char c : s) lower += char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    std::string_view v = lower;
+    double scale = 1;
+    for (const auto& u : kUnits) {
+        if (v.size() > u.suffix.size() && v.substr(v.size() - u.suffix.size()) == u.suffix) {
+            v.remove_suffix(u.suffix.size());
+            scale = u.scale;
+            break;
+        }
+    }
+    if (v.empty() || !is_digit(v.front()) || !is_digit(v.back())) return false;
+    double n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n, std::chars_format::fixed);
+    if (ec != std::errc() || end != v.data() + v.size()) return false;
+    const double r = n * scale;
+    if (!(r >= 1) || r > 100e9) return false;
+    bps = uint64_t(r + 0.5);
+    return true;
 }
 
 bool parse_ipv4(std::string_view s, uint32_t& out) {

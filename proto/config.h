@@ -5,6 +5,8 @@
 //   [client] server_address, server_port, preshared_key, log_level, fwmark,
 //            route_table, masquerade_lan, wan_interfaces, mode
 //   [client.tun] name, ip, netmask, mtu
+//   [client.link.NAME] weight, max_rate, max_rate_up, max_rate_down
+//            (overrides for WAN interface NAME; at most kMaxWanInterfaces)
 //   [server] listen_address, listen_port, preshared_key, log_level
 //   [server.tun] name, ip, netmask, mtu
 // Values may be "double-quoted" (inside quotes, \" and \\ are escapes).
@@ -39,6 +41,16 @@ struct TunConfig {
     unsigned mtu = 0;          // 0 = default (kDefaultTunMtu)
 };
 
+// [client.link.NAME]: what the user says about one WAN link instead of
+// letting onebox learn it. Rates are bits per second; "up" is what the client
+// sends on the link, "down" what the server sends to it.
+struct LinkSettings {
+    std::string ifname;
+    double weight = 0;              // > 0: split by weight instead of learned rates
+    uint64_t max_rate_up_bps = 0;   // 0 = no cap
+    uint64_t max_rate_down_bps = 0;
+};
+
 struct Config {
     Role role = Role::Client;
     std::string preshared_key;  // required, at least 8 characters
@@ -57,6 +69,13 @@ struct Config {
     // kMaxWanInterfaces valid interface names, no duplicates, not the TUN.
     std::vector<std::string> wan_interfaces;
     Mode mode = Mode::Bond;      // [client] mode
+    std::vector<LinkSettings> links;  // [client.link.NAME] sections, in file order
+    // The settings for WAN interface `ifname`, or nullptr.
+    const LinkSettings* link_settings(std::string_view ifname) const {
+        for (const auto& l : links)
+            if (l.ifname == ifname) return &l;
+        return nullptr;
+    }
     // server
     uint32_t listen_address = 0; // host byte order; 0 = any
     uint16_t listen_port = 0;
@@ -76,6 +95,10 @@ struct ConfigError {
 // server onebox0 10.0.0.1/24, client onebox0 10.0.0.2/24. A section for the
 // other role is an error ("this is a server config").
 ConfigError parse_config(std::string_view text, Role role, Config& out);
+
+// "40mbit", "2.5Mbit", "500kbit", "1gbit", "64000" (bit/s) -> bits per
+// second. False on anything else, zero, or more than 100 Gbit/s.
+bool parse_rate(std::string_view s, uint64_t& bps);
 
 // "10.0.0.2" -> host-order uint32. False on anything that is not a dotted quad.
 bool parse_ipv4(std::string_view s, uint32_t& out);

@@ -10,6 +10,8 @@ namespace {
 constexpr double kCycleGains[8] = {1.25, 0.75, 1, 1, 1, 1, 1, 1};
 constexpr uint64_t kNs = 1'000'000'000;
 constexpr uint64_t kMaxDrainNs = 500'000'000;
+constexpr uint64_t kDemandWindowNs = 100'000'000;  // "refused lately" for on_queue_sample
+constexpr uint64_t kQueueSeenWindowNs = 2'000'000'000;  // admission: queues seen this recently
 
 }  // namespace
 
@@ -109,6 +111,19 @@ int Scheduler::pick_weighted() {
     return best;
 }
 
+// Admission trusts the virtual queues only when the network has shown real
+// ones: a rate learned while a link carried little (an idle session's
+// keepalives) is far too low, and refusing a ping because of it would be
+// wrong. Under load every link's probes see queueing, so this holds.
+bool Scheduler::all_queues_seen(uint64_t now) const {
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!links[i].usable) continue;
+        uint64_t seen = st_[i].queue_seen_at;
+        if (seen == 0 || now + 1 - seen > kQueueSeenWindowNs) return false;
+    }
+    return true;
+}
+
 int Scheduler::pick(uint64_t now, uint32_t bytes) {
     if (cfg.mode == SchedMode::RoundRobin) return pick_round_robin();
 
@@ -137,7 +152,9 @@ int Scheduler::pick(uint64_t now, uint32_t bytes) {
             best_tx = tx;
         }
     }
-    if (cfg.budget_ns && best_arrival > now + max_owd + cfg.budget_ns) {
+    bool over = cfg.budget_ns && best_arrival > now + max_owd + cfg.budget_ns;
+    if (over) last_over_ns_ = now + 1;  // + 1: never 0
+    if (over && all_queues_seen(now)) {
         ++refused_;
         return -1;
     }
@@ -150,6 +167,31 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
                                 uint64_t measured_ns) {
     if (i >= kMaxLinks) return;
     LinkState& s = st_[i];
+    // The model thought the link loaded, the network says it is idle: the
+    // rate was learned while the link carried little (acknowledgements, an
+    // idle session) and is far below what it can carry. ProbeBw would find
+    // the rest only 25 % per gain cycle; Startup doubles per round.
+    // "Loaded" means the model held budget/2 for the link, or every link's
+    // arrival was past the budget lately (pick() refused, or would have if
+    // every link had shown a real queue),
+    // so a link whose real queue is empty either has its rate underestimated
+    // or is so slow on paper that it gets nothing. Two samples in a row,
+    // neither in the 0.75 round (which drains the real queue faster than the
+    // model's).
+    bool loaded = modeled_ns >= cfg.budget_ns / 2 ||
+                  (last_over_ns_ && now + 1 - last_over_ns_ < kDemandWindowNs);
+    bool idle_but_modeled_busy = s.started && s.phase == Phase::ProbeBw && gain(i) >= 1 &&
+                                 cfg.budget_ns && loaded && measured_ns < cfg.budget_ns / 8;
+    s.stale_samples = idle_but_modeled_busy ? s.stale_samples + 1 : 0;
+    if (s.stale_samples >= 2) {
+        s.stale_samples = 0;
+        s.phase = Phase::Startup;
+        s.phase_start = now;
+        s.full_bw = 0;
+        s.full_bw_rounds = 0;
+        ++restarts_;
+    }
+    if (measured_ns >= cfg.budget_ns / 4) s.queue_seen_at = now + 1;  // + 1: never 0
     uint64_t base = std::max(now, s.free_at);
     if (measured_ns >= modeled_ns) {
         s.free_at = base + (measured_ns - modeled_ns);

@@ -26,8 +26,12 @@
 // Admission: pick() returns -1 when the earliest arrival is more than
 // `budget_ns` after now + the largest owd among usable links, i.e. when
 // every link already has that much queued: the caller drops (or holds) the
-// packet instead of building a queue in the network. budget_ns = 0 disables
-// this, and pick() then only returns -1 when no link is usable.
+// packet instead of building a queue in the network. Only while every usable
+// link's probes have seen at least budget/4 of real queue within the last
+// 2 s (on_queue_sample): otherwise the model's queues may come from rates
+// learned while the links carried little, and nothing is refused.
+// budget_ns = 0 disables this, and pick() then only returns -1 when no link
+// is usable.
 #pragma once
 
 #include <cstddef>
@@ -75,7 +79,11 @@ struct Scheduler {
     // backlog_ns(i, sent) was `modeled_ns` saw `measured_ns` of queueing
     // (its RTT minus the link's min RTT). The difference is added to the
     // virtual queue (it never goes below now), so rate errors and queues the
-    // model did not make (Startup, cross traffic) cannot accumulate.
+    // model did not make (Startup, cross traffic) cannot accumulate. A link
+    // in ProbeBw whose probe saw less than budget/8 of queue while the link
+    // was loaded (the model held at least budget/2, or pick() found every
+    // link's arrival past the budget within the last 100 ms) goes back to Startup (two such samples in a
+    // row, not in the 0.75 round): its rate estimate is stale-low.
     void on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns, uint64_t measured_ns);
 
     // Introspection (tests, stats).
@@ -87,6 +95,7 @@ struct Scheduler {
         return st_[i].free_at > now ? st_[i].free_at - now : 0;
     }
     uint64_t refused() const { return refused_; }
+    uint64_t restarts() const { return restarts_; }  // ProbeBw -> Startup (rate found stale)
 
     // Forget learned state of link i (it went away and came back).
     void reset_link(unsigned i) { st_[i] = LinkState{}; st_[i].wrr_current = 0; }
@@ -102,12 +111,17 @@ struct Scheduler {
         uint64_t drain_until = 0;
         uint64_t free_at = 0;       // virtual queue: when the link is idle again
         double wrr_current = 0;
+        unsigned stale_samples = 0;  // probes in a row that found the rate stale-low
+        uint64_t queue_seen_at = 0;  // last probe that saw >= budget/4 of queue (+1), 0 = never
     };
     LinkState st_[kMaxLinks]{};
     unsigned rr_next_ = 0;
     uint64_t refused_ = 0;
+    uint64_t restarts_ = 0;
+    uint64_t last_over_ns_ = 0;  // last pick() with every arrival past the budget (+1), 0 = never
 
     void advance(unsigned i, uint64_t now);
+    bool all_queues_seen(uint64_t now) const;
     uint64_t phase_len(unsigned i) const;
     int pick_weighted();
     int pick_round_robin();

@@ -19,7 +19,20 @@ enum class PacketType : uint8_t {
     Data = 3,           // sealed inner IP packet
     Keepalive = 4,      // sealed empty payload; shares the data sequence space
     Close = 5,          // sealed empty payload: the sender is stopping; forget the session
+    Feedback = 6,       // sealed, control channel: what the receiver got per link (feedback.h)
+    Probe = 7,          // sealed, control channel: RTT probe or its echo (feedback.h)
 };
+
+// Sealed packets use one of two nonce channels, each with its own sequence
+// space, replay window and counter: channel 0 (Data, Keepalive, Close) goes
+// through the receiver's reorder buffer; channel 1 (Feedback, Probe) is acted
+// on the moment it arrives, so a probe is never held behind a gap and never
+// leaves one in the data sequence.
+inline constexpr uint32_t kDataChannel = 0;
+inline constexpr uint32_t kControlChannel = 1;
+inline constexpr uint32_t nonce_channel(PacketType t) {
+    return t == PacketType::Feedback || t == PacketType::Probe ? kControlChannel : kDataChannel;
+}
 
 // Common header: plaintext on the wire, authenticated as AEAD associated data
 // for Data/Keepalive/Close and covered by the MAC for handshake messages.
@@ -111,7 +124,7 @@ enum class HeaderError : uint8_t { Ok, Short, BadVersion, BadType, BadReserved, 
 inline HeaderError read_header(const uint8_t* in, size_t len, Header& h) {
     if (len < kHeaderSize) return HeaderError::Short;
     if (in[1] != kProtocolVersion) return HeaderError::BadVersion;
-    if (in[0] < uint8_t(PacketType::HandshakeInit) || in[0] > uint8_t(PacketType::Close))
+    if (in[0] < uint8_t(PacketType::HandshakeInit) || in[0] > uint8_t(PacketType::Probe))
         return HeaderError::BadType;
     if (in[3] != 0) return HeaderError::BadReserved;
     if (in[2] >= kMaxLinks) return HeaderError::BadLink;

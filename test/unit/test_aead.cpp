@@ -149,6 +149,27 @@ TEST_CASE_FIXTURE(Fixture, "aead: the same payload under a new seq encrypts diff
     CHECK(std::memcmp(a.data() + kHeaderSize, b.data() + kHeaderSize, a.size() - kHeaderSize) != 0);
 }
 
+TEST_CASE_FIXTURE(Fixture, "aead: control packets use nonce channel 1, so equal seqs never share a nonce") {
+    h.type = PacketType::Probe;
+    const auto ctl = sealed();
+    uint8_t ad[kHeaderSize];
+    write_header(ad, h);
+    uint8_t nonce[12] = {0, 0, 0, 1};  // channel 1, then seq big-endian
+    put_be64(nonce + 4, h.seq);
+    std::vector<uint8_t> ct(payload.size() + kTagSize);
+    unsigned long long ct_len = 0;
+    crypto_aead_chacha20poly1305_ietf_encrypt(
+        ct.data(), &ct_len, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+        ad, sizeof ad, nullptr, nonce, key);
+    CHECK(std::memcmp(ctl.data() + kHeaderSize, ct.data(), ct.size()) == 0);
+
+    h.type = PacketType::Feedback;
+    CHECK(nonce_channel(h.type) == kControlChannel);
+    h.type = PacketType::Data;
+    const auto data = sealed();  // same key, same seq, channel 0
+    CHECK(std::memcmp(ctl.data() + kHeaderSize, data.data() + kHeaderSize, payload.size()) != 0);
+}
+
 TEST_CASE("aead: SessionKeys::wipe zeroes both keys") {
     SessionKeys k;
     std::memset(k.send, 0xaa, sizeof k.send);

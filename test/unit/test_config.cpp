@@ -18,6 +18,8 @@ using onebox::proto::LogLevel;
 using onebox::proto::Mode;
 using onebox::proto::Role;
 using onebox::proto::parse_config;
+using onebox::proto::LinkSettings;
+using onebox::proto::parse_rate;
 
 namespace {
 
@@ -203,6 +205,82 @@ TEST_CASE("wan_interfaces and mode") {
     CHECK(e.ok);
     e = parse_config(cl + "route_table = 0xfffffff7\n", Role::Client, c);  // + 8 still fits
     CHECK(e.ok);
+}
+
+TEST_CASE("[client.link.NAME]: weight and rate caps per WAN link") {
+    const std::string cl = kMinClient;
+    Config c;
+    ConfigError e = parse_config(cl +
+                                     "[client.link.wan0]\nweight = 2\nmax_rate = 40mbit\n"
+                                     "[client.link.lte0]  # the metered one\nmax_rate_up = 2.5Mbit\nmax_rate_down = 500kbit\n"
+                                     "[client.link.eth1.100]\nweight = 0.25\n"
+                                     "[client.link.wlan0]\n",
+                                 Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    REQUIRE(c.links.size() == 4);
+    const LinkSettings* w = c.link_settings("wan0");
+    REQUIRE(w);
+    CHECK(w->weight == 2);
+    CHECK(w->max_rate_up_bps == 40'000'000);
+    CHECK(w->max_rate_down_bps == 40'000'000);
+    const LinkSettings* l = c.link_settings("lte0");
+    REQUIRE(l);
+    CHECK(l->weight == 0);
+    CHECK(l->max_rate_up_bps == 2'500'000);
+    CHECK(l->max_rate_down_bps == 500'000);
+    CHECK(c.link_settings("eth1.100")->weight == 0.25);
+    const LinkSettings* empty = c.link_settings("wlan0");
+    REQUIRE(empty);
+    CHECK((empty->weight == 0 && empty->max_rate_up_bps == 0 && empty->max_rate_down_bps == 0));
+    CHECK(c.link_settings("wan9") == nullptr);
+
+    const struct { std::string text; unsigned line; const char* key; const char* message; } bad[] = {
+        {"[client.link.wan0]\nweight = 0\n", 6, "client.link.wan0.weight", "0.01 to 655"},
+        {"[client.link.wan0]\nweight = -1\n", 6, "client.link.wan0.weight", "0.01 to 655"},
+        {"[client.link.wan0]\nweight = 1.234\n", 6, "client.link.wan0.weight", "at most 2 decimals"},
+        {"[client.link.wan0]\nweight = 1e3\n", 6, "client.link.wan0.weight", "0.01 to 655"},
+        {"[client.link.wan0]\nmax_rate = fast\n", 6, "client.link.wan0.max_rate", "bad rate \"fast\""},
+        {"[client.link.wan0]\nmax_rate = 0mbit\n", 6, "client.link.wan0.max_rate", "bad rate"},
+        {"[client.link.wan0]\nmax_rate = 200gbit\n", 6, "client.link.wan0.max_rate", "at most 100gbit"},
+        {"[client.link.wan0]\nmax_rate = 40mbps\n", 6, "client.link.wan0.max_rate", "bad rate"},
+        {"[client.link.wan0]\nmax_rate = 1mbit\nmax_rate_up = 2mbit\n", 7, "client.link.wan0.max_rate_up", "either max_rate"},
+        {"[client.link.wan0]\nweight = 1\nweight = 2\n", 7, "client.link.wan0.weight", "duplicate key"},
+        {"[client.link.wan0]\nmtu = 1400\n", 6, "client.link.wan0.mtu", "unknown key"},
+        {"[client.link.wan0]\n[client.link.wan0]\n", 6, "", "appears twice"},
+        {"[client.link.bad/name]\n", 5, "", "bad interface name"},
+        {"[client.link.]\n", 5, "", "bad interface name"},
+        {"[client.link.a]\n[client.link.b]\n[client.link.c]\n[client.link.d]\n[client.link.e]\n"
+         "[client.link.f]\n[client.link.g]\n[client.link.h]\n[client.link.i]\n", 13, "", "at most 8"},
+    };
+    for (const auto& b : bad) {
+        CAPTURE(b.text);
+        Config out;
+        e = parse_config(cl + b.text, Role::Client, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.line == b.line);
+        CHECK(e.key == b.key);
+        CHECK_MESSAGE(e.message.find(b.message) != std::string::npos, "message: " << e.message);
+    }
+    Config out;
+    CHECK_FALSE(parse_config(std::string(kMinServer) + "[client.link.wan0]\n", Role::Server, out).ok);
+}
+
+TEST_CASE("parse_rate") {
+    const struct { const char* text; uint64_t bps; } good[] = {
+        {"40mbit", 40'000'000}, {"40Mbit", 40'000'000}, {"2.5mbit", 2'500'000}, {"500kbit", 500'000},
+        {"1gbit", 1'000'000'000}, {"64000", 64'000}, {"64000bit", 64'000}, {"100gbit", 100'000'000'000},
+    };
+    for (const auto& g : good) {
+        CAPTURE(g.text);
+        uint64_t v = 0;
+        CHECK(parse_rate(g.text, v));
+        CHECK(v == g.bps);
+    }
+    for (const char* b : {"", "mbit", "0", "0.4", "-1mbit", "1.mbit", ".5mbit", "1 mbit", "1e6", "101gbit", "5mb"}) {
+        CAPTURE(b);
+        uint64_t v = 0;
+        CHECK_FALSE(parse_rate(b, v));
+    }
 }
 
 TEST_CASE("a failed parse leaves the output alone") {

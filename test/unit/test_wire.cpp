@@ -35,6 +35,8 @@ TEST_CASE("wire: every packet type encodes as its number") {
         {PacketType::Data, 3},
         {PacketType::Keepalive, 4},
         {PacketType::Close, 5},
+        {PacketType::Feedback, 6},
+        {PacketType::Probe, 7},
     };
     for (const auto& row : table) {
         CAPTURE(int(row.byte));
@@ -68,7 +70,7 @@ TEST_CASE("wire: read_header rejects malformed headers") {
     struct Row { const char* name; size_t byte; uint8_t value; HeaderError expect; };
     const Row table[] = {
         {"type 0", 0, 0, HeaderError::BadType},
-        {"type 6", 0, 6, HeaderError::BadType},
+        {"type 8", 0, 8, HeaderError::BadType},
         {"type 255", 0, 255, HeaderError::BadType},
         {"version 0", 1, 0, HeaderError::BadVersion},
         {"version 2", 1, 2, HeaderError::BadVersion},

@@ -1,0 +1,128 @@
+// bond.h — one session's bonding state at one end of the tunnel.
+//
+// Both ends send and both ends receive, so each end keeps, per session:
+//   as a sender   a LinkEstimator per link, fed by the peer's Feedback and by
+//                 the echoes of its own Probes, and the Scheduler that picks
+//                 the link of every packet it sends;
+//   as a receiver what arrived per link (reported back in Feedback every
+//                 feedback_every_ns while packets arrive) and the reorder gap
+//                 timeout, sized from the links' delays.
+// Pure: no syscalls, time passed in, no allocation. The data plane calls it
+// per packet (pick, on_sent, on_received) and per timer tick (feedback_due,
+// probe_due, gap_timeout_ns); PROTOCOL.md, "Scheduling and feedback", has
+// the numbers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "feedback.h"
+#include "link_estimator.h"
+#include "scheduler.h"
+#include "wire.h"
+
+namespace onebox::proto {
+
+struct BondConfig {
+    uint64_t feedback_every_ns = 20'000'000;      // while packets arrive
+    uint64_t probe_every_ns = 100'000'000;        // per link, while sending
+    uint64_t idle_probe_every_ns = 1'000'000'000; // per link, when nothing was sent for 1 s
+    uint64_t gap_floor_ns = 10'000'000;           // reorder gap timeout bounds
+    uint64_t gap_ceil_ns = 500'000'000;
+    uint64_t gap_unknown_ns = 50'000'000;         // until every link has an RTT sample
+};
+
+struct Bond {
+    BondConfig cfg{};
+    Scheduler sched{};
+    LinkEstimator est[kMaxLinks]{};
+
+    Bond() {
+        // Real feedback comes in bursts (a receive batch, a timer tick), so a
+        // 20 ms sample can show twice the link's rate; 50 ms samples don't.
+        for (LinkEstimator& e : est) e.cfg.min_sample_ns = 50'000'000;
+    }
+
+    // ---- links ----------------------------------------------------------------
+    // A link the scheduler may use. One that becomes usable again goes back
+    // to Startup (doubling from the rate it had learned, which the 1 s max
+    // filter forgets if the path has changed) and is probed at once.
+    void set_usable(unsigned i, bool usable);
+    bool usable(unsigned i) const { return i < kMaxLinks && sched.links[i].usable; }
+
+    // ---- sending --------------------------------------------------------------
+    // The link for the next data packet, or -1 (no usable link, or all over
+    // the admission budget: the caller drops the packet).
+    int pick(uint64_t now, uint32_t bytes) {
+        last_pick_ns_ = now;
+        busy_ = true;
+        return sched.pick(now, bytes);
+    }
+    // Every sealed datagram sent on link i (data, keepalive, control), as sent.
+    void on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes);
+
+    // ---- receiving ------------------------------------------------------------
+    // Every authenticated datagram received on link i, as received.
+    void on_received(unsigned i, uint32_t datagram_bytes);
+
+    // ---- feedback (receiver -> sender) ----------------------------------------
+    bool feedback_due(uint64_t now) const { return rx_dirty_ && now >= next_feedback_; }
+    // Writes the Feedback payload (what arrived per link so far) and schedules
+    // the next one. Returns its length (0 if out_cap is too small).
+    size_t make_feedback(uint64_t now, uint8_t* out, size_t out_cap);
+    // The peer's Feedback: updates the estimators. False if malformed.
+    bool on_feedback(uint64_t now, const uint8_t* in, size_t len);
+
+    // ---- probes ---------------------------------------------------------------
+    // A usable link whose probe is due, or -1. Call make_probe for it, send it,
+    // and ask again until -1.
+    int probe_due(uint64_t now) const;
+    size_t make_probe(unsigned i, uint64_t now, uint8_t* out, size_t out_cap);
+    enum class ProbeAction : uint8_t {
+        SendEcho,  // a peer's probe: `payload` now holds the echo; send it back on link i
+        Sampled,   // the echo of one of our probes: RTT and queue sample taken
+        Ignored,   // malformed, on the wrong link, or an echo we did not ask for
+    };
+    ProbeAction on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len);
+
+    // ---- receiver's reorder buffer ----------------------------------------------
+    // gap_timeout_for() over the usable links' one-way delays, each both
+    // bare (owd) and with its measured queueing (owd + srtt - min RTT), with
+    // the largest rttvar as jitter; gap_unknown_ns while a usable link has no
+    // RTT sample yet.
+    uint64_t gap_timeout_ns() const;
+
+    // The link to send Feedback on: the usable one with the smallest smoothed
+    // RTT (feedback is small and late feedback is stale), or -1.
+    int control_link() const;
+
+    uint64_t probes_unmatched() const { return unmatched_; }
+
+  private:
+    // Receiver: cumulative per-link counts (what Feedback reports).
+    uint64_t rx_bytes_[kMaxLinks]{};
+    uint32_t rx_pkts_[kMaxLinks]{};
+    uint8_t rx_seen_ = 0;       // links that ever received (listed in Feedback)
+    bool rx_dirty_ = false;     // something arrived since the last Feedback
+    uint64_t next_feedback_ = 0;
+
+    // Sender: probes in flight, a few per link, matched by probe_seq.
+    struct Outstanding {
+        uint32_t seq = 0;
+        uint64_t sent_ns = 0;
+        uint64_t modeled_ns = 0;  // the scheduler's backlog on the link when sent
+        bool used = false;
+    };
+    static constexpr unsigned kProbeSlots = 4;
+    Outstanding probes_[kMaxLinks][kProbeSlots]{};
+    uint64_t last_probe_ns_[kMaxLinks]{};
+    bool probed_[kMaxLinks]{};
+    uint64_t last_pick_ns_ = 0;  // the last data packet scheduled
+    bool busy_ = false;          // ... ever
+    uint32_t probe_seq_ = 0;
+    uint64_t unmatched_ = 0;
+
+    void refresh_inputs(unsigned i) { sched_inputs_from(est[i], sched.links[i]); }
+};
+
+}  // namespace onebox::proto

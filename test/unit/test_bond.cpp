@@ -1,0 +1,593 @@
+// test_bond.cpp — one session's bonding state (Bond) with a fake clock:
+// feedback cadence, probe cadence, probe/echo matching, the reorder gap
+// timeout, usability and the control link, and two Bonds wired back to back
+// over simulated bottleneck links.
+#include <doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+#include "proto/bond.h"
+#include "proto/feedback.h"
+
+using namespace onebox::proto;
+
+namespace {
+
+constexpr uint64_t kMs = 1'000'000;
+constexpr uint64_t kSec = 1'000'000'000;
+constexpr double kMbit = 1e6 / 8;  // bytes/s per Mbit/s
+
+// Takes one RTT sample on link i of `a`: a probe sent at `sent`, echoed by a
+// peer and back at sent + rtt.
+void sample_rtt(Bond& a, unsigned i, uint64_t sent, uint64_t rtt) {
+    uint8_t buf[kProbeSize];
+    REQUIRE(a.make_probe(i, sent, buf, sizeof buf) == kProbeSize);
+    Bond peer;
+    REQUIRE(peer.on_probe(i, sent + rtt / 2, buf, sizeof buf) == Bond::ProbeAction::SendEcho);
+    REQUIRE(a.on_probe(i, sent + rtt, buf, sizeof buf) == Bond::ProbeAction::Sampled);
+}
+
+Feedback decoded_feedback(Bond& b, uint64_t now) {
+    uint8_t buf[kFeedbackMaxSize];
+    size_t n = b.make_feedback(now, buf, sizeof buf);
+    Feedback fb;
+    REQUIRE(n > 0);
+    REQUIRE(decode_feedback(buf, n, fb));
+    return fb;
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("bond");
+
+// ---- feedback cadence ----------------------------------------------------------
+
+TEST_CASE("bond: feedback is due after arrivals, at most every feedback_every_ns") {
+    Bond b;
+    const uint64_t every = b.cfg.feedback_every_ns;
+    CHECK_FALSE(b.feedback_due(0));
+    CHECK_FALSE(b.feedback_due(100 * kSec));
+    b.on_received(kMaxLinks, 1000);  // out of range: ignored
+    CHECK_FALSE(b.feedback_due(100 * kSec));
+
+    // The first arrival: due at once.
+    uint64_t t = 5 * kMs;
+    b.on_received(2, 100);
+    CHECK(b.feedback_due(t));
+    // Too small a buffer: nothing written, still due.
+    uint8_t small[8];
+    CHECK(b.make_feedback(t, small, sizeof small) == 0);
+    CHECK(b.feedback_due(t));
+
+    Feedback fb = decoded_feedback(b, t);
+    REQUIRE(fb.count == 1);
+    CHECK(fb.entries[0].link == 2);
+    CHECK(fb.entries[0].rx_packets == 1);
+    CHECK(fb.entries[0].rx_bytes == 100);
+    uint64_t sent_at = t;
+
+    // Nothing new: not due, however long we wait.
+    CHECK_FALSE(b.feedback_due(sent_at));
+    CHECK_FALSE(b.feedback_due(sent_at + every));
+    CHECK_FALSE(b.feedback_due(sent_at + 10 * kSec));
+
+    // Something new, but the interval has not passed yet.
+    b.on_received(0, 50);
+    CHECK_FALSE(b.feedback_due(sent_at + every - 1));
+    CHECK(b.feedback_due(sent_at + every));
+    t = sent_at + every + 3 * kMs;  // sent a little late
+    fb = decoded_feedback(b, t);
+    // Every link that ever received, in link order, counters cumulative.
+    REQUIRE(fb.count == 2);
+    CHECK(fb.entries[0].link == 0);
+    CHECK(fb.entries[0].rx_packets == 1);
+    CHECK(fb.entries[0].rx_bytes == 50);
+    CHECK(fb.entries[1].link == 2);
+    CHECK(fb.entries[1].rx_packets == 1);
+    CHECK(fb.entries[1].rx_bytes == 100);
+    sent_at = t;
+
+    // The interval passes first, then something arrives: due at that moment.
+    CHECK_FALSE(b.feedback_due(sent_at + 5 * every));
+    for (int k = 0; k < 3; ++k) b.on_received(2, 1400);
+    b.on_received(7, 60);
+    CHECK(b.feedback_due(sent_at + 5 * every));
+    fb = decoded_feedback(b, sent_at + 5 * every);
+    REQUIRE(fb.count == 3);
+    CHECK(fb.entries[0].link == 0);  // nothing new on 0, still listed
+    CHECK(fb.entries[0].rx_packets == 1);
+    CHECK(fb.entries[0].rx_bytes == 50);
+    CHECK(fb.entries[1].link == 2);
+    CHECK(fb.entries[1].rx_packets == 4);
+    CHECK(fb.entries[1].rx_bytes == 100 + 3 * 1400);
+    CHECK(fb.entries[2].link == 7);
+    CHECK(fb.entries[2].rx_packets == 1);
+    CHECK(fb.entries[2].rx_bytes == 60);
+}
+
+TEST_CASE("bond: feedback drives the sender's estimator") {
+    Bond rx, tx;
+    tx.set_usable(0, true);
+    uint64_t t = 0;
+    for (int round = 0; round < 10; ++round) {
+        for (int k = 0; k < 20; ++k) {  // 20 x 1000 bytes per 20 ms = 1 MB/s
+            tx.on_sent(0, t, 1000);
+            rx.on_received(0, 1000);
+        }
+        t += 20 * kMs;
+        REQUIRE(rx.feedback_due(t));
+        uint8_t buf[kFeedbackMaxSize];
+        size_t n = rx.make_feedback(t, buf, sizeof buf);
+        REQUIRE(tx.on_feedback(t, buf, n));
+    }
+    CHECK(tx.est[0].delivered_bytes() == 10 * 20 * 1000);
+    CHECK(tx.est[0].rate_bytes_per_s() == 1'000'000);
+    CHECK(tx.sched.links[0].rate_bytes_per_s == 1'000'000);  // scheduler inputs refreshed
+    CHECK(tx.est[1].delivered_bytes() == 0);
+
+    uint8_t bad[2] = {1, 0};
+    CHECK_FALSE(tx.on_feedback(t, bad, sizeof bad));
+    CHECK_FALSE(tx.on_feedback(t, nullptr, 0));
+}
+
+// ---- probe cadence ----------------------------------------------------------------
+
+TEST_CASE("bond: probes right away, then every interval (busy or idle)") {
+    Bond b;
+    const uint64_t busy = b.cfg.probe_every_ns, idle = b.cfg.idle_probe_every_ns;
+    REQUIRE(busy < idle);
+    uint8_t buf[kProbeSize];
+    CHECK(b.probe_due(0) == -1);  // no usable link
+
+    const uint64_t t0 = 3 * kSec;
+    b.set_usable(0, true);
+    b.set_usable(2, true);
+    // Each usable link once, at once; never link 1.
+    std::vector<int> got;
+    for (int l; (l = b.probe_due(t0)) >= 0 && got.size() < 10;) {
+        got.push_back(l);
+        REQUIRE(b.make_probe(unsigned(l), t0, buf, sizeof buf) == kProbeSize);
+    }
+    CHECK(got == std::vector<int>{0, 2});
+    CHECK(b.make_probe(kMaxLinks, t0, buf, sizeof buf) == 0);
+    uint8_t tiny[kProbeSize - 1];
+    CHECK(b.make_probe(0, t0, tiny, sizeof tiny) == 0);
+
+    // Idle (nothing ever picked): the idle interval.
+    CHECK(b.probe_due(t0 + busy) == -1);
+    CHECK(b.probe_due(t0 + idle - 1) == -1);
+    const uint64_t t1 = t0 + idle;
+    CHECK(b.probe_due(t1) == 0);
+    REQUIRE(b.make_probe(0, t1, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t1) == 2);
+    REQUIRE(b.make_probe(2, t1, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t1) == -1);
+
+    // A data packet picked: the short interval, counted from the last probe.
+    const uint64_t last_pick = t1 + 50 * kMs;
+    REQUIRE(b.pick(last_pick, 1000) >= 0);
+    CHECK(b.probe_due(t1 + busy - 1) == -1);
+    CHECK(b.probe_due(t1 + busy) == 0);
+    const uint64_t t2 = t1 + busy;
+    REQUIRE(b.make_probe(0, t2, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t2) == 2);
+    REQUIRE(b.make_probe(2, t2, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t2) == -1);
+    CHECK(b.probe_due(t2 + busy - 1) == -1);
+    CHECK(b.probe_due(t2 + busy) == 0);
+
+    // A second after the last pick the session is idle again: 950 ms after
+    // the last probe is more than the short interval but less than the idle one.
+    CHECK(b.probe_due(last_pick + kSec - 1) == 0);  // still busy
+    CHECK(b.probe_due(last_pick + kSec) == -1);
+    CHECK(b.probe_due(t2 + idle - 1) == -1);
+    const uint64_t t3 = t2 + idle;
+    CHECK(b.probe_due(t3) == 0);
+
+    // A link that goes away is not probed; when it comes back, at once.
+    b.set_usable(0, false);
+    CHECK(b.probe_due(t3) == 2);
+    REQUIRE(b.make_probe(2, t3, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t3) == -1);
+    b.set_usable(0, true);
+    CHECK(b.probe_due(t3) == 0);
+    REQUIRE(b.make_probe(0, t3, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t3) == -1);
+}
+
+// ---- probes and echoes --------------------------------------------------------------
+
+TEST_CASE("bond: a peer's probe becomes an echo in place") {
+    Bond a, peer;
+    a.set_usable(1, true);
+    uint8_t probe[kProbeSize];
+    REQUIRE(a.make_probe(1, 10 * kMs, probe, sizeof probe) == kProbeSize);
+    Probe p;
+    REQUIRE(decode_probe(probe, sizeof probe, p));
+    CHECK(p.link == 1);
+    CHECK(p.flags == ProbeFlags::Probe);
+    CHECK(p.sender_time_ns == 10 * kMs);
+
+    uint8_t buf[kProbeSize];
+    std::memcpy(buf, probe, sizeof buf);
+    CHECK(peer.on_probe(1, 25 * kMs, buf, sizeof buf) == Bond::ProbeAction::SendEcho);
+    CHECK(buf[1] == 1);
+    for (size_t k = 0; k < kProbeSize; ++k)
+        if (k != 1) CHECK(buf[k] == probe[k]);
+    CHECK(peer.probes_unmatched() == 0);
+    CHECK(peer.est[1].srtt_ns() == 0);  // echoing takes no sample
+
+    // Arrived on another link than the one it names: ignored, untouched.
+    std::memcpy(buf, probe, sizeof buf);
+    CHECK(peer.on_probe(0, 25 * kMs, buf, sizeof buf) == Bond::ProbeAction::Ignored);
+    CHECK(peer.on_probe(kMaxLinks, 25 * kMs, buf, sizeof buf) == Bond::ProbeAction::Ignored);
+    CHECK(std::memcmp(buf, probe, sizeof buf) == 0);
+}
+
+TEST_CASE("bond: echoes are matched to our probes by probe_seq") {
+    Bond a, peer;
+    a.set_usable(1, true);
+    const uint64_t t0 = 10 * kMs;
+    uint8_t echo[kProbeSize];
+    REQUIRE(a.make_probe(1, t0, echo, sizeof echo) == kProbeSize);
+    REQUIRE(peer.on_probe(1, t0 + 15 * kMs, echo, sizeof echo) == Bond::ProbeAction::SendEcho);
+
+    // An echo that comes back on the wrong link is not ours there.
+    uint8_t buf[kProbeSize];
+    std::memcpy(buf, echo, sizeof buf);
+    CHECK(a.on_probe(0, t0 + 20 * kMs, buf, sizeof buf) == Bond::ProbeAction::Ignored);
+
+    // The RTT is our own elapsed time, whatever the echoed timestamp says.
+    std::memcpy(buf, echo, sizeof buf);
+    put_be64(buf + 8, 0);
+    CHECK(a.on_probe(1, t0 + 30 * kMs, buf, sizeof buf) == Bond::ProbeAction::Sampled);
+    CHECK(a.est[1].srtt_ns() == 30 * kMs);
+    CHECK(a.est[1].latest_rtt_ns() == 30 * kMs);
+    CHECK(a.est[1].min_rtt_ns() == 30 * kMs);
+    CHECK(a.sched.links[1].srtt_ns == 30 * kMs);  // scheduler inputs refreshed
+    CHECK(a.probes_unmatched() == 0);
+
+    // The same echo again: the probe was answered already.
+    std::memcpy(buf, echo, sizeof buf);
+    CHECK(a.on_probe(1, t0 + 40 * kMs, buf, sizeof buf) == Bond::ProbeAction::Ignored);
+    CHECK(a.probes_unmatched() == 1);
+    CHECK(a.est[1].srtt_ns() == 30 * kMs);
+
+    // An echo of a probe we never sent.
+    Probe forged{1, ProbeFlags::Echo, 0xdeadbeef, t0};
+    REQUIRE(encode_probe(forged, buf, sizeof buf) == kProbeSize);
+    CHECK(a.on_probe(1, t0 + 50 * kMs, buf, sizeof buf) == Bond::ProbeAction::Ignored);
+    CHECK(a.probes_unmatched() == 2);
+
+    // Malformed: wrong lengths, reserved bits, unknown flags, link out of range.
+    // None of them counts as an unmatched echo.
+    struct Row { const char* name; size_t len; int byte; uint8_t value; };  // byte < 0: as is
+    Row rows[] = {
+        {"empty", 0, -1, 0},
+        {"one short", kProbeSize - 1, -1, 0},
+        {"one long", kProbeSize + 1, -1, 0},
+        {"reserved", kProbeSize, 2, 0x01},
+        {"reserved low", kProbeSize, 3, 0x80},
+        {"flags 2", kProbeSize, 1, 2},
+        {"flags 255", kProbeSize, 1, 0xff},
+        {"link 8", kProbeSize, 0, kMaxLinks},
+    };
+    uint8_t big[kProbeSize + 1]{};
+    for (const Row& r : rows) {
+        CAPTURE(r.name);
+        Bond c;
+        c.set_usable(1, true);
+        uint8_t mine[kProbeSize];
+        REQUIRE(c.make_probe(1, t0, mine, sizeof mine) == kProbeSize);
+        std::memcpy(big, mine, kProbeSize);
+        big[1] = 1;  // an echo of it
+        if (r.byte >= 0) big[r.byte] = r.value;
+        CHECK(c.on_probe(1, t0 + kMs, big, r.len) == Bond::ProbeAction::Ignored);
+        CHECK(c.probes_unmatched() == 0);
+        CHECK(c.est[1].srtt_ns() == 0);
+        // The well-formed echo still matches afterwards.
+        mine[1] = 1;
+        CHECK(c.on_probe(1, t0 + 2 * kMs, mine, sizeof mine) == Bond::ProbeAction::Sampled);
+    }
+    CHECK(a.on_probe(1, t0, nullptr, 0) == Bond::ProbeAction::Ignored);
+}
+
+TEST_CASE("bond: a few probes outstanding per link; the oldest gives way") {
+    Bond a, peer;
+    a.set_usable(3, true);
+    // Six probes, 10 ms apart, none answered yet: only the last four are remembered.
+    uint8_t echoes[6][kProbeSize];
+    for (unsigned k = 0; k < 6; ++k) {
+        REQUIRE(a.make_probe(3, k * 10 * kMs, echoes[k], kProbeSize) == kProbeSize);
+        REQUIRE(peer.on_probe(3, k * 10 * kMs, echoes[k], kProbeSize) ==
+                Bond::ProbeAction::SendEcho);
+    }
+    const uint64_t t = 100 * kMs;
+    // Answered out of order.
+    CHECK(a.on_probe(3, t, echoes[3], kProbeSize) == Bond::ProbeAction::Sampled);
+    CHECK(a.est[3].latest_rtt_ns() == t - 30 * kMs);
+    CHECK(a.on_probe(3, t, echoes[0], kProbeSize) == Bond::ProbeAction::Ignored);
+    CHECK(a.on_probe(3, t, echoes[1], kProbeSize) == Bond::ProbeAction::Ignored);
+    CHECK(a.probes_unmatched() == 2);
+    for (unsigned k : {5u, 2u, 4u}) {
+        CAPTURE(k);
+        CHECK(a.on_probe(3, t, echoes[k], kProbeSize) == Bond::ProbeAction::Sampled);
+        CHECK(a.est[3].latest_rtt_ns() == t - k * 10 * kMs);
+    }
+    CHECK(a.probes_unmatched() == 2);
+}
+
+// ---- reorder gap timeout --------------------------------------------------------------
+
+TEST_CASE("bond: gap timeout from the links' delays and jitter") {
+    Bond b;
+    const uint64_t unknown = b.cfg.gap_unknown_ns;
+    CHECK(b.gap_timeout_ns() == unknown);  // no usable link
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    CHECK(b.gap_timeout_ns() == unknown);
+
+    sample_rtt(b, 0, 100 * kMs, 20 * kMs);
+    CHECK(b.est[0].srtt_ns() == 20 * kMs);
+    CHECK(b.gap_timeout_ns() == unknown);  // link 1 has no RTT yet
+    sample_rtt(b, 1, 200 * kMs, 80 * kMs);
+
+    const LinkEstimator& e0 = b.est[0];
+    const LinkEstimator& e1 = b.est[1];
+    REQUIRE(e0.owd_ns() == 10 * kMs);
+    REQUIRE(e1.owd_ns() == 40 * kMs);
+    REQUIRE(e0.srtt_ns() == e0.min_rtt_ns());  // no queueing measured
+    REQUIRE(e1.srtt_ns() == e1.min_rtt_ns());
+    REQUIRE(e0.rttvar_ns() > 0);
+    auto expect = [&b](uint64_t span, uint64_t jitter) {
+        return std::clamp(span + 2 * jitter, b.cfg.gap_floor_ns, b.cfg.gap_ceil_ns);
+    };
+    const uint64_t jitter = std::max(e0.rttvar_ns(), e1.rttvar_ns());
+    const uint64_t two_links = expect(30 * kMs, jitter);
+    CHECK(b.gap_timeout_ns() == two_links);
+    CHECK(two_links > 30 * kMs);
+
+    // The bounds.
+    b.cfg.gap_ceil_ns = 60 * kMs;
+    CHECK(b.gap_timeout_ns() == 60 * kMs);
+    b.cfg.gap_ceil_ns = BondConfig{}.gap_ceil_ns;
+    b.cfg.gap_floor_ns = 400 * kMs;
+    CHECK(b.gap_timeout_ns() == 400 * kMs);
+    b.cfg.gap_floor_ns = BondConfig{}.gap_floor_ns;
+    CHECK(b.gap_timeout_ns() == two_links);
+
+    // Unusable links do not count: neither one without an RTT ...
+    b.set_usable(5, true);
+    CHECK(b.gap_timeout_ns() == unknown);
+    b.set_usable(5, false);
+    CHECK(b.gap_timeout_ns() == two_links);
+    // ... nor one with.
+    b.set_usable(1, false);
+    CHECK(b.gap_timeout_ns() == expect(0, e0.rttvar_ns()));
+    b.set_usable(1, true);
+    CHECK(b.gap_timeout_ns() == two_links);
+
+    // Queueing measured by the probes (srtt above min RTT) widens the span:
+    // link 1's packets now arrive up to owd + (srtt - min RTT) after sending.
+    sample_rtt(b, 1, 400 * kMs, 400 * kMs);
+    REQUIRE(e1.srtt_ns() > e1.min_rtt_ns());
+    REQUIRE(e1.min_rtt_ns() == 80 * kMs);
+    uint64_t hi = 0, lo = UINT64_MAX, jit = 0;
+    for (const LinkEstimator* e : {&e0, &e1}) {
+        uint64_t q = e->srtt_ns() > e->min_rtt_ns() ? e->srtt_ns() - e->min_rtt_ns() : 0;
+        hi = std::max(hi, e->owd_ns() + q);
+        lo = std::min(lo, e->owd_ns());
+        jit = std::max(jit, e->rttvar_ns());
+    }
+    REQUIRE(hi - lo > 30 * kMs);
+    CHECK(b.gap_timeout_ns() == expect(hi - lo, jit));
+}
+
+// ---- usability and the control link ------------------------------------------------------
+
+TEST_CASE("bond: a link that becomes usable again restarts its discovery") {
+    Bond b;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    b.sched.cfg.budget_ns = 0;
+    // Drive both links out of Startup (as in the scheduler's Startup test).
+    uint64_t t = 0, rate = 125'000;
+    b.pick(t, 100);
+    for (int round = 0; round < 12; ++round) {
+        if (round < 6) rate *= 2;
+        b.sched.links[0].rate_bytes_per_s = b.sched.links[1].rate_bytes_per_s = rate;
+        t += 40 * kMs;
+        b.pick(t, 100);
+    }
+    t += 600 * kMs;
+    b.pick(t, 100);
+    REQUIRE(b.sched.phase(0) == Scheduler::Phase::ProbeBw);
+    REQUIRE(b.sched.phase(1) == Scheduler::Phase::ProbeBw);
+    b.on_sent(0, t, 1234);
+    const uint64_t sent0 = b.est[0].sent_bytes();
+
+    // Usable again while usable: nothing happens.
+    b.set_usable(1, true);
+    CHECK(b.sched.phase(1) == Scheduler::Phase::ProbeBw);
+
+    b.set_usable(0, false);
+    CHECK_FALSE(b.usable(0));
+    CHECK(b.sched.phase(0) == Scheduler::Phase::ProbeBw);  // frozen while away
+    for (int k = 0; k < 20; ++k) CHECK(b.pick(t + uint64_t(k), 100) == 1);
+    b.set_usable(0, false);  // twice: nothing more
+
+    b.set_usable(0, true);
+    CHECK(b.usable(0));
+    CHECK(b.sched.phase(0) == Scheduler::Phase::Startup);
+    CHECK(b.sched.phase(1) == Scheduler::Phase::ProbeBw);
+    CHECK(b.est[0].sent_bytes() == sent0);  // the estimator stays in step with the peer
+
+    CHECK_FALSE(b.usable(kMaxLinks));
+    b.set_usable(kMaxLinks, true);  // out of range: ignored
+    CHECK_FALSE(b.usable(kMaxLinks));
+}
+
+TEST_CASE("bond: the control link is the usable one with the smallest RTT") {
+    Bond b;
+    CHECK(b.control_link() == -1);
+    b.set_usable(2, true);
+    b.set_usable(5, true);
+    CHECK(b.control_link() == 2);  // none measured: the first usable
+    sample_rtt(b, 5, 0, 50 * kMs);
+    CHECK(b.control_link() == 5);  // measured beats unmeasured
+    b.set_usable(0, true);
+    CHECK(b.control_link() == 5);  // ... even at a lower index
+    sample_rtt(b, 2, 100 * kMs, 30 * kMs);
+    CHECK(b.control_link() == 2);
+    sample_rtt(b, 6, 200 * kMs, 10 * kMs);  // fast, but not usable
+    CHECK(b.control_link() == 2);
+    b.set_usable(6, true);
+    CHECK(b.control_link() == 6);
+    b.set_usable(6, false);
+    b.set_usable(2, false);
+    CHECK(b.control_link() == 5);
+    b.set_usable(5, false);
+    CHECK(b.control_link() == 0);  // only an unmeasured one left
+    b.set_usable(0, false);
+    CHECK(b.control_link() == -1);
+}
+
+// ---- two Bonds back to back -------------------------------------------------------------
+
+TEST_CASE("bond: two Bonds back to back learn 30 + 10 Mbit/s and split 3:1") {
+    // A sends a saturating stream (1.5 x the total capacity) over two links;
+    // each link A->B is a FIFO bottleneck (its capacity, drops beyond 100 ms
+    // of queue) followed by a fixed one-way delay. B -> A (feedback, probe
+    // echoes) has the same delay and no bottleneck. Time advances in 100 us
+    // ticks; everything is delivered on the first tick at or after its time.
+    constexpr unsigned kLinks = 2;
+    const double cap_mbit[kLinks] = {30, 10};
+    const uint64_t owd[kLinks] = {10 * kMs, 20 * kMs};
+    const uint32_t kPkt = 1400, kProbeWire = 16 + 32 + 28;
+    const uint64_t kTick = 100'000, kMaxQueue = 100 * kMs;
+    const uint64_t kEnd = 5 * kSec, kWinStart = 3 * kSec;
+
+    struct Msg {
+        uint64_t at;
+        uint32_t bytes;
+        bool probe;
+        size_t len;
+        uint8_t payload[kFeedbackMaxSize];
+    };
+    std::deque<Msg> fwd[kLinks], rev[kLinks];
+    uint64_t busy_until[kLinks] = {0, 0};
+    Bond a, b;
+    for (unsigned i = 0; i < kLinks; ++i) {
+        a.set_usable(i, true);
+        b.set_usable(i, true);
+    }
+    // Through link i's bottleneck at t: the arrival time, or 0 if dropped.
+    auto through = [&](unsigned i, uint64_t t, uint32_t bytes) -> uint64_t {
+        uint64_t q = busy_until[i] > t ? busy_until[i] - t : 0;
+        if (q > kMaxQueue) return 0;
+        busy_until[i] = std::max(busy_until[i], t) +
+                        uint64_t(double(bytes) * 1e9 / (cap_mbit[i] * kMbit));
+        return busy_until[i] + owd[i];
+    };
+
+    double total_mbit = 0;
+    for (double c : cap_mbit) total_mbit += c;
+    const double offered = 1.5 * total_mbit * kMbit;  // bytes/s
+    double tokens = 0;
+    uint64_t picks[kLinks] = {0, 0}, refused = 0, drops = 0;
+    unsigned errors = 0, samples = 0, feedbacks = 0;
+
+    for (uint64_t now = 0; now < kEnd; now += kTick) {
+        // B: arrivals (data and probes).
+        for (unsigned i = 0; i < kLinks; ++i) {
+            while (!fwd[i].empty() && fwd[i].front().at <= now) {
+                Msg m = fwd[i].front();
+                fwd[i].pop_front();
+                b.on_received(i, m.bytes);
+                if (!m.probe) continue;
+                if (b.on_probe(i, now, m.payload, m.len) != Bond::ProbeAction::SendEcho) {
+                    ++errors;
+                    continue;
+                }
+                m.at = now + owd[i];
+                rev[i].push_back(m);
+            }
+        }
+        // B: feedback, on its control link.
+        if (b.feedback_due(now)) {
+            int c = b.control_link();
+            Msg m{now + (c >= 0 ? owd[c] : 0), 0, false, 0, {}};
+            m.len = b.make_feedback(now, m.payload, sizeof m.payload);
+            if (c < 0 || m.len == 0) ++errors;
+            else rev[c].push_back(m);
+        }
+        // A: feedback and echoes.
+        for (unsigned i = 0; i < kLinks; ++i) {
+            while (!rev[i].empty() && rev[i].front().at <= now) {
+                Msg& m = rev[i].front();
+                if (m.probe) {
+                    if (a.on_probe(i, now, m.payload, m.len) == Bond::ProbeAction::Sampled) ++samples;
+                    else ++errors;
+                } else {
+                    if (a.on_feedback(now, m.payload, m.len)) ++feedbacks;
+                    else ++errors;
+                }
+                rev[i].pop_front();
+            }
+        }
+        // A: probes, through the bottleneck like everything else.
+        for (int l, guard = 0; (l = a.probe_due(now)) >= 0 && guard < 8; ++guard) {
+            unsigned i = unsigned(l);
+            Msg m{0, kProbeWire, true, 0, {}};
+            m.len = a.make_probe(i, now, m.payload, sizeof m.payload);
+            if (m.len != kProbeSize) ++errors;
+            a.on_sent(i, now, kProbeWire);
+            m.at = through(i, now, kProbeWire);
+            if (m.at) fwd[i].push_back(m);
+        }
+        // A: data.
+        tokens += offered * double(kTick) / 1e9;
+        while (tokens >= kPkt) {
+            tokens -= kPkt;
+            int l = a.pick(now, kPkt);
+            if (l < 0) {
+                ++refused;
+                continue;
+            }
+            unsigned i = unsigned(l);
+            if (now >= kWinStart) ++picks[i];
+            a.on_sent(i, now, kPkt);
+            uint64_t at = through(i, now, kPkt);
+            if (!at) {
+                ++drops;
+                continue;
+            }
+            fwd[i].push_back(Msg{at, kPkt, false, 0, {}});
+        }
+    }
+
+    double rate0 = double(a.est[0].rate_bytes_per_s()) / kMbit;
+    double rate1 = double(a.est[1].rate_bytes_per_s()) / kMbit;
+    double split = picks[1] ? double(picks[0]) / double(picks[1]) : 0;
+    MESSAGE("back to back: est ", rate0, " + ", rate1, " Mbit/s, picks ", picks[0], ":", picks[1],
+            " (", split, "), refused ", refused, ", drops ", drops, ", samples ", samples,
+            ", feedbacks ", feedbacks, ", srtt ", double(a.est[0].srtt_ns()) / 1e6, " / ",
+            double(a.est[1].srtt_ns()) / 1e6, " ms");
+    CHECK(errors == 0);
+    CHECK(samples > 2 * 5 * 5);  // probes every 100 ms on both links, most answered
+    CHECK(feedbacks > 200);      // about every 20 ms for 5 s
+    CHECK(rate0 == doctest::Approx(cap_mbit[0]).epsilon(0.15));
+    CHECK(rate1 == doctest::Approx(cap_mbit[1]).epsilon(0.15));
+    CHECK(split == doctest::Approx(cap_mbit[0] / cap_mbit[1]).epsilon(0.15));
+    // B saw A's probes and data only; the RTTs A measured include the base delays.
+    CHECK(a.est[0].min_rtt_ns() >= 2 * owd[0]);
+    CHECK(a.est[1].min_rtt_ns() >= 2 * owd[1]);
+    CHECK(a.gap_timeout_ns() != a.cfg.gap_unknown_ns);
+    CHECK(a.control_link() == 0);
+}
+
+TEST_SUITE_END();
