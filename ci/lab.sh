@@ -606,17 +606,65 @@ lab_tunnel_up() {
 }
 
 # ---------------------------------------------------------------- demo
+# The demo bonds two emulated WAN links (DEMO_EMU=0: the plain veth lab, no
+# rate limits): wan0 40 Mbit/s and wan1 20 Mbit/s, 10 ms each way (linkemu).
 # Each step is a function; append to DEMO_STEPS to extend the demo.
+DEMO_EMU=${DEMO_EMU:-1}
+DEMO_LINKS=(${DEMO_LINKS:-40@10 20@10})   # Mbit/s @ one-way ms, per WAN
+
+# _demo_per_link WHO BEFORE AFTER MS: "wan0 X + wan1 Y Mbit/s" from WHO's
+# linkN_tx_bytes between two stats lines over MS milliseconds.
+_demo_per_link() {
+  local b=$2 a=$3 ms=$4 out="" n v
+  for ((n = 0; n < LAB_WANS; n++)); do
+    v=$(awk -v b="$(stat_get "$b" "link${n}_tx_bytes")" -v a="$(stat_get "$a" "link${n}_tx_bytes")" -v ms="$ms" \
+      'BEGIN { printf "%.1f", (a - b) * 8 / 1000 / ms }')
+    out+="${out:+ + }wan$n $v"
+  done
+  printf '%s Mbit/s' "$out"
+}
+# _demo_iperf LABEL WHO ARGS...: one 5 s iperf3 run; prints the bond's and each link's speed.
+_demo_iperf() {
+  local label=$1 who=$2 b a t0 t1 json bond; shift 2
+  b=$(daemon_stats "$who") || return 1
+  t0=$(date +%s%N)
+  json=$(lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -p 5201 -t 5 -J "$@") || return 1
+  t1=$(date +%s%N)
+  a=$(daemon_stats "$who") || return 1
+  bond=$(printf '%s' "$json" | "$LAB_PY" -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))')
+  printf '%-28s bond %6s Mbit/s   links: %s\n' "$label" "$bond" "$(_demo_per_link "$who" "$b" "$a" $(((t1 - t0) / 1000000)))"
+}
+demo_links() {
+  lab_inet_iperf 5201 || return 1
+  [ "$DEMO_EMU" = 1 ] || return 0
+  local n rate delay
+  for ((n = 0; n < LAB_WANS; n++)); do
+    rate=${DEMO_LINKS[$n]%@*}; delay=${DEMO_LINKS[$n]#*@}
+    lab_emu_set "wan$n" "set both rate=${rate}mbit delay=${delay}ms" || return 1
+  done
+  echo "== each WAN link on its own (iperf3 TCP 5 s, bound to the interface, no onebox)"
+  for ((n = 0; n < LAB_WANS; n++)); do
+    printf 'wan%s (emulated %s Mbit/s, %s ms each way): %s\n' "$n" "${DEMO_LINKS[$n]%@*}" "${DEMO_LINKS[$n]#*@}" \
+      "$(lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -p 5201 -t 5 -f m -B "192.168.$(lab_wan_octet "$n").2" \
+        --bind-dev "wan$n" | awk '/receiver/ { print $7, $8 }')"
+  done
+}
 demo_download() {
-  local d=$LAB_DIR/www
+  local d=$LAB_DIR/www size=${DEMO_DOWNLOAD_MB:-50}
+  [ "$DEMO_EMU" = 1 ] || size=100
   mkdir -p "$d"
-  head -c 100M /dev/urandom >"$d/blob"
+  head -c "${size}M" /dev/urandom >"$d/blob"
   lab_inet_http "$d" 8000 || return 1
-  echo "== 100 MB HTTP download through the tunnel (client ns -> 192.0.2.88)"
-  local res
+  echo "== ${size} MB HTTP download through the tunnel (client ns -> 192.0.2.88)"
+  local res b a t0 t1
+  b=$(daemon_stats server) || return 1
+  t0=$(date +%s%N)
   res=$(lab_exec cli timeout 120 curl -sS --max-time 110 -o "$LAB_DIR/blob.out" \
     -w '%{size_download} %{time_total} %{speed_download}' "http://$LAB_INET_IP:8000/blob") || return 1
+  t1=$(date +%s%N)
+  a=$(daemon_stats server) || return 1
   awk -v r="$res" 'BEGIN { split(r, a, " "); printf "downloaded %d bytes in %.2f s = %.1f Mbit/s\n", a[1], a[2], a[3] * 8 / 1e6 }'
+  echo "the server sent it over: $(_demo_per_link server "$b" "$a" $(((t1 - t0) / 1000000)))"
   local s1 s2
   s1=$(sha256sum <"$d/blob" | cut -d' ' -f1); s2=$(sha256sum <"$LAB_DIR/blob.out" | cut -d' ' -f1)
   if [ "$s1" != "$s2" ]; then echo "sha256 MISMATCH $s1 != $s2"; return 1; fi
@@ -624,11 +672,11 @@ demo_download() {
   rm -f "$LAB_DIR/blob.out"
 }
 demo_iperf() {
-  lab_inet_iperf 5201 || return 1
-  echo "== iperf3 TCP 5 s through the tunnel (client -> internet)"
-  lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -t 5 -f m | tail -n 4
-  echo "== iperf3 TCP 5 s through the tunnel (internet -> client, -R)"
-  lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -t 5 -f m -R | tail -n 4
+  echo "== iperf3 TCP 5 s through the tunnel: the bond and each link's share"
+  _demo_iperf "up (client -> internet)" client || return 1
+  _demo_iperf "down (internet -> client)" server -R || return 1
+  _demo_iperf "up, 4 streams" client -P 4 || return 1
+  _demo_iperf "down, 4 streams" server -P 4 -R || return 1
 }
 demo_stats() {
   echo "== daemon stats (SIGUSR1)"
@@ -640,6 +688,9 @@ DEMO_STEPS=(demo_download demo_iperf demo_stats)
 lab_demo() {
   [ "$(id -u)" -eq 0 ] || lab_fail "demo needs root"
   lab_check_binaries || lab_fail "build first (cmake -B build -G Ninja && ninja -C build)"
+  [ "$DEMO_EMU" != 1 ] || [ -x "$LAB_LINKEMU_BIN" ] || lab_fail "build linkemu first (ninja -C build linkemu) or DEMO_EMU=0"
+  LAB_EMU=$DEMO_EMU
+  LAB_WANS=${#DEMO_LINKS[@]}
   LAB_P=$(lab_new_prefix)
   LAB_DIR=$(mktemp -d "/tmp/onebox-demo-$LAB_P.XXXXXX")
   trap lab_cleanup EXIT
@@ -647,6 +698,7 @@ lab_demo() {
   trap 'exit 143' TERM
   lab_up "$LAB_P" || lab_fail "lab_up failed"
   write_configs "$LAB_DIR"
+  demo_links || lab_fail "demo step demo_links failed"
   lab_tunnel_up || lab_fail "tunnel did not come up"
   local s
   for s in "${DEMO_STEPS[@]}"; do "$s" || lab_fail "demo step $s failed"; done

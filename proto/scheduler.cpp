@@ -23,7 +23,8 @@ void sched_inputs_from(const LinkEstimator& e, SchedLink& l) {
 }
 
 uint64_t Scheduler::phase_len(unsigned i) const {
-    return std::max(links[i].min_rtt_ns, cfg.min_phase_ns);
+    uint64_t floor = st_[i].phase == Phase::Startup ? cfg.min_startup_round_ns : cfg.min_phase_ns;
+    return std::max(links[i].min_rtt_ns, floor);
 }
 
 double Scheduler::gain(unsigned i) const {
@@ -193,9 +194,14 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
     }
     if (measured_ns >= cfg.budget_ns / 4) s.queue_seen_at = now + 1;  // + 1: never 0
     uint64_t base = std::max(now, s.free_at);
+    // A link held to the user's max_rate has its virtual queue from the cap,
+    // not from the network: a real queue shorter than the model's is what a
+    // cap below the link's capacity looks like, and must not let more through.
+    const SchedLink& l = links[i];
+    bool capped = l.max_rate_bps && pacing_rate(i) >= l.max_rate_bps / 8;
     if (measured_ns >= modeled_ns) {
         s.free_at = base + (measured_ns - modeled_ns);
-    } else {
+    } else if (!capped) {
         uint64_t down = std::min(modeled_ns - measured_ns, base - now);
         s.free_at = base - down;
     }

@@ -18,7 +18,8 @@
 // holds, so a link with more delay is given packets that arrive in order with
 // the rest, and the split follows the pacing rates. pace_i = gain_i x rate_i,
 // capped by max_rate_bps / 8. A link without an estimate starts at
-// initial_rate and doubles per round while its delivery keeps up (Startup),
+// initial_rate and doubles per round (max(min RTT, min_startup_round_ns))
+// while its delivery keeps up (Startup),
 // drains the queue that made, then cycles gains 1.25, 0.75, 1 x 6 (one
 // phase = max(min RTT, min_phase_ns) each; links start at different phases)
 // so that an under-used link finds spare capacity and a vanished one is seen.
@@ -64,6 +65,10 @@ struct Scheduler {
         SchedMode mode = SchedMode::Bond;
         uint64_t initial_rate_bytes_per_s = 125'000;  // 1 Mbit/s
         uint64_t min_phase_ns = 40'000'000;           // probe phase >= this (feedback ~20 ms)
+        // A Startup round must outlast the time a rate takes to show in the
+        // estimate (feedback interval + sample merging + RTT), or Startup
+        // sees "no growth" for 3 rounds and stops long before the link is full.
+        uint64_t min_startup_round_ns = 100'000'000;
         uint64_t budget_ns = 20'000'000;              // see "Admission"; 0 = never refuse
         double startup_gain = 2.0;
         double drain_gain = 0.5;
@@ -79,7 +84,8 @@ struct Scheduler {
     // backlog_ns(i, sent) was `modeled_ns` saw `measured_ns` of queueing
     // (its RTT minus the link's min RTT). The difference is added to the
     // virtual queue (it never goes below now), so rate errors and queues the
-    // model did not make (Startup, cross traffic) cannot accumulate. A link
+    // model did not make (Startup, cross traffic) cannot accumulate (a link
+    // paced at its max_rate cap is only ever moved later). A link
     // in ProbeBw whose probe saw less than budget/8 of queue while the link
     // was loaded (the model held at least budget/2, or pick() found every
     // link's arrival past the budget within the last 100 ms) goes back to Startup (two such samples in a

@@ -14,6 +14,7 @@ set(ONEBOX_LAB_TESTS
   emu:240
   client_restart:120
   multilink:180
+  bonding:240
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

@@ -400,7 +400,7 @@ TEST_CASE("bond: a link that becomes usable again restarts its discovery") {
     for (int round = 0; round < 12; ++round) {
         if (round < 6) rate *= 2;
         b.sched.links[0].rate_bytes_per_s = b.sched.links[1].rate_bytes_per_s = rate;
-        t += 40 * kMs;
+        t += 100 * kMs;  // one Startup round
         b.pick(t, 100);
     }
     t += 600 * kMs;

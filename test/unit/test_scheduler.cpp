@@ -454,12 +454,13 @@ TEST_CASE("sched: Startup grows the pacing rate, then settles on the estimate") 
     CHECK(s.phase(0) == Scheduler::Phase::Startup);
     s.pick(0, 100);
     CHECK(s.pacing_rate(0) == 250'000);  // 2 x the 1 Mbit/s initial rate
-    // The estimate doubles every round, then stops growing.
+    // The estimate doubles every round (100 ms: min_startup_round_ns), then
+    // stops growing.
     uint64_t rate = 125'000, t = 0;
     for (int round = 0; round < 12; ++round) {
         if (round < 6) rate *= 2;
         s.links[0].rate_bytes_per_s = rate;
-        t += 40 * kMs;
+        t += 100 * kMs;
         s.pick(t, 100);
     }
     CHECK(s.phase(0) != Scheduler::Phase::Startup);
@@ -482,15 +483,29 @@ TEST_CASE("sched: Startup grows the pacing rate, then settles on the estimate") 
 TEST_CASE("sched: queue samples re-anchor the virtual queue") {
     Scheduler s;
     s.cfg.budget_ns = 0;
-    s.links[0] = SchedLink{true, 0, 8'000'000, 1'000'000, 0, 0, 0};
-    s.pick(0, 1000);  // 1 ms queued in the model
-    s.on_queue_sample(0, 0, 1 * kMs, 21 * kMs);
-    CHECK(s.backlog_ns(0, 0) == 21 * kMs);
-    s.on_queue_sample(0, 0, 21 * kMs, 0);
+    s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
+    s.pick(0, 1000);  // queued in the model
+    const uint64_t q = s.backlog_ns(0, 0);
+    REQUIRE(q > 0);
+    s.on_queue_sample(0, 0, q, q + 20 * kMs);  // the network holds 20 ms more
+    CHECK(s.backlog_ns(0, 0) == q + 20 * kMs);
+    s.on_queue_sample(0, 0, q + 20 * kMs, 0);  // ... and then nothing
     CHECK(s.backlog_ns(0, 0) == 0);
     s.on_queue_sample(0, 0, 5 * kMs, 0);  // never below now
     CHECK(s.backlog_ns(0, 0) == 0);
     s.on_queue_sample(kMaxLinks, 0, 0, 5);  // out of range: ignored
+
+    // A link paced at the user's cap keeps the cap's queue when the network
+    // shows less (the cap is below the link's capacity), and still follows
+    // a longer real queue.
+    Scheduler c;
+    c.cfg.budget_ns = 0;
+    c.links[0] = SchedLink{true, 0, 8'000'000, 1'000'000, 0, 0, 0};  // capped at 1 MB/s
+    c.pick(0, 1000);  // 1 ms
+    c.on_queue_sample(0, 0, 1 * kMs, 0);
+    CHECK(c.backlog_ns(0, 0) == 1 * kMs);
+    c.on_queue_sample(0, 0, 1 * kMs, 21 * kMs);
+    CHECK(c.backlog_ns(0, 0) == 21 * kMs);
 }
 
 TEST_CASE("sched: picks are deterministic") {

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# lab_bonding: the scheduler splits traffic by what each link carries, both
+# ways, and honours mode and [client.link.NAME] overrides. Both WANs run
+# through linkemu (LAB_EMU=1) at 40 and 20 Mbit/s, 10 ms each way. Each case is
+# an iperf3 TCP run of a few seconds through the tunnel; what is checked is
+# how the sending daemon split its bytes or packets over the two links (its
+# linkN_tx_* counters), not how fast the run was (speeds are the benchmark's
+# business: bench/bonding.sh).
+#
+#  (a) bond, up:   client's wan0:wan1 bytes ~ 2:1 (1.6 .. 2.5)
+#  (b) bond, down: server's wan0:wan1 bytes ~ 2:1 (1.6 .. 2.5)
+#  (c) mode = "round-robin": client's packets 1:1 (0.95 .. 1.05)
+#  (d) weight 3 / 1: packets 3:1 (2.7 .. 3.3) up, and down (the server
+#      follows the client's policy)
+#  (e) max_rate = 10mbit on wan0: the client sends at most ~10 Mbit/s on it
+#      (<= 10.5, inner bytes over the run) and wan1 carries the rest
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
+source "$HERE/../../ci/lab.sh"
+
+LAB_TEST=bonding
+if [ "$(id -u)" -ne 0 ]; then echo "SKIP: $LAB_TEST needs root (network namespaces)"; exit 77; fi
+[ -x "$LAB_LINKEMU_BIN" ] || lab_fail "$LAB_TEST: $LAB_LINKEMU_BIN not built (ninja linkemu)"
+LAB_EMU=1
+lab_test_init "$LAB_TEST"
+fails=()
+clog=$(lab_log_file client)
+
+lab_emu_set wan0 "set both rate=40mbit delay=10ms" || lab_fail "linkemu wan0"
+lab_emu_set wan1 "set both rate=20mbit delay=10ms" || lab_fail "linkemu wan1"
+lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
+
+link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
+link_slot() { grep -E "link [0-9]+ up: $1 " "$clog" | tail -n 1 | sed -E 's/.*link ([0-9]+) up.*/\1/'; }
+
+# client_with [CLIENT_KEYS] [SECTIONS]: restart the client with CLIENT_KEYS
+# added to its [client] section and SECTIONS appended to its config.
+client_with() {
+  stop_daemon client TERM 5 >/dev/null 2>&1
+  write_client_conf "$LAB_DIR/client.conf"
+  if [ -n "${1:-}" ]; then
+    "$LAB_PY" - "$LAB_DIR/client.conf" "$1" <<'PY'
+import sys
+path, keys = sys.argv[1], sys.argv[2]
+text = open(path).read().replace("[client]\n", "[client]\n" + keys + "\n", 1)
+open(path, "w").write(text)
+PY
+  fi
+  [ -n "${2:-}" ] && printf '%s\n' "$2" >>"$LAB_DIR/client.conf"
+  lab_tunnel_up || lab_fail "tunnel did not come up with: $*"
+  L0=$(link_slot wan0); L1=$(link_slot wan1)
+  [ -n "$L0" ] && [ -n "$L1" ] || lab_fail "client did not report both WAN links"
+}
+
+# split WHO KEY SECONDS [iperf3 args]: "A B" = WHO's linkN_KEY deltas for wan0 and
+# wan1 over one iperf3 run (after a 1 s warm-up run that is not counted).
+split() {
+  local who=$1 key=$2 secs=$3 b a; shift 3
+  lab_exec cli timeout 20 iperf3 -c "$LAB_INET_IP" -p 5201 -t 1 "$@" >/dev/null 2>&1
+  b=$(daemon_stats "$who") || lab_fail "no stats from $who"
+  lab_exec cli timeout $((secs + 20)) iperf3 -c "$LAB_INET_IP" -p 5201 -t "$secs" "$@" >/dev/null 2>&1 \
+    || fails+=("iperf3 $* failed")
+  a=$(daemon_stats "$who") || lab_fail "no stats from $who"
+  echo "$(($(link_stat "$a" "$L0" "$key") - $(link_stat "$b" "$L0" "$key"))) $(($(link_stat "$a" "$L1" "$key") - $(link_stat "$b" "$L1" "$key")))"
+}
+
+# expect_ratio LABEL "A B" LO HI
+expect_ratio() {
+  local label=$1 a=${2% *} b=${2#* } lo=$3 hi=$4 r ok
+  r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 999) }')
+  ok=$(awk -v r="$r" -v lo="$lo" -v hi="$hi" 'BEGIN { print (r >= lo && r <= hi) ? "OK" : "FAIL" }')
+  echo "measured: $label: wan0 $a, wan1 $b, ratio $r (want $lo..$hi) $ok"
+  [ "$ok" = OK ] || fails+=("$label: ratio $r not in $lo..$hi")
+}
+
+client_with ""
+expect_ratio "(a) bond, up, client bytes" "$(split client tx_bytes 5)" 1.6 2.5
+expect_ratio "(b) bond, down, server bytes" "$(split server tx_bytes 5 -R)" 1.6 2.5
+
+client_with 'mode = "round-robin"'
+expect_ratio "(c) round-robin, up, client packets" "$(split client tx_packets 3)" 0.95 1.05
+
+client_with "" $'[client.link.wan0]\nweight = 3\n[client.link.wan1]\nweight = 1'
+grep -q "up: wan0 .*weight 3" "$clog" || fails+=("client did not log wan0's weight")
+expect_ratio "(d) weights 3:1, up, client packets" "$(split client tx_packets 3)" 2.7 3.3
+expect_ratio "(d) weights 3:1, down, server packets" "$(split server tx_packets 3 -R)" 2.7 3.3
+
+client_with "" $'[client.link.wan0]\nmax_rate = 10mbit'
+t0=$(date +%s%N)
+s=$(split client tx_bytes 5)
+t1=$(date +%s%N)
+r0=$(awk -v b="${s% *}" 'BEGIN { printf "%.2f", b * 8 / 5 / 1e6 }')
+r1=$(awk -v b="${s#* }" 'BEGIN { printf "%.2f", b * 8 / 5 / 1e6 }')
+echo "measured: (e) max_rate 10mbit on wan0: wan0 $r0 Mbit/s, wan1 $r1 Mbit/s (5 s run; $(( (t1 - t0) / 1000000 )) ms with stats)"
+awk -v r="$r0" 'BEGIN { exit !(r <= 10.5 && r >= 5) }' || fails+=("(e) wan0 carried $r0 Mbit/s under a 10 Mbit/s cap")
+awk -v r="$r1" 'BEGIN { exit !(r >= 12) }' || fails+=("(e) wan1 carried only $r1 Mbit/s next to a capped wan0")
+
+if [ ${#fails[@]} -gt 0 ]; then
+  printf 'FAIL: %s\n' "${fails[@]}" >&2
+  exit 1
+fi
+echo "PASS: bond splits by capacity both ways; round-robin, weights and max_rate do what they say"
