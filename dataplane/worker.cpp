@@ -264,7 +264,8 @@ struct Worker {
             if (!l.active) continue;
             p.link_set |= uint8_t(1u << i);
             auto weight = uint16_t(std::clamp(l.weight * 100.0 + 0.5, 0.0, 65535.0));
-            auto kbit = uint32_t(std::min<uint64_t>(l.max_rate_down_bps / 1000, UINT32_MAX));
+            // Rounded up: a cap is never sent as "none".
+            auto kbit = uint32_t(std::min<uint64_t>((l.max_rate_down_bps + 999) / 1000, UINT32_MAX));
             if (weight || kbit) p.entries[p.count++] = proto::LinkOverride{uint8_t(i), weight, kbit};
         }
         return p;
@@ -414,6 +415,10 @@ struct Worker {
         s->tx_ctl_seq = 0;
         s->replay = proto::ReplayWindow{};  // drain() above already restarted the reorder buffer at 0
         s->replay_ctl = proto::ReplayWindow{};
+        // New keys: the peer's Feedback counters start again at 0 (a client
+        // that re-handshakes has a fresh session), so older totals must not
+        // make its reports look stale.
+        s->bond.on_peer_restart();
         s->confirmed.store(true, std::memory_order_release);
         if (is_server()) by_ip[s->tunnel_ip] = s;
         counters.add(Counter::sessions_promoted);
@@ -479,7 +484,7 @@ struct Worker {
         if (is_server()) follow_peer(s, link, from);
         bump(counters.links[link].rx_packets, 1);
         bump(counters.links[link].rx_bytes, payload);
-        s->bond.on_received(link, uint32_t(len));
+        s->bond.on_received(link, uint32_t(len), h.type != proto::PacketType::Feedback);
         if (proto::nonce_channel(h.type) == proto::kControlChannel)
             return on_control(s, link, idx, h.type, payload);
 

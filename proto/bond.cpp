@@ -24,12 +24,12 @@ void Bond::on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes) {
     if (i < kMaxLinks) est[i].on_send(now, datagram_bytes);
 }
 
-void Bond::on_received(unsigned i, uint32_t datagram_bytes) {
+void Bond::on_received(unsigned i, uint32_t datagram_bytes, bool answer) {
     if (i >= kMaxLinks) return;
     rx_bytes_[i] += datagram_bytes;
     ++rx_pkts_[i];  // wraps, as Feedback says
     rx_seen_ |= uint8_t(1u << i);
-    rx_dirty_ = true;
+    if (answer) rx_dirty_ = true;
 }
 
 size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap) {
@@ -46,6 +46,9 @@ size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap) {
 bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
     Feedback fb;
     if (!decode_feedback(in, len, fb)) return false;
+    if (fb_taken_ && now - last_fb_ns_ < kMinFeedbackGapNs) return true;
+    fb_taken_ = true;
+    last_fb_ns_ = now;
     for (unsigned k = 0; k < fb.count; ++k) {
         unsigned i = fb.entries[k].link;
         est[i].on_feedback(now, fb.entries[k].rx_bytes, fb.entries[k].rx_packets);

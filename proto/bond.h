@@ -62,16 +62,33 @@ struct Bond {
     void on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes);
 
     // ---- receiving ------------------------------------------------------------
-    // Every authenticated datagram received on link i, as received.
-    void on_received(unsigned i, uint32_t datagram_bytes);
+    // Every authenticated datagram received on link i, as received. Only
+    // `answer` ones (everything but Feedback) make a Feedback due, so two
+    // idle ends do not keep answering each other's Feedback.
+    void on_received(unsigned i, uint32_t datagram_bytes, bool answer = true);
 
     // ---- feedback (receiver -> sender) ----------------------------------------
     bool feedback_due(uint64_t now) const { return rx_dirty_ && now >= next_feedback_; }
     // Writes the Feedback payload (what arrived per link so far) and schedules
     // the next one. Returns its length (0 if out_cap is too small).
     size_t make_feedback(uint64_t now, uint8_t* out, size_t out_cap);
-    // The peer's Feedback: updates the estimators. False if malformed.
+    // The peer's Feedback: updates the estimators. False if malformed. One
+    // arriving sooner than kMinFeedbackGapNs after the last one taken is
+    // ignored (true): an authenticated peer flooding Feedback costs a decode,
+    // not 8 estimator updates per packet.
     bool on_feedback(uint64_t now, const uint8_t* in, size_t len);
+    static constexpr uint64_t kMinFeedbackGapNs = 5'000'000;
+
+    // The peer re-handshook and restarted its counters (its new session
+    // starts Feedback at 0): forget what the estimators knew of the old ones.
+    void on_peer_restart() {
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            est[i].reset();
+            sched.reset_link(i);
+            refresh_inputs(i);
+        }
+        fb_taken_ = false;
+    }
 
     // ---- probes ---------------------------------------------------------------
     // A usable link whose probe is due, or -1. Call make_probe for it, send it,
@@ -121,6 +138,8 @@ struct Bond {
     bool busy_ = false;          // ... ever
     uint32_t probe_seq_ = 0;
     uint64_t unmatched_ = 0;
+    bool fb_taken_ = false;        // a Feedback was taken, at last_fb_ns_
+    uint64_t last_fb_ns_ = 0;
 
     void refresh_inputs(unsigned i) { sched_inputs_from(est[i], sched.links[i]); }
 };

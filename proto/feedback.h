@@ -3,8 +3,8 @@
 // The caller seals and opens them like any other payload; this file only
 // encodes and decodes the plaintext, big-endian, with exact length checks and
 // without ever reading outside the buffer it is given. See PROTOCOL.md,
-// "Scheduling and feedback". Not yet on the wire: the data plane adopts these
-// payloads in the next step of issue #4.
+// "Scheduling and feedback". proto/bond.h decides when they are sent and
+// what they do.
 #pragma once
 
 #include <cstddef>

@@ -104,7 +104,10 @@ void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cu
         uint64_t dbytes = dlv_bytes_ - base_dlv_bytes_;
         uint64_t sbytes = sent_bytes_ - base_sent_bytes_;
         // bytes * 1e9 / ns without overflow for any realistic rate: use long double.
-        uint64_t sample = uint64_t((long double)dbytes * 1e9L / (long double)interval);
+        // Clamped to 100 Gbit/s: a peer reporting absurd byte counts garbles
+        // only its own estimate, and the conversion stays defined.
+        long double r = (long double)dbytes * 1e9L / (long double)interval;
+        uint64_t sample = r >= 12.5e9L ? uint64_t(12'500'000'000) : uint64_t(r);
         uint64_t win = std::max<uint64_t>(cfg.min_rate_window_ns,
                                           uint64_t(cfg.rate_window_rtts) * min_rtt_.get());
         uint64_t cur = rate_.get();

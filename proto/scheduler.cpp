@@ -12,6 +12,7 @@ constexpr uint64_t kNs = 1'000'000'000;
 constexpr uint64_t kMaxDrainNs = 500'000'000;
 constexpr uint64_t kDemandWindowNs = 100'000'000;  // "refused lately" for on_queue_sample
 constexpr uint64_t kQueueSeenWindowNs = 2'000'000'000;  // admission: queues seen this recently
+constexpr uint64_t kRecentQueueNs = 300'000'000;        // later_elsewhere: queue samples this recent
 
 }  // namespace
 
@@ -112,6 +113,22 @@ int Scheduler::pick_weighted() {
     return best;
 }
 
+// Another usable link j delivers later than link i would (owd_j + its queue
+// at its last probe, within the last 300 ms, is more than owd_i + budget/4):
+// the traffic waiting on j would arrive sooner on i, so if i looks idle its
+// rate is stale-low. This is what catches a long-delay link that learned a
+// low rate while a window-limited flow queues on the short one below the
+// admission budget.
+bool Scheduler::later_elsewhere(unsigned i, uint64_t now) const {
+    for (unsigned j = 0; j < kMaxLinks; ++j) {
+        if (j == i || !links[j].usable) continue;
+        const LinkState& o = st_[j];
+        if (o.last_queue_at == 0 || now + 1 - o.last_queue_at > kRecentQueueNs) continue;
+        if (links[j].owd_ns + o.last_queue_ns > links[i].owd_ns + cfg.budget_ns / 4) return true;
+    }
+    return false;
+}
+
 // Admission trusts the virtual queues only when the network has shown real
 // ones: a rate learned while a link carried little (an idle session's
 // keepalives) is far too low, and refusing a ping because of it would be
@@ -119,6 +136,9 @@ int Scheduler::pick_weighted() {
 bool Scheduler::all_queues_seen(uint64_t now) const {
     for (unsigned i = 0; i < kMaxLinks; ++i) {
         if (!links[i].usable) continue;
+        // A link held to its cap by the model counts as queued: its real
+        // queue stays short because the cap is below its capacity.
+        if (links[i].max_rate_bps && pacing_rate(i) >= links[i].max_rate_bps / 8) continue;
         uint64_t seen = st_[i].queue_seen_at;
         if (seen == 0 || now + 1 - seen > kQueueSeenWindowNs) return false;
     }
@@ -180,7 +200,8 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
     // neither in the 0.75 round (which drains the real queue faster than the
     // model's).
     bool loaded = modeled_ns >= cfg.budget_ns / 2 ||
-                  (last_over_ns_ && now + 1 - last_over_ns_ < kDemandWindowNs);
+                  (last_over_ns_ && now + 1 - last_over_ns_ < kDemandWindowNs) ||
+                  later_elsewhere(i, now);
     bool idle_but_modeled_busy = s.started && s.phase == Phase::ProbeBw && gain(i) >= 1 &&
                                  cfg.budget_ns && loaded && measured_ns < cfg.budget_ns / 8;
     s.stale_samples = idle_but_modeled_busy ? s.stale_samples + 1 : 0;
@@ -193,6 +214,8 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
         ++restarts_;
     }
     if (measured_ns >= cfg.budget_ns / 4) s.queue_seen_at = now + 1;  // + 1: never 0
+    s.last_queue_ns = measured_ns;
+    s.last_queue_at = now + 1;
     uint64_t base = std::max(now, s.free_at);
     // A link held to the user's max_rate has its virtual queue from the cap,
     // not from the network: a real queue shorter than the model's is what a

@@ -29,8 +29,9 @@
 // every link already has that much queued: the caller drops (or holds) the
 // packet instead of building a queue in the network. Only while every usable
 // link's probes have seen at least budget/4 of real queue within the last
-// 2 s (on_queue_sample): otherwise the model's queues may come from rates
-// learned while the links carried little, and nothing is refused.
+// 2 s (on_queue_sample), or the link is paced at its max_rate cap: otherwise
+// the model's queues may come from rates learned while the links carried
+// little, and nothing is refused.
 // budget_ns = 0 disables this, and pick() then only returns -1 when no link
 // is usable.
 #pragma once
@@ -88,7 +89,8 @@ struct Scheduler {
     // paced at its max_rate cap is only ever moved later). A link
     // in ProbeBw whose probe saw less than budget/8 of queue while the link
     // was loaded (the model held at least budget/2, or pick() found every
-    // link's arrival past the budget within the last 100 ms) goes back to Startup (two such samples in a
+    // link's arrival past the budget within the last 100 ms, or another
+    // link's last probe showed it delivering later than this one would) goes back to Startup (two such samples in a
     // row, not in the 0.75 round): its rate estimate is stale-low.
     void on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns, uint64_t measured_ns);
 
@@ -119,6 +121,8 @@ struct Scheduler {
         double wrr_current = 0;
         unsigned stale_samples = 0;  // probes in a row that found the rate stale-low
         uint64_t queue_seen_at = 0;  // last probe that saw >= budget/4 of queue (+1), 0 = never
+        uint64_t last_queue_ns = 0;  // queueing the last probe measured
+        uint64_t last_queue_at = 0;  // ... and when (+1), 0 = never
     };
     LinkState st_[kMaxLinks]{};
     unsigned rr_next_ = 0;
@@ -128,6 +132,7 @@ struct Scheduler {
 
     void advance(unsigned i, uint64_t now);
     bool all_queues_seen(uint64_t now) const;
+    bool later_elsewhere(unsigned i, uint64_t now) const;
     uint64_t phase_len(unsigned i) const;
     int pick_weighted();
     int pick_round_robin();

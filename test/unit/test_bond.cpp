@@ -134,6 +134,64 @@ TEST_CASE("bond: feedback drives the sender's estimator") {
     CHECK_FALSE(tx.on_feedback(t, nullptr, 0));
 }
 
+TEST_CASE("bond: Feedback alone never makes Feedback due (idle ends stay quiet)") {
+    Bond b;
+    b.on_received(0, 150, false);  // a peer's Feedback
+    CHECK_FALSE(b.feedback_due(0));
+    CHECK_FALSE(b.feedback_due(10 * kSec));
+    b.on_received(0, 48);  // a probe or data
+    CHECK(b.feedback_due(10 * kSec));
+    // ... and the Feedback's bytes were counted all the same.
+    Feedback fb = decoded_feedback(b, 10 * kSec);
+    REQUIRE(fb.count == 1);
+    CHECK(fb.entries[0].rx_bytes == 198);
+    CHECK(fb.entries[0].rx_packets == 2);
+}
+
+TEST_CASE("bond: Feedback closer than 5 ms to the last one taken is ignored") {
+    Bond rx, tx;
+    tx.set_usable(0, true);
+    uint8_t buf[kFeedbackMaxSize];
+    rx.on_received(0, 1000);
+    size_t n = rx.make_feedback(0, buf, sizeof buf);
+    REQUIRE(tx.on_feedback(0, buf, n));  // baseline
+    rx.on_received(0, 1000);
+    rx.on_received(0, 1000);
+    n = rx.make_feedback(1 * kMs, buf, sizeof buf);
+    CHECK(tx.on_feedback(4 * kMs, buf, n));  // well-formed, so true, but not taken
+    CHECK(tx.est[0].delivered_bytes() == 1000);
+    CHECK(tx.on_feedback(5 * kMs, buf, n));  // 5 ms after the last one taken
+    CHECK(tx.est[0].delivered_bytes() == 3000);
+}
+
+TEST_CASE("bond: after the peer restarts its counters, its Feedback is taken again") {
+    Bond tx;
+    tx.set_usable(0, true);
+    auto feed = [&](uint64_t t, uint64_t bytes) {
+        Feedback fb;
+        fb.count = 1;
+        fb.entries[0] = FeedbackEntry{0, uint32_t(bytes / 1000), bytes};
+        uint8_t buf[kFeedbackMaxSize];
+        size_t n = encode_feedback(fb, buf, sizeof buf);
+        REQUIRE(tx.on_feedback(t, buf, n));
+    };
+    feed(0, 0);
+    feed(100 * kMs, 10'000'000);
+    REQUIRE(tx.est[0].delivered_bytes() == 10'000'000);
+    // A new session on the peer starts again at 0: without a restart those
+    // reports look older than what we have and are ignored.
+    feed(200 * kMs, 5'000);
+    CHECK(tx.est[0].ignored_feedback() == 1);
+    tx.on_peer_restart();
+    CHECK(tx.est[0].rate_bytes_per_s() == 0);
+    CHECK(tx.sched.phase(0) == Scheduler::Phase::Startup);
+    feed(300 * kMs, 5'000);   // baseline
+    feed(400 * kMs, 105'000);
+    CHECK(tx.est[0].delivered_bytes() == 105'000);
+    CHECK(tx.est[0].rate_bytes_per_s() == 1'000'000);
+    CHECK(tx.est[0].ignored_feedback() == 0);
+}
+
 // ---- probe cadence ----------------------------------------------------------------
 
 TEST_CASE("bond: probes right away, then every interval (busy or idle)") {

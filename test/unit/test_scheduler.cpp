@@ -426,7 +426,8 @@ TEST_CASE("sched: earliest arrival splits by rate and accounts for delay") {
 TEST_CASE("sched: budget refuses once every link is full, and recovers") {
     Scheduler s;
     s.cfg.budget_ns = 10 * kMs;
-    s.links[0] = SchedLink{true, 0, 8'000'000, 1'000'000, 0, 0, 0};  // 1 MB/s: 1 ms per 1000 bytes
+    // 1 MB/s, no cap; Startup paces at 2 MB/s: 0.5 ms per 1000 bytes.
+    s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
     // Until a probe has seen a real queue on the link, nothing is refused:
     // the model's queue may come from a rate learned while idle.
     for (int k = 0; k < 50; ++k) CHECK(s.pick(0, 1000) == 0);
@@ -436,12 +437,21 @@ TEST_CASE("sched: budget refuses once every link is full, and recovers") {
     s.on_queue_sample(0, 0, 0, 3 * kMs);  // 3 ms of real queue >= budget / 4
     s.reset_link(0);                       // (forgets it again)
     CHECK(s.pick(0, 1000) == 0);
-    s.on_queue_sample(0, 0, 0, 3 * kMs);  // seen now; the model's queue moves to 3 ms + 1 ms
+    s.on_queue_sample(0, 0, 0, 3 * kMs);  // seen now; the model's queue moves to 0.5 + 3 ms
     int ok = 1;
     while (s.pick(0, 1000) >= 0) ++ok;
-    CHECK(ok == 7);  // 4 ms queued, then 6 more: the arrival of the 8th would be 11 ms > budget
+    CHECK(ok == 14);  // 13 more arrive by 10 ms; the next would arrive at 10.5 ms > budget
     CHECK(s.refused() == 1);
     CHECK(s.pick(5 * kMs, 1000) == 0);  // 5 ms later there is room again
+
+    // A link paced at its max_rate cap counts as queued for admission.
+    Scheduler c;
+    c.cfg.budget_ns = 10 * kMs;
+    c.links[0] = SchedLink{true, 0, 8'000'000, 1'000'000, 0, 0, 0};  // capped at its rate
+    int taken = 0;
+    while (c.pick(0, 1000) >= 0) ++taken;
+    CHECK(taken == 10);
+    CHECK(c.refused() == 1);
 
     // A queue seen more than 2 s ago no longer counts.
     for (int k = 0; k < 50; ++k) s.pick(2500 * kMs, 1000);
