@@ -201,17 +201,7 @@ SECTION=$(mktemp)
   echo "<!-- bonding:end -->"
 } >"$SECTION"
 
-"$LAB_PY" - "$RESULTS" "$SECTION" <<'PY'
-import os, re, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-text = open(path).read() if os.path.exists(path) else "# onebox benchmarks\n"
-pat = re.compile(r"<!-- bonding:begin -->.*?<!-- bonding:end -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: section, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text if text.endswith("\n") else text + "\n")
-PY
+lab_write_section "$RESULTS" bonding "$SECTION"
 echo "== wrote $RESULTS"
 cat "$SECTION"
 rm -f "$SECTION"

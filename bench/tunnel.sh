@@ -93,16 +93,6 @@ SECTION=$LAB_DIR/section.md
   echo "<!-- tunnel:end -->"
 } >"$SECTION"
 
-"$LAB_PY" - "$RESULTS" "$SECTION" <<'PY'
-import os, re, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-text = open(path).read() if os.path.exists(path) else "# onebox benchmarks\n"
-pat = re.compile(r"<!-- tunnel:begin -->.*?<!-- tunnel:end -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: section, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text if text.endswith("\n") else text + "\n")
-PY
+lab_write_section "$RESULTS" tunnel "$SECTION"
 echo "== wrote $RESULTS"
 cat "$SECTION"

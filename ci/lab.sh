@@ -605,6 +605,24 @@ lab_tunnel_up() {
   lab_log "tunnel up ($c in $role)"
 }
 
+# ---------------------------------------------------------------- benchmarks
+# lab_write_section FILE NAME SECTION_FILE: replace the text between
+# "<!-- NAME:begin -->" and "<!-- NAME:end -->" in FILE (markdown) with
+# SECTION_FILE's (which carries the markers itself), or append it.
+lab_write_section() {
+  "$LAB_PY" - "$1" "$2" "$3" <<'PY'
+import os, re, sys
+path, name, section = sys.argv[1], sys.argv[2], open(sys.argv[3]).read().rstrip("\n")
+text = open(path).read() if os.path.exists(path) else "# onebox benchmarks\n"
+pat = re.compile(r"<!-- %s:begin -->.*?<!-- %s:end -->" % (name, name), re.S)
+if pat.search(text):
+    text = pat.sub(lambda m: section, text)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text if text.endswith("\n") else text + "\n")
+PY
+}
+
 # ---------------------------------------------------------------- demo
 # The demo bonds two emulated WAN links (DEMO_EMU=0: the plain veth lab, no
 # rate limits): wan0 40 Mbit/s and wan1 20 Mbit/s, 10 ms each way (linkemu).
