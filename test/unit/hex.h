@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace onebox::test {
 
@@ -17,6 +18,18 @@ inline std::string to_hex(const uint8_t* p, size_t n) {
     sodium_bin2hex(s.data(), s.size(), p, n);
     s.pop_back();
     return s;
+}
+
+// "0b 01 02 ..." (lower-case hex digit pairs, spaces ignored) -> bytes.
+inline std::vector<uint8_t> unhex(const char* s) {
+    std::vector<uint8_t> out;
+    auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    for (; *s; ++s) {
+        if (*s == ' ') continue;
+        out.push_back(uint8_t(nib(s[0]) << 4 | nib(s[1])));
+        ++s;
+    }
+    return out;
 }
 
 }  // namespace onebox::test

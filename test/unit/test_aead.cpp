@@ -25,6 +25,22 @@ struct Fixture {
     Fixture() {
         for (size_t i = 0; i < kKeySize; ++i) key[i] = uint8_t(i);
     }
+    // What libsodium's combined-mode AEAD makes of the payload under the
+    // header h and nonce = channel (4 bytes BE) | seq (8 bytes BE).
+    std::vector<uint8_t> reference_ct(uint32_t channel) const {
+        uint8_t ad[kHeaderSize];
+        write_header(ad, h);
+        uint8_t nonce[12];
+        put_be32(nonce, channel);
+        put_be64(nonce + 4, h.seq);
+        std::vector<uint8_t> ct(payload.size() + kTagSize);
+        unsigned long long ct_len = 0;
+        crypto_aead_chacha20poly1305_ietf_encrypt(
+            ct.data(), &ct_len, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+            ad, sizeof ad, nullptr, nonce, key);
+        REQUIRE(ct_len == ct.size());
+        return ct;
+    }
     std::vector<uint8_t> sealed() const {
         std::vector<uint8_t> pkt(payload.size() + kDataOverhead);
         std::memcpy(pkt.data() + kHeaderSize, payload.data(), payload.size());
@@ -43,18 +59,9 @@ TEST_CASE("aead: libsodium is initialised") { REQUIRE(sodium_ready); }
 
 TEST_CASE_FIXTURE(Fixture, "aead: sealed packet matches libsodium's combined-mode AEAD") {
     const auto pkt = sealed();
-
+    const auto ct = reference_ct(0);  // data: channel 0
     uint8_t ad[kHeaderSize];
     write_header(ad, h);
-    uint8_t nonce[12] = {0, 0, 0, 0};  // channel 0, then seq big-endian
-    put_be64(nonce + 4, h.seq);
-    std::vector<uint8_t> ct(payload.size() + kTagSize);
-    unsigned long long ct_len = 0;
-    crypto_aead_chacha20poly1305_ietf_encrypt(
-        ct.data(), &ct_len, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
-        ad, sizeof ad, nullptr, nonce, key);
-    REQUIRE(ct_len == ct.size());
-
     CHECK(std::memcmp(pkt.data(), ad, kHeaderSize) == 0);
     CHECK(std::memcmp(pkt.data() + kHeaderSize, ct.data(), ct.size()) == 0);
 }
@@ -152,15 +159,7 @@ TEST_CASE_FIXTURE(Fixture, "aead: the same payload under a new seq encrypts diff
 TEST_CASE_FIXTURE(Fixture, "aead: control packets use nonce channel 1, so equal seqs never share a nonce") {
     h.type = PacketType::Probe;
     const auto ctl = sealed();
-    uint8_t ad[kHeaderSize];
-    write_header(ad, h);
-    uint8_t nonce[12] = {0, 0, 0, 1};  // channel 1, then seq big-endian
-    put_be64(nonce + 4, h.seq);
-    std::vector<uint8_t> ct(payload.size() + kTagSize);
-    unsigned long long ct_len = 0;
-    crypto_aead_chacha20poly1305_ietf_encrypt(
-        ct.data(), &ct_len, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
-        ad, sizeof ad, nullptr, nonce, key);
+    const auto ct = reference_ct(1);  // control: channel 1
     CHECK(std::memcmp(ctl.data() + kHeaderSize, ct.data(), ct.size()) == 0);
 
     h.type = PacketType::Feedback;

@@ -8,20 +8,13 @@
 
 #include "proto/feedback.h"
 
+#include "hex.h"
+
 using namespace onebox::proto;
 
 namespace {
 
-std::vector<uint8_t> unhex(const char* s) {
-    std::vector<uint8_t> out;
-    auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-    for (; *s; ++s) {
-        if (*s == ' ') continue;
-        out.push_back(uint8_t(nib(s[0]) << 4 | nib(s[1])));
-        ++s;
-    }
-    return out;
-}
+using onebox::test::unhex;
 
 // Two entries: link 2 (0x01020304 packets, 0x1112131415161718 bytes) and
 // link 0 (0xffffffff packets, 0 bytes).

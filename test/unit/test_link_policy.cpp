@@ -11,20 +11,13 @@
 #include "proto/link_policy.h"
 #include "proto/scheduler.h"
 
+#include "hex.h"
+
 using namespace onebox::proto;
 
 namespace {
 
-std::vector<uint8_t> unhex(const char* s) {
-    std::vector<uint8_t> out;
-    auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-    for (; *s; ++s) {
-        if (*s == ' ') continue;
-        out.push_back(uint8_t(nib(s[0]) << 4 | nib(s[1])));
-        ++s;
-    }
-    return out;
-}
+using onebox::test::unhex;
 
 // link_set 0b00001011, round-robin, two entries: link 3 (weight 1.50, cap
 // 0x00012345 kbit/s) and link 0 (automatic weight, cap 1000 kbit/s).
