@@ -152,23 +152,9 @@ run_scenario() {
   done
   echo "server: $(daemon_stats server)"
   echo "client: $(daemon_stats client)"
-  # the next scenario gets a lab of its own
-  lab_cleanup_scenario
-}
-
-# Tear down this scenario's lab but keep the script running (lab_cleanup exits).
-lab_cleanup_scenario() {
-  local name pid
-  for name in "${!LAB_DPID[@]}"; do
-    pid=${LAB_DPID[$name]}
-    _lab_running "$pid" && stop_daemon "$name" TERM 5 >/dev/null 2>&1
-  done
-  LAB_DPID=()
-  for pid in "${LAB_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  LAB_BG_PIDS=()
-  lab_down "$LAB_P"
-  [ -n "$LAB_DIR" ] && rm -rf "$LAB_DIR"
+  # the next scenario gets a lab of its own (lab_start sets the traps again)
   trap - EXIT
+  lab_teardown
 }
 
 for sc in $SCENARIOS; do

@@ -554,18 +554,28 @@ lab_dump_logs() {
 
 # lab_cleanup: EXIT trap of tests/demo: stop daemons (TERM), helpers, the lab, the work dir.
 lab_cleanup() {
-  local rc=$? name pid
+  local rc=$?
   trap - EXIT INT TERM
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then lab_dump_logs; fi
+  lab_teardown
+  exit "$rc"
+}
+
+# lab_teardown: stop the daemons (TERM) and helpers, remove the lab and its work
+# dir (kept with LAB_KEEP=1). The script goes on; a later lab_start starts afresh.
+lab_teardown() {
+  local name pid
   for name in "${!LAB_DPID[@]}"; do
     pid=${LAB_DPID[$name]}
     _lab_running "$pid" && stop_daemon "$name" TERM 5 >/dev/null 2>&1
   done
+  LAB_DPID=()
   for pid in "${LAB_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  LAB_BG_PIDS=()
   lab_down "$LAB_P"
   if [ -n "$LAB_DIR" ] && [ -d "$LAB_DIR" ] && [ "${LAB_KEEP:-0}" != 1 ]; then rm -rf "$LAB_DIR"; fi
   [ "${LAB_KEEP:-0}" = 1 ] && lab_log "kept $LAB_DIR"
-  exit "$rc"
+  return 0
 }
 
 # lab_start NAME: a unique prefix and work dir /tmp/onebox-NAME-*, the cleanup
@@ -577,6 +587,14 @@ lab_start() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   lab_up "$LAB_P" || lab_fail "$1: lab_up failed"
+}
+
+# lab_require_emu NAME: a test that needs the link emulator: root (else exit 77)
+# and build/linkemu; turns LAB_EMU on for the lab it starts next.
+lab_require_emu() {
+  if [ "$(id -u)" -ne 0 ]; then echo "SKIP: $1 needs root (network namespaces)"; exit 77; fi
+  [ -x "$LAB_LINKEMU_BIN" ] || lab_fail "$1: $LAB_LINKEMU_BIN not built (ninja linkemu)"
+  LAB_EMU=1
 }
 
 # lab_test_init NAME: common start of a lab test: root check (exit 77), binaries,
@@ -709,12 +727,7 @@ lab_demo() {
   [ "$DEMO_EMU" != 1 ] || [ -x "$LAB_LINKEMU_BIN" ] || lab_fail "build linkemu first (ninja -C build linkemu) or DEMO_EMU=0"
   LAB_EMU=$DEMO_EMU
   LAB_WANS=${#DEMO_LINKS[@]}
-  LAB_P=$(lab_new_prefix)
-  LAB_DIR=$(mktemp -d "/tmp/onebox-demo-$LAB_P.XXXXXX")
-  trap lab_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  lab_up "$LAB_P" || lab_fail "lab_up failed"
+  lab_start demo
   write_configs "$LAB_DIR"
   demo_links || lab_fail "demo step demo_links failed"
   lab_tunnel_up || lab_fail "tunnel did not come up"

@@ -16,7 +16,7 @@ void Bond::set_usable(unsigned i, bool usable) {
         // Keep the estimator (its counters must stay in step with the peer's
         // cumulative Feedback); restart the scheduler's discovery and probe at once.
         sched.reset_link(i);
-        probed_[i] = false;
+        last_probe_[i] = Moment{};
     }
 }
 
@@ -46,9 +46,8 @@ size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap) {
 bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
     Feedback fb;
     if (!decode_feedback(in, len, fb)) return false;
-    if (fb_taken_ && now - last_fb_ns_ < kMinFeedbackGapNs) return true;
-    fb_taken_ = true;
-    last_fb_ns_ = now;
+    if (last_fb_.less_than(now, kMinFeedbackGapNs)) return true;
+    last_fb_.mark(now);
     for (unsigned k = 0; k < fb.count; ++k) {
         unsigned i = fb.entries[k].link;
         est[i].on_feedback(now, fb.entries[k].rx_bytes, fb.entries[k].rx_packets);
@@ -58,11 +57,11 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
 }
 
 int Bond::probe_due(uint64_t now) const {
-    bool busy = busy_ && now - last_pick_ns_ < kBusyWindowNs;
+    bool busy = last_pick_.less_than(now, kBusyWindowNs);
     uint64_t every = busy ? cfg.probe_every_ns : cfg.idle_probe_every_ns;
     for (unsigned i = 0; i < kMaxLinks; ++i) {
         if (!sched.links[i].usable) continue;
-        if (!probed_[i] || now - last_probe_ns_[i] >= every) return int(i);
+        if (!last_probe_[i].less_than(now, every)) return int(i);
     }
     return -1;
 }
@@ -79,8 +78,7 @@ size_t Bond::make_probe(unsigned i, uint64_t now, uint8_t* out, size_t out_cap) 
         if (o.sent_ns < slot->sent_ns) slot = &o;
     }
     *slot = Outstanding{p.probe_seq, now, sched.backlog_ns(i, now), true};
-    last_probe_ns_[i] = now;
-    probed_[i] = true;
+    last_probe_[i].mark(now);
     return n;
 }
 

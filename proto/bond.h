@@ -18,6 +18,7 @@
 
 #include "feedback.h"
 #include "link_estimator.h"
+#include "moment.h"
 #include "scheduler.h"
 #include "wire.h"
 
@@ -54,8 +55,7 @@ struct Bond {
     // The link for the next data packet, or -1 (no usable link, or all over
     // the admission budget: the caller drops the packet).
     int pick(uint64_t now, uint32_t bytes) {
-        last_pick_ns_ = now;
-        busy_ = true;
+        last_pick_.mark(now);
         return sched.pick(now, bytes);
     }
     // Every sealed datagram sent on link i (data, keepalive, control), as sent.
@@ -87,7 +87,7 @@ struct Bond {
             sched.reset_link(i);
             refresh_inputs(i);
         }
-        fb_taken_ = false;
+        last_fb_ = Moment{};
     }
 
     // ---- probes ---------------------------------------------------------------
@@ -132,14 +132,11 @@ struct Bond {
     };
     static constexpr unsigned kProbeSlots = 4;
     Outstanding probes_[kMaxLinks][kProbeSlots]{};
-    uint64_t last_probe_ns_[kMaxLinks]{};
-    bool probed_[kMaxLinks]{};
-    uint64_t last_pick_ns_ = 0;  // the last data packet scheduled
-    bool busy_ = false;          // ... ever
+    Moment last_probe_[kMaxLinks]{};
+    Moment last_pick_;           // the last data packet scheduled
     uint32_t probe_seq_ = 0;
     uint64_t unmatched_ = 0;
-    bool fb_taken_ = false;        // a Feedback was taken, at last_fb_ns_
-    uint64_t last_fb_ns_ = 0;
+    Moment last_fb_;               // the last Feedback taken
 
     void refresh_inputs(unsigned i) { sched_inputs_from(est[i], sched.links[i]); }
 };

@@ -123,7 +123,7 @@ bool Scheduler::later_elsewhere(unsigned i, uint64_t now) const {
     for (unsigned j = 0; j < kMaxLinks; ++j) {
         if (j == i || !links[j].usable) continue;
         const LinkState& o = st_[j];
-        if (o.last_queue_at == 0 || now + 1 - o.last_queue_at > kRecentQueueNs) continue;
+        if (!o.last_queue.within(now, kRecentQueueNs)) continue;
         if (links[j].owd_ns + o.last_queue_ns > links[i].owd_ns + cfg.budget_ns / 4) return true;
     }
     return false;
@@ -138,9 +138,8 @@ bool Scheduler::all_queues_seen(uint64_t now) const {
         if (!links[i].usable) continue;
         // A link held to its cap by the model counts as queued: its real
         // queue stays short because the cap is below its capacity.
-        if (links[i].max_rate_bps && pacing_rate(i) >= links[i].max_rate_bps / 8) continue;
-        uint64_t seen = st_[i].queue_seen_at;
-        if (seen == 0 || now + 1 - seen > kQueueSeenWindowNs) return false;
+        if (at_cap(i)) continue;
+        if (!st_[i].queue_seen.within(now, kQueueSeenWindowNs)) return false;
     }
     return true;
 }
@@ -174,7 +173,7 @@ int Scheduler::pick(uint64_t now, uint32_t bytes) {
         }
     }
     bool over = cfg.budget_ns && best_arrival > now + max_owd + cfg.budget_ns;
-    if (over) last_over_ns_ = now + 1;  // + 1: never 0
+    if (over) last_over_.mark(now);
     if (over && all_queues_seen(now)) {
         ++refused_;
         return -1;
@@ -200,7 +199,7 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
     // neither in the 0.75 round (which drains the real queue faster than the
     // model's).
     bool loaded = modeled_ns >= cfg.budget_ns / 2 ||
-                  (last_over_ns_ && now + 1 - last_over_ns_ < kDemandWindowNs) ||
+                  last_over_.less_than(now, kDemandWindowNs) ||
                   later_elsewhere(i, now);
     bool idle_but_modeled_busy = s.started && s.phase == Phase::ProbeBw && gain(i) >= 1 &&
                                  cfg.budget_ns && loaded && measured_ns < cfg.budget_ns / 8;
@@ -213,15 +212,14 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
         s.full_bw_rounds = 0;
         ++restarts_;
     }
-    if (measured_ns >= cfg.budget_ns / 4) s.queue_seen_at = now + 1;  // + 1: never 0
+    if (measured_ns >= cfg.budget_ns / 4) s.queue_seen.mark(now);
+    s.last_queue.mark(now);
     s.last_queue_ns = measured_ns;
-    s.last_queue_at = now + 1;
     uint64_t base = std::max(now, s.free_at);
     // A link held to the user's max_rate has its virtual queue from the cap,
     // not from the network: a real queue shorter than the model's is what a
     // cap below the link's capacity looks like, and must not let more through.
-    const SchedLink& l = links[i];
-    bool capped = l.max_rate_bps && pacing_rate(i) >= l.max_rate_bps / 8;
+    bool capped = at_cap(i);
     if (measured_ns >= modeled_ns) {
         s.free_at = base + (measured_ns - modeled_ns);
     } else if (!capped) {

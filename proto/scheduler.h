@@ -40,6 +40,7 @@
 #include <cstdint>
 
 #include "link_estimator.h"
+#include "moment.h"
 #include "wire.h"
 
 namespace onebox::proto {
@@ -120,18 +121,22 @@ struct Scheduler {
         uint64_t free_at = 0;       // virtual queue: when the link is idle again
         double wrr_current = 0;
         unsigned stale_samples = 0;  // probes in a row that found the rate stale-low
-        uint64_t queue_seen_at = 0;  // last probe that saw >= budget/4 of queue (+1), 0 = never
-        uint64_t last_queue_ns = 0;  // queueing the last probe measured
-        uint64_t last_queue_at = 0;  // ... and when (+1), 0 = never
+        Moment queue_seen;           // the last probe that saw >= budget/4 of queue
+        Moment last_queue;           // the last probe ...
+        uint64_t last_queue_ns = 0;  // ... and the queueing it measured
     };
     LinkState st_[kMaxLinks]{};
     unsigned rr_next_ = 0;
     uint64_t refused_ = 0;
     uint64_t restarts_ = 0;
-    uint64_t last_over_ns_ = 0;  // last pick() with every arrival past the budget (+1), 0 = never
+    Moment last_over_;           // the last pick() with every arrival past the budget
 
     void advance(unsigned i, uint64_t now);
     bool all_queues_seen(uint64_t now) const;
+    // Paced at the user's max_rate (the cap, not the network, sets its queue).
+    bool at_cap(unsigned i) const {
+        return links[i].max_rate_bps && pacing_rate(i) >= links[i].max_rate_bps / 8;
+    }
     bool later_elsewhere(unsigned i, uint64_t now) const;
     uint64_t phase_len(unsigned i) const;
     int pick_weighted();

@@ -20,9 +20,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../ci/lab.sh"
 
 LAB_TEST=bonding
-if [ "$(id -u)" -ne 0 ]; then echo "SKIP: $LAB_TEST needs root (network namespaces)"; exit 77; fi
-[ -x "$LAB_LINKEMU_BIN" ] || lab_fail "$LAB_TEST: $LAB_LINKEMU_BIN not built (ninja linkemu)"
-LAB_EMU=1
+lab_require_emu "$LAB_TEST"
 lab_test_init "$LAB_TEST"
 fails=()
 clog=$(lab_log_file client)
