@@ -39,9 +39,10 @@ double Scheduler::gain(unsigned i) const {
 
 uint64_t Scheduler::pacing_rate(unsigned i) const {
     const SchedLink& l = links[i];
-    uint64_t base = l.rate_bytes_per_s;
-    if (base == 0 || st_[i].phase == Phase::Startup)
-        base = std::max(base, cfg.initial_rate_bytes_per_s);
+    // Never modelled slower than the initial rate: a rate learned from
+    // keepalives (tens of kbit/s) would make one ping "take" 30 ms and be
+    // refused by admission; a slower real link is caught by re-anchoring.
+    uint64_t base = std::max(l.rate_bytes_per_s, cfg.initial_rate_bytes_per_s);
     uint64_t r = uint64_t(double(base) * gain(i));
     if (l.max_rate_bps) r = std::min(r, l.max_rate_bps / 8);
     return std::max<uint64_t>(r, 1);

@@ -16,7 +16,8 @@
 // and the packet goes to the smallest; free_at_i then advances by
 // bytes / pace_i. free_at_i - now models the queue the link's bottleneck
 // holds, so a link with more delay is given packets that arrive in order with
-// the rest, and the split follows the pacing rates. pace_i = gain_i x rate_i,
+// the rest, and the split follows the pacing rates. pace_i = gain_i x
+// max(rate_i, initial_rate),
 // capped by max_rate_bps / 8. A link without an estimate starts at
 // initial_rate and doubles per round (max(min RTT, min_startup_round_ns))
 // while its delivery keeps up (Startup),
