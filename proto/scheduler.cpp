@@ -63,7 +63,14 @@ void Scheduler::advance(unsigned i, uint64_t now) {
     switch (s.phase) {
         case Phase::Startup:
             if (now - s.phase_start < len) return;
+            if (startup_round_app_limited(i, now)) {
+                // Offered less than the estimate: no growth proves nothing.
+                s.phase_start = now;
+                s.round_bytes = 0;
+                return;
+            }
             s.phase_start = now;  // one round
+            s.round_bytes = 0;
             if (l.rate_bytes_per_s >= s.full_bw + s.full_bw / 4 || s.full_bw == 0) {
                 s.full_bw = l.rate_bytes_per_s;
                 s.full_bw_rounds = 0;
@@ -114,6 +121,16 @@ int Scheduler::pick_weighted() {
     return best;
 }
 
+// A Startup round in which the link was given less than half of what its
+// current estimate carries in that time (the LinkEstimator's app-limited
+// rule): a long-delay link gets only what the short one cannot deliver
+// sooner, so a rate that did not grow says nothing about the link being full.
+bool Scheduler::startup_round_app_limited(unsigned i, uint64_t now) const {
+    const LinkState& s = st_[i];
+    long double could = (long double)links[i].rate_bytes_per_s * (now - s.phase_start) / kNs;
+    return links[i].rate_bytes_per_s && 2 * (long double)s.round_bytes < could;
+}
+
 // Another usable link j delivers later than link i would (owd_j + its queue
 // at its last probe, within the last 300 ms, is more than owd_i + budget/4):
 // the traffic waiting on j would arrive sooner on i, so if i looks idle its
@@ -140,9 +157,24 @@ bool Scheduler::all_queues_seen(uint64_t now) const {
         // A link held to its cap by the model counts as queued: its real
         // queue stays short because the cap is below its capacity.
         if (at_cap(i)) continue;
+        // A link still in Startup has no rate to trust yet: its model queue
+        // is what a rate it has outgrown makes, and a drop now would teach
+        // the inner TCP a window that fits the other links alone (Cubic then
+        // takes seconds to grow past it).
+        if (st_[i].phase == Phase::Startup) return false;
         if (!st_[i].queue_seen.within(now, kQueueSeenWindowNs)) return false;
     }
     return true;
+}
+
+// The queue admission allows: at least cfg.budget_ns, and at least the
+// largest one-way delay. A single Cubic flow cuts its window by 30 % on a
+// loss; for both links to stay busy after the cut, the queue it had must have
+// been at least 0.43 x its RTT, and through the bond that RTT is about twice
+// the largest one-way delay (the receiver waits for the slowest link). With
+// 20 ms on a 10 + 40 ms pair, one flow reached only ~84 % of the links' sum.
+uint64_t Scheduler::budget(uint64_t max_owd_ns) const {
+    return std::max(cfg.budget_ns, max_owd_ns);
 }
 
 int Scheduler::pick(uint64_t now, uint32_t bytes) {
@@ -173,7 +205,7 @@ int Scheduler::pick(uint64_t now, uint32_t bytes) {
             best_tx = tx;
         }
     }
-    bool over = cfg.budget_ns && best_arrival > now + max_owd + cfg.budget_ns;
+    bool over = cfg.budget_ns && best_arrival > now + max_owd + budget(max_owd);
     if (over) last_over_.mark(now);
     if (over && all_queues_seen(now)) {
         ++refused_;
@@ -181,6 +213,7 @@ int Scheduler::pick(uint64_t now, uint32_t bytes) {
     }
     LinkState& s = st_[unsigned(best)];
     s.free_at = std::max(now, s.free_at) + best_tx;
+    s.round_bytes += bytes;
     return best;
 }
 
@@ -211,6 +244,7 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
         s.phase_start = now;
         s.full_bw = 0;
         s.full_bw_rounds = 0;
+        s.round_bytes = 0;
         ++restarts_;
     }
     if (measured_ns >= cfg.budget_ns / 4) s.queue_seen.mark(now);

@@ -20,19 +20,20 @@
 // max(rate_i, initial_rate),
 // capped by max_rate_bps / 8. A link without an estimate starts at
 // initial_rate and doubles per round (max(min RTT, min_startup_round_ns))
-// while its delivery keeps up (Startup),
+// while its delivery keeps up (Startup; a round in which the link was given
+// less than half of what its estimate carries does not count as "no growth"),
 // drains the queue that made, then cycles gains 1.25, 0.75, 1 x 6 (one
 // phase = max(min RTT, min_phase_ns) each; links start at different phases)
 // so that an under-used link finds spare capacity and a vanished one is seen.
 //
 // Admission: pick() returns -1 when the earliest arrival is more than
-// `budget_ns` after now + the largest owd among usable links, i.e. when
-// every link already has that much queued: the caller drops (or holds) the
-// packet instead of building a queue in the network. Only while every usable
-// link's probes have seen at least budget/4 of real queue within the last
-// 2 s (on_queue_sample), or the link is paced at its max_rate cap: otherwise
-// the model's queues may come from rates learned while the links carried
-// little, and nothing is refused.
+// max(budget_ns, largest owd) after now + the largest owd among usable
+// links, i.e. when every link already has that much queued: the caller drops
+// (or holds) the packet instead of building a queue in the network. Only
+// while every usable link is out of Startup and its probes have seen at
+// least budget/4 of real queue within the last 2 s (on_queue_sample), or the
+// link is paced at its max_rate cap: otherwise the model's queues may come
+// from rates learned while the links carried little, and nothing is refused.
 // budget_ns = 0 disables this, and pick() then only returns -1 when no link
 // is usable.
 #pragma once
@@ -120,6 +121,7 @@ struct Scheduler {
         unsigned full_bw_rounds = 0;
         uint64_t drain_until = 0;
         uint64_t free_at = 0;       // virtual queue: when the link is idle again
+        uint64_t round_bytes = 0;   // Startup: bytes given this round
         double wrr_current = 0;
         unsigned stale_samples = 0;  // probes in a row that found the rate stale-low
         Moment queue_seen;           // the last probe that saw >= budget/4 of queue
@@ -134,6 +136,8 @@ struct Scheduler {
 
     void advance(unsigned i, uint64_t now);
     bool all_queues_seen(uint64_t now) const;
+    bool startup_round_app_limited(unsigned i, uint64_t now) const;
+    uint64_t budget(uint64_t max_owd_ns) const;
     // Paced at the user's max_rate (the cap, not the network, sets its queue).
     bool at_cap(unsigned i) const {
         return links[i].max_rate_bps && pacing_rate(i) >= links[i].max_rate_bps / 8;

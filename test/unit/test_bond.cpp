@@ -458,8 +458,8 @@ TEST_CASE("bond: a link that becomes usable again restarts its discovery") {
     for (int round = 0; round < 12; ++round) {
         if (round < 6) rate *= 2;
         b.sched.links[0].rate_bytes_per_s = b.sched.links[1].rate_bytes_per_s = rate;
-        t += 100 * kMs;  // one Startup round
-        b.pick(t, 100);
+        t += 100 * kMs;  // one Startup round, each link offered more than its estimate
+        for (int k = 0; k < 20; ++k) b.pick(t, uint32_t(rate / 10));
     }
     t += 600 * kMs;
     b.pick(t, 100);

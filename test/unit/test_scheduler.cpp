@@ -423,28 +423,53 @@ TEST_CASE("sched: earliest arrival splits by rate and accounts for delay") {
     CHECK(first1 == 31);
 }
 
+// Drives link i (alone, at its learned rate) out of Startup and Drain into
+// ProbeBw at a gain-1 phase, with an empty model queue; returns the time.
+static uint64_t settle_in_probe_bw(Scheduler& s, unsigned i, uint64_t t) {
+    s.pick(t, 1);
+    const uint32_t round_bytes = uint32_t(s.links[i].rate_bytes_per_s / 5);
+    for (int k = 0; k < 20 && s.phase(i) != Scheduler::Phase::ProbeBw; ++k) {
+        t += 100 * kMs;  // a Startup round; offered more than the estimate carries
+        s.pick(t, round_bytes);
+    }
+    // Let the model's queue drain (time passes, nothing sent) and wait for a gain-1 phase.
+    for (int k = 0; k < 1000 && (s.gain(i) != 1.0 || s.backlog_ns(i, t) > 10'000); ++k)
+        s.pick(t += 10 * kMs, 1);
+    REQUIRE(s.phase(i) == Scheduler::Phase::ProbeBw);
+    REQUIRE(s.gain(i) == 1.0);
+    return t + 10'000;  // past the last 1-byte pick
+}
+
 TEST_CASE("sched: budget refuses once every link is full, and recovers") {
     Scheduler s;
     s.cfg.budget_ns = 10 * kMs;
-    // 1 MB/s, no cap; Startup paces at 2 MB/s: 0.5 ms per 1000 bytes.
+    // 1 MB/s, no cap: 1 ms per 1000 bytes at gain 1.
     s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
-    // Until a probe has seen a real queue on the link, nothing is refused:
-    // the model's queue may come from a rate learned while idle.
+    // In Startup nothing is refused: the rate is still being found.
     for (int k = 0; k < 50; ++k) CHECK(s.pick(0, 1000) == 0);
     CHECK(s.refused() == 0);
-
     s.reset_link(0);
-    s.on_queue_sample(0, 0, 0, 3 * kMs);  // 3 ms of real queue >= budget / 4
-    s.reset_link(0);                       // (forgets it again)
-    CHECK(s.pick(0, 1000) == 0);
-    s.on_queue_sample(0, 0, 0, 3 * kMs);  // seen now; the model's queue moves to 0.5 + 3 ms
-    int ok = 1;
-    while (s.pick(0, 1000) >= 0) ++ok;
-    CHECK(ok == 14);  // 13 more arrive by 10 ms; the next would arrive at 10.5 ms > budget
-    CHECK(s.refused() == 1);
-    CHECK(s.pick(5 * kMs, 1000) == 0);  // 5 ms later there is room again
 
-    // A link paced at its max_rate cap counts as queued for admission.
+    uint64_t t = settle_in_probe_bw(s, 0, 0);
+    // Nor until a probe has seen a real queue on the link: the model's queue
+    // may come from a rate learned while idle.
+    for (int k = 0; k < 50; ++k) CHECK(s.pick(t, 1000) == 0);
+    CHECK(s.refused() == 0);
+    t = settle_in_probe_bw(s, 0, t);  // (and let that drain)
+
+    s.on_queue_sample(0, t, 0, 3 * kMs);  // 3 ms of real queue >= budget / 4
+    int ok = 0;
+    while (s.pick(t, 1000) >= 0) ++ok;
+    CHECK(ok == 7);  // 3 ms queued + 7 x 1 ms fit in 10 ms; the next would end at 11 ms
+    CHECK(s.refused() == 1);
+    CHECK(s.pick(t + 5 * kMs, 1000) == 0);  // 5 ms later there is room again
+
+    // A queue seen more than 2 s ago no longer counts.
+    for (int k = 0; k < 50; ++k) s.pick(t + 2500 * kMs, 1000);
+    CHECK(s.refused() == 1);
+
+    // A link paced at its max_rate cap counts as queued for admission, in
+    // Startup too: the cap, not the network, sets its rate.
     Scheduler c;
     c.cfg.budget_ns = 10 * kMs;
     c.links[0] = SchedLink{true, 0, 8'000'000, 1'000'000, 0, 0, 0};  // capped at its rate
@@ -452,10 +477,20 @@ TEST_CASE("sched: budget refuses once every link is full, and recovers") {
     while (c.pick(0, 1000) >= 0) ++taken;
     CHECK(taken == 10);
     CHECK(c.refused() == 1);
+}
 
-    // A queue seen more than 2 s ago no longer counts.
-    for (int k = 0; k < 50; ++k) s.pick(2500 * kMs, 1000);
-    CHECK(s.refused() == 1);
+TEST_CASE("sched: admission allows at least the largest one-way delay of queue") {
+    // One Cubic flow keeps both links busy after a loss only if its queue
+    // was >= ~0.43 x RTT, and the bond's RTT is ~2 x the largest owd.
+    Scheduler s;
+    s.cfg.budget_ns = 20 * kMs;
+    s.links[0] = SchedLink{true, 0, 0, 1'000'000, 40 * kMs, 80 * kMs, 80 * kMs};
+    uint64_t t = settle_in_probe_bw(s, 0, 0);
+    s.on_queue_sample(0, t, 0, 10 * kMs);  // 10 ms of real queue: admission is armed
+    // 1 ms per 1000 bytes: 30 more fit in 40 ms; with the 20 ms budget alone only 10 would.
+    int ok = 0;
+    while (s.pick(t, 1000) >= 0) ++ok;
+    CHECK(ok == 30);
 }
 
 TEST_CASE("sched: Startup grows the pacing rate, then settles on the estimate") {
@@ -471,7 +506,7 @@ TEST_CASE("sched: Startup grows the pacing rate, then settles on the estimate") 
         if (round < 6) rate *= 2;
         s.links[0].rate_bytes_per_s = rate;
         t += 100 * kMs;
-        s.pick(t, 100);
+        s.pick(t, uint32_t(rate));  // offered more than the estimate carries in a round
     }
     CHECK(s.phase(0) != Scheduler::Phase::Startup);
     t += 600 * kMs;
@@ -488,6 +523,27 @@ TEST_CASE("sched: Startup grows the pacing rate, then settles on the estimate") 
     // max_rate caps whatever the gain.
     s.links[0].max_rate_bps = 800'000;
     CHECK(s.pacing_rate(0) == 100'000);
+}
+
+TEST_CASE("sched: a Startup round offered less than the estimate does not end Startup") {
+    // A long-delay link gets only what the short one cannot deliver sooner:
+    // a flat estimate then means "not offered more", not "full".
+    Scheduler s;
+    s.links[0].usable = true;
+    s.links[0].rate_bytes_per_s = 1'000'000;
+    uint64_t t = 0;
+    s.pick(t, 100);
+    for (int round = 0; round < 10; ++round) {
+        t += 100 * kMs;
+        s.pick(t, 40'000);  // less than half of what 1 MB/s carries in 100 ms
+    }
+    CHECK(s.phase(0) == Scheduler::Phase::Startup);
+    // Offered more than half its estimate, a flat rate ends Startup after 3 rounds.
+    for (int round = 0; round < 5; ++round) {
+        t += 100 * kMs;
+        s.pick(t, 60'000);
+    }
+    CHECK(s.phase(0) != Scheduler::Phase::Startup);
 }
 
 TEST_CASE("sched: queue samples re-anchor the virtual queue") {
