@@ -22,6 +22,7 @@
 #include "dataplane/worker.h"
 #include "log.h"
 #include "pidfile.h"
+#include "proto/link_health.h"
 #include "server_sessions.h"
 #include "setup.h"
 
@@ -161,6 +162,13 @@ void log_stats(const Daemon& d) {
             line += p + "rate_bps=" + std::to_string(l.rate_bps.load(std::memory_order_relaxed));
             line += p + "pace_bps=" + std::to_string(l.pace_bps.load(std::memory_order_relaxed));
             line += p + "srtt_us=" + std::to_string(l.srtt_us.load(std::memory_order_relaxed));
+            auto state = proto::LinkState(l.state.load(std::memory_order_relaxed));
+            line += p + "state=" + proto::link_state_name(state);
+            line += p + "used=" + std::to_string(l.used.load(std::memory_order_relaxed));
+            line += p + "loss_pm=" + std::to_string(l.loss_pm.load(std::memory_order_relaxed));
+            line += p + "jitter_us=" + std::to_string(l.jitter_us.load(std::memory_order_relaxed));
+            line += p + "downs=" + std::to_string(l.downs.load(std::memory_order_relaxed));
+            line += p + "stalls=" + std::to_string(l.stalls.load(std::memory_order_relaxed));
         }
     }
     const ControlCounters& c = d.stats;

@@ -25,7 +25,8 @@ namespace onebox::dataplane {
     X(drop_unknown_session) /* no session with that id */                               \
     X(drop_bad_tag)         /* AEAD authentication failed */                            \
     X(drop_replay)          /* sequence number seen before or too old */                \
-    X(drop_late)            /* arrived after the reorder buffer gave up on it */        \
+    X(late_delivered)       /* arrived after the reorder buffer gave up on it: */       \
+                            /* delivered out of order rather than dropped */            \
     X(drop_spoofed_source)  /* inner source is not the session's tunnel address */      \
     X(drop_no_session)      /* nothing to send it on (no session / no route) */         \
     X(drop_no_link)         /* client: no WAN link is up */                             \
@@ -42,6 +43,8 @@ namespace onebox::dataplane {
     X(drop_tun_write)       /* the kernel refused a TUN write */                        \
     X(no_buffer)            /* a receive could not be re-armed for want of a buffer */  \
     X(handshake_rx)         /* handshake messages passed to the control thread */       \
+    X(resent)               /* data sent again on a live link after its own stalled */  \
+    X(resend_dropped)       /* ... or given up on: no other link would take it */      \
     X(reorder_held)         /* packets that waited in the reorder buffer */             \
     X(reorder_timeouts)     /* gaps given up on after the gap timeout */                \
     X(reorder_overflows)    /* gaps given up on because the buffer was full */          \
@@ -68,6 +71,11 @@ struct LinkCounters {
     // rate, smoothed RTT (the client's session; on the server, rates summed
     // over sessions and the largest RTT).
     std::atomic<uint64_t> rate_bps{0}, pace_bps{0}, srtt_us{0};
+    // Health (proto/link_health.h): state 0 unknown / 1 up / 2 down, whether
+    // the scheduler uses it, probe loss in per mille, RFC 3550 jitter, and
+    // how often it went Down or stalled (on the server: the worst state, loss
+    // and jitter over sessions; the counts summed).
+    std::atomic<uint64_t> state{0}, used{0}, loss_pm{0}, jitter_us{0}, downs{0}, stalls{0};
 };
 
 inline void bump(std::atomic<uint64_t>& v, uint64_t n) {

@@ -50,6 +50,7 @@ struct Session {
     // Two nonce channels (wire.h), each with its own counter and replay window:
     // data (Data, Keepalive, Close; through the reorder buffer) and control
     // (Feedback, Probe; acted on at once).
+    uint32_t key_gen = 0;            // bumped when `pending` becomes `current`
     uint64_t tx_seq = 0;             // next data-channel sequence number under `current`
     uint64_t tx_ctl_seq = 0;         // next control-channel sequence number
     proto::ReplayWindow replay;

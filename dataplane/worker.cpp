@@ -15,6 +15,7 @@
 
 #include "buffers.h"
 #include "proto/link_policy.h"
+#include "resend.h"
 
 namespace onebox::dataplane {
 
@@ -85,8 +86,11 @@ struct Worker {
     uint64_t next_reorder_deadline = UINT64_MAX;
     proto::ReorderEntry released[proto::kReorderCapacity + 1];
 
+    // Sent data datagrams, kept for resending on a live link if theirs stalls.
+    SentRing sent_ring;
+
     Worker(const WorkerConfig& c, Channel& channel)
-        : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers) {}
+        : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers), sent_ring(c.buffers / 4) {}
     ~Worker() { io_uring_queue_exit(&ring); }
 
     bool is_server() const { return cfg.role == proto::Role::Server; }
@@ -210,6 +214,45 @@ struct Worker {
         io_uring_sqe_set_data64(q, make_tag(Op::UdpSend, idx, link));
     }
 
+    // A send completed: a data datagram is kept (resend.h) until a newer one
+    // pushes it out; anything else goes back to the pool.
+    void on_sent(uint32_t idx, int res) {
+        if (res < 0) counters.add(Counter::drop_send_error);
+        BufferMeta& m = pool.meta[idx];
+        if (res < 0 || !m.keep) return pool.put(idx);
+        m.keep = false;
+        uint32_t evicted = sent_ring.keep(SentRecord{idx, m.session_id, m.key_gen, m.len, m.link, m.ordinal});
+        if (evicted != kNoBuffer) pool.put(evicted);
+    }
+
+    // Links of `s` that just stalled (Bond::take_stalled): what was sent on
+    // them and not yet reported delivered goes out again, oldest first, on
+    // the links the scheduler picks now. The peer keeps the first copy.
+    void resend_stalled(Session* s, uint8_t stalled) {
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            if (!(stalled >> i & 1u)) continue;
+            uint64_t from = s->bond.est[i].delivered_packets();
+            sent_ring.take(s->id, s->key_gen, uint8_t(i), from, [&](const SentRecord& r) {
+                int link = s->bond.pick(now, r.len);
+                if (link < 0 || unsigned(link) == i) return drop(r.idx, Counter::resend_dropped);
+                BufferMeta& m = pool.meta[r.idx];
+                m.keep = true;  // kept again under its new link
+                m.link = uint8_t(link);
+                m.ordinal = s->bond.est[link].sent_packets();
+                s->bond.on_sent(unsigned(link), now, r.len);
+                send_datagram(s, unsigned(link), r.idx, r.len);
+                counters.add(Counter::resent);
+                LinkCounters& lc = counters.links[link];
+                bump(lc.tx_packets, 1);
+                bump(lc.tx_bytes, r.len - proto::kDataOverhead);
+            });
+        }
+    }
+
+    void release_sent(const Session* s) {
+        sent_ring.release_all([&](uint32_t idx) { pool.put(idx); }, s->id, true);
+    }
+
     void write_tun(uint32_t idx, size_t len) {
         io_uring_sqe* q = sqe();
         if (!q) return drop(idx, Counter::drop_tun_write);
@@ -230,6 +273,13 @@ struct Worker {
         uint64_t seq = ctl ? s->tx_ctl_seq++ : s->tx_seq++;
         proto::Header h{type, proto::kProtocolVersion, s->id, seq, uint8_t(link)};
         size_t n = proto::seal_in_place(s->current.send, h, pool.data(idx), payload_len);
+        BufferMeta& m = pool.meta[idx];
+        m.keep = type == proto::PacketType::Data;
+        m.link = uint8_t(link);
+        m.session_id = s->id;
+        m.key_gen = s->key_gen;
+        m.ordinal = s->bond.est[link].sent_packets();
+        m.len = uint32_t(n);
         s->bond.on_sent(link, now, uint32_t(n));
         send_datagram(s, link, idx, n);
         if (is_server()) s->links[link].last_tx_ns = now;
@@ -405,6 +455,8 @@ struct Worker {
     // A packet opened under the pending keys: the peer has the new keys, so
     // switch to them and start the new key's sequence space afresh.
     void promote(Session* s) {
+        release_sent(s);  // sealed under the old keys: no use to the peer now
+        ++s->key_gen;     // and any still in flight are kept under the old generation
         size_t n = s->reorder.drain(released);
         deliver(released, n);
         s->current = s->pending;
@@ -457,6 +509,20 @@ struct Worker {
         return proto::get_be32(ip + 12) == s->tunnel_ip;
     }
 
+    // The server numbers a packet's link by its header, except a packet that
+    // comes from the address of another link of the session: that is a
+    // copy the client sent again on that link after the header's link
+    // stalled (resend.h), and it is counted, and followed, there.
+    unsigned arrival_link(const Session* s, unsigned link, const sockaddr_in& from) const {
+        uint64_t key = pack_addr(from);
+        if (key == s->links[link].key.load(std::memory_order_relaxed)) return link;
+        // Any other link that has this address (live or not): never move the
+        // header's link onto an address another link of the session owns.
+        for (unsigned j = 0; j < kMaxLinks; ++j)
+            if (j != link && s->links[j].key.load(std::memory_order_relaxed) == key) return j;
+        return link;
+    }
+
     // Replies go where the last authenticated packet came from (NAT
     // rebinding, a new LTE address).
     void follow_peer(Session* s, unsigned link, const sockaddr_in& from) {
@@ -481,10 +547,13 @@ struct Worker {
         if (!open_for_session(s, h, pkt, len, &payload)) return pool.put(idx);
         replay_window(s, h.type).commit(h.seq);
         s->last_rx_ns.store(now, std::memory_order_relaxed);
-        if (is_server()) follow_peer(s, link, from);
+        if (is_server()) {
+            link = arrival_link(s, link, from);
+            follow_peer(s, link, from);
+        }
         bump(counters.links[link].rx_packets, 1);
         bump(counters.links[link].rx_bytes, payload);
-        s->bond.on_received(link, uint32_t(len), h.type != proto::PacketType::Feedback);
+        s->bond.on_received(link, now, uint32_t(len), h.type != proto::PacketType::Feedback);
         if (proto::nonce_channel(h.type) == proto::kControlChannel)
             return on_control(s, link, idx, h.type, payload);
 
@@ -505,7 +574,15 @@ struct Worker {
 
         size_t n = 0;
         auto verdict = s->reorder.insert(h.seq, idx, now, released, &n);
-        if (verdict == proto::ReorderBuffer::Insert::Late) return drop(idx, Counter::drop_late);
+        if (verdict == proto::ReorderBuffer::Insert::Late) {
+            // Behind the point the buffer gave up at, yet never seen before
+            // (the replay window said so): sent again after its link stalled,
+            // or delivered by a slow link after its gap timed out. Out of
+            // order beats lost: the inner TCP takes it.
+            counters.add(Counter::late_delivered);
+            proto::ReorderEntry late{idx, h.seq};
+            return deliver(&late, 1);
+        }
         if (verdict == proto::ReorderBuffer::Insert::Held) {
             counters.add(Counter::reorder_held);
             next_reorder_deadline = std::min(next_reorder_deadline, now + s->reorder.gap_timeout_ns);
@@ -520,7 +597,9 @@ struct Worker {
         if (type == proto::PacketType::Feedback) {
             counters.add(s->bond.on_feedback(now, body, payload) ? Counter::feedback_rx
                                                                   : Counter::drop_bad_control);
-            return pool.put(idx);
+            pool.put(idx);
+            if (uint8_t stalled = s->bond.take_stalled()) resend_stalled(s, stalled);
+            return;
         }
         switch (s->bond.on_probe(link, now, body, payload)) {
         case proto::Bond::ProbeAction::SendEcho:
@@ -577,7 +656,10 @@ struct Worker {
 
     // ---- commands from the control thread ------------------------------------
 
-    void hand_back(Session* s) {
+    // `owns_sent`: false for a duplicate handshake's session that shares a
+    // live session's id (the kept datagrams are the live one's).
+    void hand_back(Session* s, bool owns_sent = true) {
+        if (owns_sent) release_sent(s);
         size_t n = s->reorder.drain(released);
         deliver(released, n);
         emit({Event::Kind::SessionFree, s, s->id, 0});
@@ -607,7 +689,7 @@ struct Worker {
         Session* live = it->second;
         live->pending = fresh->pending;
         live->has_pending = true;
-        hand_back(fresh);
+        hand_back(fresh, false);
     }
 
     void remove_session(uint32_t id) {
@@ -709,6 +791,7 @@ struct Worker {
 
     void tick_session(Session* s) {
         if (is_server()) refresh_server_links(s);
+        s->bond.update(now);
         s->reorder.gap_timeout_ns = s->bond.gap_timeout_ns();
         size_t n = s->reorder.expire(now, released);
         deliver(released, n);
@@ -749,21 +832,37 @@ struct Worker {
     // the client's one session; on the server rates summed over sessions
     // (by the clients' link ids) and the largest smoothed RTT.
     void publish_link_gauges() {
-        uint64_t rate[kMaxLinks]{}, pace[kMaxLinks]{}, srtt[kMaxLinks]{};
+        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls; };
+        Gauges g[kMaxLinks]{};
         auto add = [&](Session* s) {
             for (unsigned i = 0; i < kMaxLinks; ++i) {
-                rate[i] += s->bond.est[i].rate_bytes_per_s() * 8;
-                if (s->bond.usable(i)) pace[i] += s->bond.sched.pacing_rate(i) * 8;
-                srtt[i] = std::max(srtt[i], s->bond.est[i].srtt_ns() / 1000);
+                const proto::LinkHealth& h = s->bond.health[i];
+                g[i].rate += s->bond.est[i].rate_bytes_per_s() * 8;
+                if (s->bond.usable(i)) {
+                    g[i].pace += s->bond.sched.pacing_rate(i) * 8;
+                    g[i].used = 1;
+                }
+                g[i].srtt = std::max(g[i].srtt, s->bond.est[i].srtt_ns() / 1000);
+                g[i].state = std::max<uint64_t>(g[i].state, uint64_t(h.state()));
+                g[i].loss_pm = std::max(g[i].loss_pm, uint64_t(h.loss() * 1000 + 0.5));
+                g[i].jitter_us = std::max(g[i].jitter_us, h.jitter_ns() / 1000);
+                g[i].downs += h.downs();
+                g[i].stalls += h.stalls();
             }
         };
         if (client_session) add(client_session);
         for (auto& [id, s] : by_id) add(s);
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             LinkCounters& lc = counters.links[i];
-            lc.rate_bps.store(rate[i], std::memory_order_relaxed);
-            lc.pace_bps.store(pace[i], std::memory_order_relaxed);
-            lc.srtt_us.store(srtt[i], std::memory_order_relaxed);
+            lc.rate_bps.store(g[i].rate, std::memory_order_relaxed);
+            lc.pace_bps.store(g[i].pace, std::memory_order_relaxed);
+            lc.srtt_us.store(g[i].srtt, std::memory_order_relaxed);
+            lc.state.store(g[i].state, std::memory_order_relaxed);
+            lc.used.store(g[i].used, std::memory_order_relaxed);
+            lc.loss_pm.store(g[i].loss_pm, std::memory_order_relaxed);
+            lc.jitter_us.store(g[i].jitter_us, std::memory_order_relaxed);
+            lc.downs.store(g[i].downs, std::memory_order_relaxed);
+            lc.stalls.store(g[i].stalls, std::memory_order_relaxed);
         }
     }
 
@@ -798,10 +897,7 @@ struct Worker {
         switch (tag_op(tag)) {
         case Op::TunRead: on_tun_read(idx, cqe->res); break;
         case Op::UdpRecv: on_udp_recv(tag_link(tag), idx, cqe->res); break;
-        case Op::UdpSend:
-            if (cqe->res < 0) counters.add(Counter::drop_send_error);
-            pool.put(idx);
-            break;
+        case Op::UdpSend: on_sent(idx, cqe->res); break;
         case Op::TunWrite:
             if (cqe->res < 0) counters.add(Counter::drop_tun_write);
             pool.put(idx);

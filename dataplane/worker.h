@@ -20,7 +20,7 @@ struct WorkerConfig {
     proto::Role role = proto::Role::Client;
     int tun_fd = -1;
     int udp_fd = -1;               // client: connected; server: bound
-    uint32_t buffers = 4096;       // packet buffers in the pool
+    uint32_t buffers = 8192;       // packet buffers in the pool (a quarter may be held for resending)
     unsigned tun_read_depth = 64;  // TUN reads kept in flight
     unsigned udp_recv_depth = 64;  // UDP receives kept in flight
     int cpu = -1;                  // core to pin to; -1 = the one we start on

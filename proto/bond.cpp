@@ -7,16 +7,86 @@ namespace onebox::proto {
 
 namespace {
 constexpr uint64_t kBusyWindowNs = 1'000'000'000;  // probe fast while data went out this recently
+constexpr uint64_t kStallPackets = 3;  // undelivered packets that make a stall
+// A link with nothing received this long before another's newest arrival is
+// not used for Feedback (a live link gets a probe at least every 100 ms while
+// the peer sends, and Feedback every 20 ms).
+constexpr uint64_t kQuietFloorNs = 150'000'000;
 }
 
 void Bond::set_usable(unsigned i, bool usable) {
-    if (i >= kMaxLinks || sched.links[i].usable == usable) return;
-    sched.links[i].usable = usable;
+    if (i >= kMaxLinks || exists(i) == usable) return;
     if (usable) {
-        // Keep the estimator (its counters must stay in step with the peer's
-        // cumulative Feedback); restart the scheduler's discovery and probe at once.
-        sched.reset_link(i);
-        last_probe_[i] = Moment{};
+        exists_ |= uint8_t(1u << i);
+        last_probe_[i] = Moment{};  // probe it at once
+    } else {
+        exists_ &= uint8_t(~(1u << i));
+    }
+    refresh_usable(last_update_);
+}
+
+// Keeps the estimator (its counters must stay in step with the peer's
+// cumulative Feedback); restarts the scheduler's discovery of a link it
+// starts using again.
+void Bond::use_link(unsigned i, bool use) {
+    if (sched.links[i].usable == use) return;
+    sched.links[i].usable = use;
+    if (use) sched.reset_link(i);
+}
+
+void Bond::refresh_usable(uint64_t now) {
+    uint8_t tiers[4] = {0, 0, 0, 0};  // schedulable, Up, Unknown, any
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!exists(i)) continue;
+        const LinkHealth& h = health[i];
+        uint8_t bit = uint8_t(1u << i);
+        if (h.schedulable(now)) tiers[0] |= bit;
+        if (h.state() == LinkState::Up && !h.stalled()) tiers[1] |= bit;
+        if (h.state() == LinkState::Unknown) tiers[2] |= bit;
+        tiers[3] |= bit;
+    }
+    uint8_t use = 0;
+    for (uint8_t t : tiers)
+        if ((use = t) != 0) break;
+    for (unsigned i = 0; i < kMaxLinks; ++i) use_link(i, use >> i & 1u);
+}
+
+uint64_t Bond::probe_timeout_ns(unsigned i) const {
+    uint64_t t = 2 * est[i].srtt_ns() + 4 * est[i].rttvar_ns();
+    return std::clamp(t, cfg.probe_timeout_floor_ns, cfg.probe_timeout_ceil_ns);
+}
+
+void Bond::update(uint64_t now) {
+    last_update_ = now;
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        uint64_t timeout = probe_timeout_ns(i);
+        for (Outstanding& o : probes_[i]) {
+            if (!o.used || now - o.sent_ns < timeout) continue;
+            o.used = false;
+            if (exists(i)) health[i].on_probe_lost(now);
+        }
+    }
+    refresh_usable(now);
+}
+
+// A link whose deliveries stopped while another's went on (the peer is
+// there and reporting): bytes were given to it after its last delivery, long
+// enough ago that they should have arrived. Probes would take 4 intervals to
+// call it Down; this takes a few RTTs.
+void Bond::detect_stalls(uint64_t now, uint8_t progressed) {
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!usable(i) || (progressed & ~(1u << i)) == 0) continue;
+        const LinkEstimator& e = est[i];
+        Moment last = e.last_delivery();
+        if (!last.ever || health[i].stalled()) continue;
+        uint64_t lag = std::max(2 * e.srtt_ns() + 4 * e.rttvar_ns() + 2 * e.feedback_interval_ns(),
+                                cfg.stall_floor_ns);
+        if (now - last.at < lag) continue;
+        // Several packets, not one: a single lost keepalive on an idle link
+        // is loss, not a dead link (probes catch an idle dead one).
+        if (e.sent_packets_by(now - lag) < e.sent_packets_by(last.at) + kStallPackets) continue;
+        health[i].on_feedback_stall(now);
+        new_stalls_ |= uint8_t(1u << i);
     }
 }
 
@@ -24,8 +94,9 @@ void Bond::on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes) {
     if (i < kMaxLinks) est[i].on_send(now, datagram_bytes);
 }
 
-void Bond::on_received(unsigned i, uint32_t datagram_bytes, bool answer) {
+void Bond::on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool answer) {
     if (i >= kMaxLinks) return;
+    last_rx_[i] = now;
     rx_bytes_[i] += datagram_bytes;
     ++rx_pkts_[i];  // wraps, as Feedback says
     rx_seen_ |= uint8_t(1u << i);
@@ -48,11 +119,17 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
     if (!decode_feedback(in, len, fb)) return false;
     if (last_fb_.less_than(now, kMinFeedbackGapNs)) return true;
     last_fb_.mark(now);
+    uint8_t progressed = 0;  // links whose deliveries advanced in this report
     for (unsigned k = 0; k < fb.count; ++k) {
         unsigned i = fb.entries[k].link;
+        Moment before = est[i].last_delivery();
         est[i].on_feedback(now, fb.entries[k].rx_bytes, fb.entries[k].rx_packets);
+        Moment after = est[i].last_delivery();
+        if (after.ever && (!before.ever || after.at != before.at)) progressed |= uint8_t(1u << i);
         refresh_inputs(i);
     }
+    detect_stalls(now, progressed);
+    refresh_usable(now);
     return true;
 }
 
@@ -60,7 +137,7 @@ int Bond::probe_due(uint64_t now) const {
     bool busy = last_pick_.less_than(now, kBusyWindowNs);
     uint64_t every = busy ? cfg.probe_every_ns : cfg.idle_probe_every_ns;
     for (unsigned i = 0; i < kMaxLinks; ++i) {
-        if (!sched.links[i].usable) continue;
+        if (!exists(i)) continue;  // unused ones too: their probes bring them back
         if (!last_probe_[i].less_than(now, every)) return int(i);
     }
     return -1;
@@ -71,12 +148,14 @@ size_t Bond::make_probe(unsigned i, uint64_t now, uint8_t* out, size_t out_cap) 
     Probe p{uint8_t(i), ProbeFlags::Probe, ++probe_seq_, now};
     size_t n = encode_probe(p, out, out_cap);
     if (n == 0) return 0;
-    // Oldest slot (or a free one) takes it; a probe older than 4 intervals is lost anyway.
+    // A free slot, or else the oldest: with kProbeSlots past the longest
+    // timeout, that one is overdue and counts as lost.
     Outstanding* slot = &probes_[i][0];
     for (Outstanding& o : probes_[i]) {
         if (!o.used) { slot = &o; break; }
         if (o.sent_ns < slot->sent_ns) slot = &o;
     }
+    if (slot->used && exists(i)) health[i].on_probe_lost(now);
     *slot = Outstanding{p.probe_seq, now, sched.backlog_ns(i, now), true};
     last_probe_[i].mark(now);
     return n;
@@ -95,7 +174,9 @@ Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, siz
         o.used = false;
         uint64_t rtt = now > o.sent_ns ? now - o.sent_ns : 0;
         est[i].on_rtt(now, rtt);
+        health[i].on_probe_echoed(now, rtt);
         refresh_inputs(i);
+        refresh_usable(now);
         uint64_t base = est[i].min_rtt_ns();
         sched.on_queue_sample(i, now, o.modeled_ns, rtt > base ? rtt - base : 0);
         return ProbeAction::Sampled;
@@ -113,7 +194,7 @@ uint64_t Bond::gap_timeout_ns() const {
     unsigned n = 0;
     uint64_t jitter = 0;
     for (unsigned i = 0; i < kMaxLinks; ++i) {
-        if (!sched.links[i].usable) continue;
+        if (!exists(i)) continue;  // the peer may send on any of them
         const LinkEstimator& e = est[i];
         if (e.srtt_ns() == 0) return cfg.gap_unknown_ns;
         uint64_t queue = e.srtt_ns() > e.min_rtt_ns() ? e.srtt_ns() - e.min_rtt_ns() : 0;
@@ -126,9 +207,17 @@ uint64_t Bond::gap_timeout_ns() const {
 }
 
 int Bond::control_link() const {
+    uint64_t newest = 0;
+    for (unsigned i = 0; i < kMaxLinks; ++i)
+        if (usable(i) && (rx_seen_ >> i & 1u)) newest = std::max(newest, last_rx_[i]);
+    auto quiet = [&](unsigned i) {
+        if (!(rx_seen_ >> i & 1u)) return false;
+        uint64_t q = std::max(2 * est[i].srtt_ns() + 4 * est[i].rttvar_ns(), kQuietFloorNs);
+        return newest - last_rx_[i] > q;
+    };
     int best = -1;
     for (unsigned i = 0; i < kMaxLinks; ++i) {
-        if (!sched.links[i].usable) continue;
+        if (!sched.links[i].usable || quiet(i)) continue;
         uint64_t r = est[i].srtt_ns();
         if (best < 0) { best = int(i); continue; }
         uint64_t rb = est[unsigned(best)].srtt_ns();

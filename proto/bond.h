@@ -18,6 +18,7 @@
 
 #include "feedback.h"
 #include "link_estimator.h"
+#include "link_health.h"
 #include "moment.h"
 #include "scheduler.h"
 #include "wire.h"
@@ -27,7 +28,15 @@ namespace onebox::proto {
 struct BondConfig {
     uint64_t feedback_every_ns = 20'000'000;      // while packets arrive
     uint64_t probe_every_ns = 100'000'000;        // per link, while sending
-    uint64_t idle_probe_every_ns = 1'000'000'000; // per link, when nothing was sent for 1 s
+    uint64_t idle_probe_every_ns = 500'000'000;   // per link, when nothing was sent for 1 s
+    // A probe not echoed within clamp(2 x srtt + 4 x rttvar, floor, ceil) is lost.
+    uint64_t probe_timeout_floor_ns = 200'000'000;
+    uint64_t probe_timeout_ceil_ns = 2'000'000'000;
+    // Feedback stall: a link that delivered nothing for
+    // max(2 x srtt + 4 x rttvar + 2 x feedback interval, floor) while bytes
+    // sent on it since its last delivery are that old, and another link
+    // delivered meanwhile, gets no new packets until a probe comes back.
+    uint64_t stall_floor_ns = 60'000'000;
     uint64_t gap_floor_ns = 10'000'000;           // reorder gap timeout bounds
     uint64_t gap_ceil_ns = 500'000'000;
     uint64_t gap_unknown_ns = 50'000'000;         // until every link has an RTT sample
@@ -37,6 +46,7 @@ struct Bond {
     BondConfig cfg{};
     Scheduler sched{};
     LinkEstimator est[kMaxLinks]{};
+    LinkHealth health[kMaxLinks]{};
 
     Bond() {
         // Real feedback comes in bursts (a receive batch, a timer tick), so a
@@ -45,11 +55,29 @@ struct Bond {
     }
 
     // ---- links ----------------------------------------------------------------
-    // A link the scheduler may use. One that becomes usable again goes back
-    // to Startup (doubling from the rate it had learned, which the 1 s max
-    // filter forgets if the path has changed) and is probed at once.
+    // A link exists (the client has it, the server heard from it lately): it
+    // is probed, and the scheduler may use it if its health allows (below).
+    // One that comes back is probed at once.
     void set_usable(unsigned i, bool usable);
+    // Does the scheduler use link i now? Of the links that exist, those whose
+    // LinkHealth is schedulable; if there is none, those Up (not yet stable),
+    // then those Unknown, then all of them (a best effort beats dropping
+    // everything when every probe is failing, e.g. while the peer restarts).
+    // A link that becomes used again goes back to Startup, doubling from the
+    // rate it had learned (which the 1 s max filter forgets if the path changed).
     bool usable(unsigned i) const { return i < kMaxLinks && sched.links[i].usable; }
+    bool exists(unsigned i) const { return i < kMaxLinks && (exists_ >> i & 1u); }
+
+    // Once per timer tick: probes past their timeout count as lost, and the
+    // set of used links follows the links' health.
+    void update(uint64_t now);
+    // Links that stalled since the last call (bit i = link i): what was sent
+    // on them and not reported delivered should go out again elsewhere.
+    uint8_t take_stalled() {
+        uint8_t s = new_stalls_;
+        new_stalls_ = 0;
+        return s;
+    }
 
     // ---- sending --------------------------------------------------------------
     // The link for the next data packet, or -1 (no usable link, or all over
@@ -65,7 +93,7 @@ struct Bond {
     // Every authenticated datagram received on link i, as received. Only
     // `answer` ones (everything but Feedback) make a Feedback due, so two
     // idle ends do not keep answering each other's Feedback.
-    void on_received(unsigned i, uint32_t datagram_bytes, bool answer = true);
+    void on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool answer = true);
 
     // ---- feedback (receiver -> sender) ----------------------------------------
     bool feedback_due(uint64_t now) const { return rx_dirty_ && now >= next_feedback_; }
@@ -86,12 +114,19 @@ struct Bond {
             est[i].reset();
             sched.reset_link(i);
             refresh_inputs(i);
+            // Our own reports start again at 0 too: the peer's new estimators
+            // take their first one as a baseline of what it sent since.
+            rx_bytes_[i] = 0;
+            rx_pkts_[i] = 0;
+            last_rx_[i] = 0;
         }
+        rx_seen_ = 0;
         last_fb_ = Moment{};
     }
 
     // ---- probes ---------------------------------------------------------------
-    // A usable link whose probe is due, or -1. Call make_probe for it, send it,
+    // A link (used or not: probes bring an unused one back) whose probe is
+    // due, or -1. Call make_probe for it, send it,
     // and ask again until -1.
     int probe_due(uint64_t now) const;
     size_t make_probe(unsigned i, uint64_t now, uint8_t* out, size_t out_cap);
@@ -103,23 +138,32 @@ struct Bond {
     ProbeAction on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len);
 
     // ---- receiver's reorder buffer ----------------------------------------------
-    // gap_timeout_for() over the usable links' one-way delays, each both
+    // gap_timeout_for() over the links' (all that exist: the peer decides
+    // which it sends on) one-way delays, each both
     // bare (owd) and with its measured queueing (owd + srtt - min RTT), with
-    // the largest rttvar as jitter; gap_unknown_ns while a usable link has no
+    // the largest rttvar as jitter; gap_unknown_ns while a link has no
     // RTT sample yet.
     uint64_t gap_timeout_ns() const;
 
     // The link to send Feedback on: the usable one with the smallest smoothed
-    // RTT (feedback is small and late feedback is stale), or -1.
+    // RTT (feedback is small and late feedback is stale), or -1. Skipped: a
+    // link on which nothing has arrived for max(2 x srtt + 4 x rttvar, 150 ms)
+    // before the newest arrival on another: the link is probably cut both
+    // ways, and Feedback sent on it would leave the peer blind to the cut.
     int control_link() const;
 
     uint64_t probes_unmatched() const { return unmatched_; }
+    static constexpr unsigned kProbeSlotsForTests = 24;  // = kProbeSlots
 
   private:
+    uint8_t exists_ = 0;        // set_usable() links, bit i = link i
+    uint64_t last_update_ = 0;  // the clock as of the last update()
+    uint8_t new_stalls_ = 0;    // for take_stalled()
     // Receiver: cumulative per-link counts (what Feedback reports).
     uint64_t rx_bytes_[kMaxLinks]{};
     uint32_t rx_pkts_[kMaxLinks]{};
     uint8_t rx_seen_ = 0;       // links that ever received (listed in Feedback)
+    uint64_t last_rx_[kMaxLinks]{};  // when each last received (if rx_seen_)
     bool rx_dirty_ = false;     // something arrived since the last Feedback
     uint64_t next_feedback_ = 0;
 
@@ -130,7 +174,9 @@ struct Bond {
         uint64_t modeled_ns = 0;  // the scheduler's backlog on the link when sent
         bool used = false;
     };
-    static constexpr unsigned kProbeSlots = 4;
+    // Enough for every probe a link can have in flight before its timeout
+    // (ceil 2 s / 100 ms busy interval = 20), so each is judged by update().
+    static constexpr unsigned kProbeSlots = kProbeSlotsForTests;
     Outstanding probes_[kMaxLinks][kProbeSlots]{};
     Moment last_probe_[kMaxLinks]{};
     Moment last_pick_;           // the last data packet scheduled
@@ -139,6 +185,10 @@ struct Bond {
     Moment last_fb_;               // the last Feedback taken
 
     void refresh_inputs(unsigned i) { sched_inputs_from(est[i], sched.links[i]); }
+    void refresh_usable(uint64_t now);
+    void use_link(unsigned i, bool use);
+    uint64_t probe_timeout_ns(unsigned i) const;
+    void detect_stalls(uint64_t now, uint8_t progressed);
 };
 
 }  // namespace onebox::proto

@@ -79,6 +79,7 @@ void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cu
         last_rx_pkts32_ = cum_rx_packets;
         dlv_pkts_ = cum_rx_packets;
         last_fb_time_ = base_time_ = now;
+        last_delivery_.mark(now);  // the reference a stall is measured from
         base_dlv_bytes_ = dlv_bytes_;
         base_sent_bytes_ = sent_bytes_;
         push_snapshot(now);
@@ -89,6 +90,7 @@ void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cu
         ++ignored_;  // an older report overtaken by a newer one
         return;
     }
+    if (cum_rx_bytes > dlv_bytes_) last_delivery_.mark(now);
     dlv_bytes_ = cum_rx_bytes;
     dlv_pkts_ += dpk;
     last_rx_pkts32_ = cum_rx_packets;

@@ -31,6 +31,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "moment.h"
+
 namespace onebox::proto {
 
 // Kathleen Nichols' windowed min/max filter (as in Linux lib/minmax.c): the
@@ -82,6 +84,19 @@ struct LinkEstimator {
     uint64_t delivered_bytes() const { return dlv_bytes_; }
     uint64_t delivered_packets() const { return dlv_pkts_; }  // unwrapped
     uint64_t ignored_feedback() const { return ignored_; }     // older reports dropped
+    // When a Feedback last showed more bytes delivered (never: !ever).
+    Moment last_delivery() const { return last_delivery_; }
+    // Bytes sent as of the newest Feedback taken at or before t (the oldest
+    // kept if none): what the link had been given by then, at feedback
+    // granularity.
+    uint64_t sent_bytes_by(uint64_t t) const {
+        const Snapshot* sn = snapshot_at(t);
+        return sn ? sn->sent_bytes : 0;
+    }
+    uint64_t sent_packets_by(uint64_t t) const {
+        const Snapshot* sn = snapshot_at(t);
+        return sn ? sn->sent_pkts : 0;
+    }
 
     // Forget everything (new session; counters restart at 0 on both ends).
     void reset() {
@@ -105,6 +120,7 @@ struct LinkEstimator {
     uint64_t dlv_bytes_ = 0, dlv_pkts_ = 0;
     uint32_t last_rx_pkts32_ = 0;
     uint64_t last_fb_time_ = 0;
+    Moment last_delivery_;
     uint64_t fb_interval_ = 0;
     // rate sample baseline
     uint64_t base_time_ = 0, base_dlv_bytes_ = 0, base_sent_bytes_ = 0;

@@ -59,8 +59,9 @@ struct ReorderBuffer {
     enum class Insert : uint8_t { Released, Held, Late };
 
     // Offers packet `seq` that arrived at `now`. Returns Late if seq < next,
-    // seq == UINT64_MAX or seq is already held (the caller drops it and frees its handle; nothing is
-    // written to out). Otherwise writes every packet that became releasable to
+    // seq == UINT64_MAX or seq is already held (nothing is written to out;
+    // the handle stays the caller's: the data plane, having ruled out
+    // duplicates with its replay window, delivers such a packet out of order). Otherwise writes every packet that became releasable to
     // out and returns Released if this packet was among them, Held if it was
     // kept (out may still hold packets released because the buffer overflowed).
     Insert insert(uint64_t seq, uint32_t handle, uint64_t now, ReorderEntry* out,

@@ -64,7 +64,8 @@ void fuzz_bond(const uint8_t* data, size_t size, const LinkPolicy* policy) {
         } else if (size && std::memcmp(copy.data(), data, size) != 0) {
             std::abort();  // only an echo is written in place
         }
-        b.on_received(i, uint32_t(size));
+        b.on_received(i, now, uint32_t(size));
+        b.update(now);
         check_bond(b);
     }
 

@@ -15,6 +15,7 @@ set(ONEBOX_LAB_TESTS
   client_restart:120
   multilink:180
   bonding:240
+  failover:180
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

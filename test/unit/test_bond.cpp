@@ -51,12 +51,12 @@ TEST_CASE("bond: feedback is due after arrivals, at most every feedback_every_ns
     const uint64_t every = b.cfg.feedback_every_ns;
     CHECK_FALSE(b.feedback_due(0));
     CHECK_FALSE(b.feedback_due(100 * kSec));
-    b.on_received(kMaxLinks, 1000);  // out of range: ignored
+    b.on_received(kMaxLinks, 0, 1000);  // out of range: ignored
     CHECK_FALSE(b.feedback_due(100 * kSec));
 
     // The first arrival: due at once.
     uint64_t t = 5 * kMs;
-    b.on_received(2, 100);
+    b.on_received(2, 0, 100);
     CHECK(b.feedback_due(t));
     // Too small a buffer: nothing written, still due.
     uint8_t small[8];
@@ -76,7 +76,7 @@ TEST_CASE("bond: feedback is due after arrivals, at most every feedback_every_ns
     CHECK_FALSE(b.feedback_due(sent_at + 10 * kSec));
 
     // Something new, but the interval has not passed yet.
-    b.on_received(0, 50);
+    b.on_received(0, 0, 50);
     CHECK_FALSE(b.feedback_due(sent_at + every - 1));
     CHECK(b.feedback_due(sent_at + every));
     t = sent_at + every + 3 * kMs;  // sent a little late
@@ -93,8 +93,8 @@ TEST_CASE("bond: feedback is due after arrivals, at most every feedback_every_ns
 
     // The interval passes first, then something arrives: due at that moment.
     CHECK_FALSE(b.feedback_due(sent_at + 5 * every));
-    for (int k = 0; k < 3; ++k) b.on_received(2, 1400);
-    b.on_received(7, 60);
+    for (int k = 0; k < 3; ++k) b.on_received(2, 0, 1400);
+    b.on_received(7, 0, 60);
     CHECK(b.feedback_due(sent_at + 5 * every));
     fb = decoded_feedback(b, sent_at + 5 * every);
     REQUIRE(fb.count == 3);
@@ -116,7 +116,7 @@ TEST_CASE("bond: feedback drives the sender's estimator") {
     for (int round = 0; round < 10; ++round) {
         for (int k = 0; k < 20; ++k) {  // 20 x 1000 bytes per 20 ms = 1 MB/s
             tx.on_sent(0, t, 1000);
-            rx.on_received(0, 1000);
+            rx.on_received(0, t, 1000);
         }
         t += 20 * kMs;
         REQUIRE(rx.feedback_due(t));
@@ -136,10 +136,10 @@ TEST_CASE("bond: feedback drives the sender's estimator") {
 
 TEST_CASE("bond: Feedback alone never makes Feedback due (idle ends stay quiet)") {
     Bond b;
-    b.on_received(0, 150, false);  // a peer's Feedback
+    b.on_received(0, 0, 150, false);  // a peer's Feedback
     CHECK_FALSE(b.feedback_due(0));
     CHECK_FALSE(b.feedback_due(10 * kSec));
-    b.on_received(0, 48);  // a probe or data
+    b.on_received(0, 0, 48);  // a probe or data
     CHECK(b.feedback_due(10 * kSec));
     // ... and the Feedback's bytes were counted all the same.
     Feedback fb = decoded_feedback(b, 10 * kSec);
@@ -152,11 +152,11 @@ TEST_CASE("bond: Feedback closer than 5 ms to the last one taken is ignored") {
     Bond rx, tx;
     tx.set_usable(0, true);
     uint8_t buf[kFeedbackMaxSize];
-    rx.on_received(0, 1000);
+    rx.on_received(0, 0, 1000);
     size_t n = rx.make_feedback(0, buf, sizeof buf);
     REQUIRE(tx.on_feedback(0, buf, n));  // baseline
-    rx.on_received(0, 1000);
-    rx.on_received(0, 1000);
+    rx.on_received(0, 0, 1000);
+    rx.on_received(0, 0, 1000);
     n = rx.make_feedback(1 * kMs, buf, sizeof buf);
     CHECK(tx.on_feedback(4 * kMs, buf, n));  // well-formed, so true, but not taken
     CHECK(tx.est[0].delivered_bytes() == 1000);
@@ -238,23 +238,25 @@ TEST_CASE("bond: probes right away, then every interval (busy or idle)") {
     CHECK(b.probe_due(t2 + busy - 1) == -1);
     CHECK(b.probe_due(t2 + busy) == 0);
 
-    // A second after the last pick the session is idle again: 950 ms after
-    // the last probe is more than the short interval but less than the idle one.
-    CHECK(b.probe_due(last_pick + kSec - 1) == 0);  // still busy
-    CHECK(b.probe_due(last_pick + kSec) == -1);
-    CHECK(b.probe_due(t2 + idle - 1) == -1);
-    const uint64_t t3 = t2 + idle;
+    // A second after the last pick the session is idle again: the idle
+    // interval applies, counted from the last probe.
+    const uint64_t t3 = last_pick + kSec - 1;  // still busy: due
     CHECK(b.probe_due(t3) == 0);
+    REQUIRE(b.make_probe(0, t3, buf, sizeof buf) == kProbeSize);
+    REQUIRE(b.make_probe(2, t3, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t3 + busy) == -1);  // idle by then
+    CHECK(b.probe_due(t3 + idle - 1) == -1);
+    CHECK(b.probe_due(t3 + idle) == 0);
 
     // A link that goes away is not probed; when it comes back, at once.
     b.set_usable(0, false);
-    CHECK(b.probe_due(t3) == 2);
-    REQUIRE(b.make_probe(2, t3, buf, sizeof buf) == kProbeSize);
-    CHECK(b.probe_due(t3) == -1);
+    CHECK(b.probe_due(t3 + idle) == 2);
+    REQUIRE(b.make_probe(2, t3 + idle, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t3 + idle) == -1);
     b.set_usable(0, true);
-    CHECK(b.probe_due(t3) == 0);
-    REQUIRE(b.make_probe(0, t3, buf, sizeof buf) == kProbeSize);
-    CHECK(b.probe_due(t3) == -1);
+    CHECK(b.probe_due(t3 + idle) == 0);
+    REQUIRE(b.make_probe(0, t3 + idle, buf, sizeof buf) == kProbeSize);
+    CHECK(b.probe_due(t3 + idle) == -1);
 }
 
 // ---- probes and echoes --------------------------------------------------------------
@@ -357,21 +359,24 @@ TEST_CASE("bond: echoes are matched to our probes by probe_seq") {
 TEST_CASE("bond: a few probes outstanding per link; the oldest gives way") {
     Bond a, peer;
     a.set_usable(3, true);
-    // Six probes, 10 ms apart, none answered yet: only the last four are remembered.
-    uint8_t echoes[6][kProbeSize];
-    for (unsigned k = 0; k < 6; ++k) {
+    // kProbeSlots + 2 probes, 10 ms apart, none answered yet: only the last
+    // kProbeSlots are remembered, and the two that gave way count as lost.
+    constexpr unsigned kN = Bond::kProbeSlotsForTests + 2;
+    uint8_t echoes[kN][kProbeSize];
+    for (unsigned k = 0; k < kN; ++k) {
         REQUIRE(a.make_probe(3, k * 10 * kMs, echoes[k], kProbeSize) == kProbeSize);
         REQUIRE(peer.on_probe(3, k * 10 * kMs, echoes[k], kProbeSize) ==
                 Bond::ProbeAction::SendEcho);
     }
-    const uint64_t t = 100 * kMs;
+    CHECK(a.health[3].lost_in_a_row() == 2);
+    const uint64_t t = 300 * kMs;
     // Answered out of order.
     CHECK(a.on_probe(3, t, echoes[3], kProbeSize) == Bond::ProbeAction::Sampled);
     CHECK(a.est[3].latest_rtt_ns() == t - 30 * kMs);
     CHECK(a.on_probe(3, t, echoes[0], kProbeSize) == Bond::ProbeAction::Ignored);
     CHECK(a.on_probe(3, t, echoes[1], kProbeSize) == Bond::ProbeAction::Ignored);
     CHECK(a.probes_unmatched() == 2);
-    for (unsigned k : {5u, 2u, 4u}) {
+    for (unsigned k : {kN - 1, 2u, kN - 2}) {
         CAPTURE(k);
         CHECK(a.on_probe(3, t, echoes[k], kProbeSize) == Bond::ProbeAction::Sampled);
         CHECK(a.est[3].latest_rtt_ns() == t - k * 10 * kMs);
@@ -489,6 +494,142 @@ TEST_CASE("bond: a link that becomes usable again restarts its discovery") {
     CHECK_FALSE(b.usable(kMaxLinks));
 }
 
+// ---- link health: probes, feedback stalls, which links are used ---------------------
+
+// The peer's Feedback for two links: cumulative bytes and packets.
+void feed(Bond& b, uint64_t now, uint64_t bytes0, uint64_t bytes1) {
+    Feedback fb;
+    fb.count = 2;
+    fb.entries[0] = FeedbackEntry{0, uint32_t(bytes0 / 1000), bytes0};
+    fb.entries[1] = FeedbackEntry{1, uint32_t(bytes1 / 1000), bytes1};
+    uint8_t buf[kFeedbackMaxSize];
+    size_t n = encode_feedback(fb, buf, sizeof buf);
+    REQUIRE(b.on_feedback(now, buf, n));
+}
+
+TEST_CASE("bond: a link whose deliveries stop while another's go on is not used within a few RTTs") {
+    Bond b;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    sample_rtt(b, 0, 0, 20 * kMs);
+    sample_rtt(b, 1, 0, 20 * kMs);
+    REQUIRE(b.usable(0));
+    REQUIRE(b.usable(1));
+    // 1000 bytes per ms on each link; the peer reports every 20 ms what was
+    // sent up to 10 ms before. Link 1 dies at 500 ms.
+    uint64_t sent[2] = {0, 0}, dlv[2] = {0, 0};
+    uint64_t cut = 500 * kMs, gone_at = 0;
+    for (uint64_t t = 20 * kMs; t <= 1000 * kMs; t += 20 * kMs) {
+        for (unsigned i = 0; i < 2; ++i) {
+            b.on_sent(i, t, 20'000);
+            sent[i] += 20'000;
+        }
+        dlv[0] = sent[0] - 10'000;
+        if (t < cut) dlv[1] = sent[1] - 10'000;
+        feed(b, t, dlv[0], dlv[1]);
+        b.update(t);
+        if (t < cut) CHECK(b.usable(1));
+        if (!b.usable(1) && gone_at == 0) gone_at = t;
+        CHECK(b.usable(0));
+    }
+    // srtt 20 ms, rttvar 10 ms, feedback every 20 ms: 120 ms of silence.
+    REQUIRE(gone_at > 0);
+    CHECK(gone_at - cut <= 160 * kMs);
+    CHECK(b.health[1].stalls() == 1);
+    CHECK(b.health[1].state() == LinkState::Up);  // probes decide Down
+}
+
+TEST_CASE("bond: an idle link or a lossy one is not a stall") {
+    Bond b;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    sample_rtt(b, 0, 0, 20 * kMs);
+    sample_rtt(b, 1, 0, 20 * kMs);
+    uint64_t sent[2] = {0, 0}, dlv[2] = {0, 0};
+    for (uint64_t t = 20 * kMs; t <= 3000 * kMs; t += 20 * kMs) {
+        b.on_sent(0, t, 20'000);
+        sent[0] += 20'000;
+        dlv[0] = sent[0] - 10'000;
+        // Link 1 carries a 100-byte keepalive every 500 ms, and lost the
+        // first one: what it lost once is not "nothing delivered since".
+        if (t % (500 * kMs) == 0) {
+            b.on_sent(1, t, 100);
+            if (t > 500 * kMs) dlv[1] += 100;
+        }
+        feed(b, t, dlv[0], dlv[1]);
+        b.update(t);
+        CHECK(b.usable(1));
+    }
+    CHECK(b.health[1].stalls() == 0);
+}
+
+TEST_CASE("bond: probes that are not echoed take a link down; it comes back after 2 s clean") {
+    Bond b;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    sample_rtt(b, 0, 0, 20 * kMs);
+    sample_rtt(b, 1, 0, 20 * kMs);
+    uint8_t buf[kProbeSize];
+    uint64_t t = 100 * kMs;
+    // Link 1's probes go unanswered; link 0's are echoed.
+    for (int k = 0; k < 4; ++k) {
+        REQUIRE(b.make_probe(1, t, buf, sizeof buf) == kProbeSize);
+        sample_rtt(b, 0, t, 20 * kMs);
+        t += 250 * kMs;  // past the 200 ms floor of the probe timeout
+        b.update(t);
+    }
+    CHECK(b.health[1].state() == LinkState::Down);
+    CHECK_FALSE(b.usable(1));
+    CHECK(b.usable(0));
+    // Echoed again: Up, but not used until it has been clean for 2 s.
+    t = 1000 * kMs;
+    sample_rtt(b, 1, t, 20 * kMs);
+    b.update(t + 20 * kMs);
+    CHECK(b.health[1].state() == LinkState::Up);
+    CHECK_FALSE(b.usable(1));
+    for (t += 100 * kMs; t < 3100 * kMs; t += 100 * kMs) {
+        sample_rtt(b, 1, t, 20 * kMs);
+        b.update(t + 20 * kMs);
+    }
+    CHECK(b.usable(1));
+}
+
+TEST_CASE("bond: which links are used when none is healthy") {
+    Bond b;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    // Nothing known yet: both (the session must start somewhere).
+    CHECK(b.usable(0));
+    CHECK(b.usable(1));
+    // One Up: only that one; the other joins when its first echo comes.
+    sample_rtt(b, 0, 0, 20 * kMs);
+    CHECK(b.usable(0));
+    CHECK_FALSE(b.usable(1));
+    sample_rtt(b, 1, 0, 30 * kMs);
+    CHECK(b.usable(1));
+    // Both Down (the peer went away): both still carry a best effort.
+    uint8_t buf[kProbeSize];
+    uint64_t t = 100 * kMs;
+    for (int k = 0; k < 4; ++k) {
+        REQUIRE(b.make_probe(0, t, buf, sizeof buf) == kProbeSize);
+        REQUIRE(b.make_probe(1, t, buf, sizeof buf) == kProbeSize);
+        t += 250 * kMs;
+        b.update(t);
+    }
+    REQUIRE(b.health[0].state() == LinkState::Down);
+    REQUIRE(b.health[1].state() == LinkState::Down);
+    CHECK(b.usable(0));
+    CHECK(b.usable(1));
+    // The first to answer is used alone at once, before its 2 s hold.
+    sample_rtt(b, 1, t, 30 * kMs);
+    CHECK_FALSE(b.usable(0));
+    CHECK(b.usable(1));
+    // A link that does not exist is never used, whatever its health.
+    b.set_usable(1, false);
+    CHECK_FALSE(b.usable(1));
+    CHECK(b.usable(0));
+}
+
 TEST_CASE("bond: the control link is the usable one with the smallest RTT") {
     Bond b;
     CHECK(b.control_link() == -1);
@@ -512,6 +653,26 @@ TEST_CASE("bond: the control link is the usable one with the smallest RTT") {
     CHECK(b.control_link() == 0);  // only an unmeasured one left
     b.set_usable(0, false);
     CHECK(b.control_link() == -1);
+}
+
+TEST_CASE("bond: Feedback leaves a link on which nothing arrives any more") {
+    Bond b;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    sample_rtt(b, 0, 0, 20 * kMs);
+    sample_rtt(b, 1, 0, 60 * kMs);
+    uint64_t t = 100 * kMs;
+    b.on_received(0, t, 100);
+    b.on_received(1, t, 100);
+    CHECK(b.control_link() == 0);  // the smaller RTT
+    // Link 0 falls silent; link 1 keeps receiving (probes, data).
+    for (t += 10 * kMs; t < 400 * kMs; t += 10 * kMs) {
+        b.on_received(1, t, 100);
+        // 150 ms (the floor; 2 x srtt + 4 x rttvar is 80 ms) after link 0's last arrival.
+        CHECK(b.control_link() == (t - 100 * kMs > 150 * kMs ? 1 : 0));
+    }
+    b.on_received(0, t, 100);  // link 0 is back
+    CHECK(b.control_link() == 0);
 }
 
 // ---- two Bonds back to back -------------------------------------------------------------
@@ -565,7 +726,7 @@ TEST_CASE("bond: two Bonds back to back learn 30 + 10 Mbit/s and split 3:1") {
             while (!fwd[i].empty() && fwd[i].front().at <= now) {
                 Msg m = fwd[i].front();
                 fwd[i].pop_front();
-                b.on_received(i, m.bytes);
+                b.on_received(i, now, m.bytes);
                 if (!m.probe) continue;
                 if (b.on_probe(i, now, m.payload, m.len) != Bond::ProbeAction::SendEcho) {
                     ++errors;
