@@ -589,6 +589,32 @@ lab_start() {
   lab_up "$LAB_P" || lab_fail "$1: lab_up failed"
 }
 
+# lab_link_slot IFNAME: the link id the client gave WAN interface IFNAME (from
+# its log; the last time it came up).
+lab_link_slot() {
+  grep -E "link [0-9]+ up: $1 " "$(lab_log_file client)" | tail -n 1 | sed -E 's/.*link ([0-9]+) up.*/\1/'
+}
+
+# lab_client_with [CLIENT_KEYS] [SECTIONS]: restart the client with
+# CLIENT_KEYS (lines) added to its [client] section and SECTIONS appended to
+# its config; waits for the tunnel and sets L0/L1 to wan0's/wan1's link ids.
+lab_client_with() {
+  stop_daemon client TERM 5 >/dev/null 2>&1
+  write_client_conf "$LAB_DIR/client.conf"
+  if [ -n "${1:-}" ]; then
+    "$LAB_PY" - "$LAB_DIR/client.conf" "$1" <<'PY'
+import sys
+path, keys = sys.argv[1], sys.argv[2]
+text = open(path).read().replace("[client]\n", "[client]\n" + keys + "\n", 1)
+open(path, "w").write(text)
+PY
+  fi
+  [ -n "${2:-}" ] && printf '%s\n' "$2" >>"$LAB_DIR/client.conf"
+  lab_tunnel_up || lab_fail "tunnel did not come up with: $*"
+  L0=$(lab_link_slot wan0); L1=$(lab_link_slot wan1)
+  [ -n "$L0" ] && [ -n "$L1" ] || lab_fail "client did not report both WAN links"
+}
+
 # lab_require_emu NAME: a test that needs the link emulator: root (else exit 77)
 # and build/linkemu; turns LAB_EMU on for the lab it starts next.
 lab_require_emu() {

@@ -31,7 +31,7 @@ bool same_path(const wan::WanLink& a, const wan::WanLink& b) {
     return a.ifindex == b.ifindex && a.gateway == b.gateway && a.address == b.address;
 }
 
-// ", weight 2, max rate up 40 Mbit/s" for the log line, or "".
+// ", weight 2, max rate up 40 Mbit/s, priority 2" for the log line, or "".
 std::string describe_overrides(const proto::LinkSettings& ls) {
     std::string out;
     char buf[64];
@@ -45,6 +45,10 @@ std::string describe_overrides(const proto::LinkSettings& ls) {
     }
     if (ls.max_rate_down_bps) {
         std::snprintf(buf, sizeof buf, ", max rate down %g Mbit/s", double(ls.max_rate_down_bps) / 1e6);
+        out += buf;
+    }
+    if (ls.priority != 1) {
+        std::snprintf(buf, sizeof buf, ", priority %u", ls.priority);
         out += buf;
     }
     return out;
@@ -74,6 +78,7 @@ bool add_link(Daemon& d, unsigned i, const wan::WanLink& link) {
         cmd.weight = ls->weight;
         cmd.max_rate_up_bps = ls->max_rate_up_bps;
         cmd.max_rate_down_bps = ls->max_rate_down_bps;
+        cmd.priority = uint8_t(ls->priority);
         overrides = describe_overrides(*ls);
     }
     send_command(d, cmd);

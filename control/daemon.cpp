@@ -114,12 +114,24 @@ Status open_server_socket(Daemon& d) {
     return Status::success();
 }
 
+proto::SchedMode sched_mode(proto::Mode m) {
+    switch (m) {
+        case proto::Mode::Bond: return proto::SchedMode::Bond;
+        case proto::Mode::RoundRobin: return proto::SchedMode::RoundRobin;
+        case proto::Mode::Redundant: return proto::SchedMode::Redundant;
+        case proto::Mode::Backup: return proto::SchedMode::Backup;
+    }
+    return proto::SchedMode::Bond;
+}
+
 void start_worker(Daemon& d) {
     dataplane::WorkerConfig wc;
     wc.role = d.role;
     wc.tun_fd = d.tun.get();
     wc.udp_fd = d.udp.get();
-    wc.mode = d.cfg.mode == proto::Mode::RoundRobin ? proto::SchedMode::RoundRobin : proto::SchedMode::Bond;
+    wc.mode = sched_mode(d.cfg.mode);
+    wc.probe_interval_ns = d.cfg.probe_interval_ns;
+    wc.link_hold_ns = d.cfg.link_hold_ns;
     d.worker = std::thread([&d, wc] {
         d.worker_result = dataplane::run_worker(wc, *d.channel);
         if (d.worker_result < 0) {

@@ -34,6 +34,7 @@ struct Command {
     double weight = 0;
     uint64_t max_rate_up_bps = 0;      // cap on what the client sends on it
     uint64_t max_rate_down_bps = 0;    // cap on what the server sends on it (told in keepalives)
+    uint8_t priority = 1;              // mode backup: 1 first
 };
 
 // Control events: few, and every one matters, so they never share a ring with

@@ -54,6 +54,7 @@ struct ClientLink {
     double weight = 0;
     uint64_t max_rate_up_bps = 0;
     uint64_t max_rate_down_bps = 0;
+    uint8_t priority = 1;
 };
 
 constexpr uint64_t kTimerPeriodNs = 5'000'000;     // keepalive / expiry pass
@@ -225,9 +226,9 @@ struct Worker {
         if (evicted != kNoBuffer) pool.put(evicted);
     }
 
-    // Links of `s` that just stalled (Bond::take_stalled): what was sent on
-    // them and not yet reported delivered goes out again, oldest first, on
-    // the links the scheduler picks now. The peer keeps the first copy.
+    // Links of `s` that just stalled or went Down (Bond::take_stalled): what
+    // was sent on them and not yet reported delivered goes out again, oldest
+    // first, on the links the scheduler picks now. The peer keeps the first copy.
     void resend_stalled(Session* s, uint8_t stalled) {
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             if (!(stalled >> i & 1u)) continue;
@@ -316,7 +317,8 @@ struct Worker {
             auto weight = uint16_t(std::clamp(l.weight * 100.0 + 0.5, 0.0, 65535.0));
             // Rounded up: a cap is never sent as "none".
             auto kbit = uint32_t(std::min<uint64_t>((l.max_rate_down_bps + 999) / 1000, UINT32_MAX));
-            if (weight || kbit) p.entries[p.count++] = proto::LinkOverride{uint8_t(i), weight, kbit};
+            if (weight || kbit || l.priority > 1)
+                p.entries[p.count++] = proto::LinkOverride{uint8_t(i), weight, kbit, l.priority};
         }
         return p;
     }
@@ -328,7 +330,9 @@ struct Worker {
             s->bond.set_usable(i, links[i].active);
             s->bond.sched.links[i].weight = links[i].weight;
             s->bond.sched.links[i].max_rate_bps = links[i].max_rate_up_bps;
+            s->bond.sched.links[i].priority = links[i].priority;
         }
+        s->bond.refresh(now);
     }
 
     // Client: tell the server the new link set at once, on every link.
@@ -346,6 +350,7 @@ struct Worker {
         for (unsigned i = 0; i < kMaxLinks; ++i) s->links[i].retired = !(p.link_set & (1u << i));
         proto::apply_link_policy(p, s->bond.sched);
         refresh_server_links(s);
+        s->bond.refresh(now);
     }
 
     // ---- choosing a link ------------------------------------------------------
@@ -417,6 +422,30 @@ struct Worker {
         seal_and_send(s, unsigned(link), idx, size_t(res), proto::PacketType::Data);
         counters.add(Counter::tx_packets);
         counters.add(Counter::tx_bytes, uint64_t(res));
+        if (s->bond.sched.cfg.mode == proto::SchedMode::Redundant) send_copies(s, unsigned(link), idx);
+    }
+
+    // Mode redundant: the sealed datagram in `idx` (sent on `first`) goes out
+    // on every other link too, byte for byte, whatever its health: a copy on
+    // a lossy or flapping link is what this mode is for, and one on a dead
+    // link costs only its bytes. The peer keeps the first copy to arrive (its
+    // replay window drops the rest as drop_replay). A copy per link, because
+    // one buffer can be in one send at a time here.
+    void send_copies(Session* s, unsigned first, uint32_t idx) {
+        const uint32_t len = pool.meta[idx].len;
+        for (unsigned j = 0; j < kMaxLinks; ++j) {
+            if (j == first || !s->bond.exists(j)) continue;
+            uint32_t copy = pool.get();
+            if (copy == kNoBuffer) { counters.add(Counter::no_buffer); return; }
+            std::memcpy(pool.data(copy), pool.data(idx), len);
+            pool.meta[copy].keep = false;
+            s->bond.on_sent(j, now, len);
+            send_datagram(s, j, copy, len);
+            counters.add(Counter::redundant_copies);
+            LinkCounters& lc = counters.links[j];
+            bump(lc.tx_packets, 1);
+            bump(lc.tx_bytes, len - proto::kDataOverhead);
+        }
     }
 
     // ---- receiving (network -> TUN) -----------------------------------------
@@ -668,6 +697,8 @@ struct Worker {
     void install_session(Session* fresh) {
         fresh->reorder.gap_timeout_ns = cfg.reorder_gap_ns;
         fresh->bond.cfg.gap_unknown_ns = cfg.reorder_gap_ns;
+        fresh->bond.cfg.idle_probe_every_ns = cfg.probe_interval_ns;
+        for (proto::LinkHealth& h : fresh->bond.health) h.cfg.stable_ns = cfg.link_hold_ns;
         if (!is_server()) {
             apply_client_links(fresh);
             // The client trusts new keys as soon as the server answered; its
@@ -744,6 +775,7 @@ struct Worker {
         links[i].weight = cmd.weight;
         links[i].max_rate_up_bps = cmd.max_rate_up_bps;
         links[i].max_rate_down_bps = cmd.max_rate_down_bps;
+        links[i].priority = cmd.priority;
         if (client_session) apply_client_links(client_session);
         // At once: the server learns the new link's address and the new set.
         announce_links();
@@ -792,6 +824,7 @@ struct Worker {
     void tick_session(Session* s) {
         if (is_server()) refresh_server_links(s);
         s->bond.update(now);
+        if (uint8_t failed = s->bond.take_stalled()) resend_stalled(s, failed);
         s->reorder.gap_timeout_ns = s->bond.gap_timeout_ns();
         size_t n = s->reorder.expire(now, released);
         deliver(released, n);

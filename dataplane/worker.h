@@ -27,6 +27,8 @@ struct WorkerConfig {
     uint64_t keepalive_ns = 1'000'000'000;      // send one after this much silence
     uint64_t reorder_gap_ns = 50'000'000;       // gap timeout until the links' delays are known
     proto::SchedMode mode = proto::SchedMode::Bond;  // client: [client] mode (told to the server)
+    uint64_t probe_interval_ns = 500'000'000;   // idle probe interval per link
+    uint64_t link_hold_ns = 2'000'000'000;      // a failed link's clean time before reuse
 };
 
 // Runs the worker loop on the calling thread until channel.stop is set.

@@ -48,12 +48,36 @@ void Bond::refresh_usable(uint64_t now) {
     uint8_t use = 0;
     for (uint8_t t : tiers)
         if ((use = t) != 0) break;
+    if (sched.cfg.mode == SchedMode::Backup) use = best_priority(use);
     for (unsigned i = 0; i < kMaxLinks; ++i) use_link(i, use >> i & 1u);
+}
+
+// Mode backup: of the links `use` allows, only those of the best (lowest)
+// priority; the next ones take over when all of those are out of use.
+uint8_t Bond::best_priority(uint8_t use) const {
+    unsigned best = 256;
+    for (unsigned i = 0; i < kMaxLinks; ++i)
+        if (use >> i & 1u) best = std::min<unsigned>(best, sched.links[i].priority);
+    uint8_t out = 0;
+    for (unsigned i = 0; i < kMaxLinks; ++i)
+        if ((use >> i & 1u) && sched.links[i].priority == best) out |= uint8_t(1u << i);
+    return out;
 }
 
 uint64_t Bond::probe_timeout_ns(unsigned i) const {
     uint64_t t = 2 * est[i].srtt_ns() + 4 * est[i].rttvar_ns();
     return std::clamp(t, cfg.probe_timeout_floor_ns, cfg.probe_timeout_ceil_ns);
+}
+
+// A link whose probes take it Down had its packets lost since it died, like
+// a stalled one: they are to be sent again (take_stalled) unless a stall
+// already did that.
+void Bond::probe_lost(unsigned i, uint64_t now) {
+    if (!exists(i)) return;
+    bool was_down = health[i].state() == LinkState::Down;
+    health[i].on_probe_lost(now);
+    if (!was_down && health[i].state() == LinkState::Down && !health[i].stalled())
+        new_stalls_ |= uint8_t(1u << i);
 }
 
 void Bond::update(uint64_t now) {
@@ -63,7 +87,7 @@ void Bond::update(uint64_t now) {
         for (Outstanding& o : probes_[i]) {
             if (!o.used || now - o.sent_ns < timeout) continue;
             o.used = false;
-            if (exists(i)) health[i].on_probe_lost(now);
+            probe_lost(i, now);
         }
     }
     refresh_usable(now);
@@ -155,7 +179,7 @@ size_t Bond::make_probe(unsigned i, uint64_t now, uint8_t* out, size_t out_cap) 
         if (!o.used) { slot = &o; break; }
         if (o.sent_ns < slot->sent_ns) slot = &o;
     }
-    if (slot->used && exists(i)) health[i].on_probe_lost(now);
+    if (slot->used) probe_lost(i, now);
     *slot = Outstanding{p.probe_seq, now, sched.backlog_ns(i, now), true};
     last_probe_[i].mark(now);
     return n;
@@ -207,23 +231,32 @@ uint64_t Bond::gap_timeout_ns() const {
 }
 
 int Bond::control_link() const {
+    // Arrivals on any link that exists count: in mode backup the idle backup
+    // link still brings probes, and is where Feedback must go when the
+    // primary is cut.
     uint64_t newest = 0;
     for (unsigned i = 0; i < kMaxLinks; ++i)
-        if (usable(i) && (rx_seen_ >> i & 1u)) newest = std::max(newest, last_rx_[i]);
+        if (exists(i) && (rx_seen_ >> i & 1u)) newest = std::max(newest, last_rx_[i]);
     auto quiet = [&](unsigned i) {
         if (!(rx_seen_ >> i & 1u)) return false;
         uint64_t q = std::max(2 * est[i].srtt_ns() + 4 * est[i].rttvar_ns(), kQuietFloorNs);
         return newest - last_rx_[i] > q;
     };
-    int best = -1;
-    for (unsigned i = 0; i < kMaxLinks; ++i) {
-        if (!sched.links[i].usable || quiet(i)) continue;
-        uint64_t r = est[i].srtt_ns();
-        if (best < 0) { best = int(i); continue; }
-        uint64_t rb = est[unsigned(best)].srtt_ns();
-        // A link with a measured RTT beats one without; then the smaller RTT.
-        if (r != 0 && (rb == 0 || r < rb)) best = int(i);
-    }
+    // A link with a measured RTT beats one without; then the smaller RTT.
+    auto pick = [&](auto&& eligible) {
+        int best = -1;
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            if (!eligible(i)) continue;
+            uint64_t r = est[i].srtt_ns();
+            if (best < 0) { best = int(i); continue; }
+            uint64_t rb = est[unsigned(best)].srtt_ns();
+            if (r != 0 && (rb == 0 || r < rb)) best = int(i);
+        }
+        return best;
+    };
+    int best = pick([&](unsigned i) { return usable(i) && !quiet(i); });
+    if (best < 0) best = pick([&](unsigned i) { return exists(i) && !quiet(i); });
+    if (best < 0) best = pick([&](unsigned i) { return usable(i); });
     return best;
 }
 

@@ -71,8 +71,12 @@ struct Bond {
     // Once per timer tick: probes past their timeout count as lost, and the
     // set of used links follows the links' health.
     void update(uint64_t now);
-    // Links that stalled since the last call (bit i = link i): what was sent
-    // on them and not reported delivered should go out again elsewhere.
+    // Mode or priorities changed (the client's policy, or SetMode): which
+    // links are used follows at once.
+    void refresh(uint64_t now) { refresh_usable(now); }
+    // Links that stalled, or went Down without a stall first, since the last
+    // call (bit i = link i): what was sent on them and not reported
+    // delivered should go out again elsewhere.
     uint8_t take_stalled() {
         uint8_t s = new_stalls_;
         new_stalls_ = 0;
@@ -148,8 +152,10 @@ struct Bond {
     // The link to send Feedback on: the usable one with the smallest smoothed
     // RTT (feedback is small and late feedback is stale), or -1. Skipped: a
     // link on which nothing has arrived for max(2 x srtt + 4 x rttvar, 150 ms)
-    // before the newest arrival on another: the link is probably cut both
-    // ways, and Feedback sent on it would leave the peer blind to the cut.
+    // before the newest arrival on any link: the link is probably cut both
+    // ways, and Feedback sent on it would leave the peer blind to the cut. If
+    // every usable link is quiet, an unused one that is not (mode backup's
+    // idle backup link); if all are quiet, the usable one as before.
     int control_link() const;
 
     uint64_t probes_unmatched() const { return unmatched_; }
@@ -186,6 +192,8 @@ struct Bond {
 
     void refresh_inputs(unsigned i) { sched_inputs_from(est[i], sched.links[i]); }
     void refresh_usable(uint64_t now);
+    uint8_t best_priority(uint8_t use) const;
+    void probe_lost(unsigned i, uint64_t now);
     void use_link(unsigned i, bool use);
     uint64_t probe_timeout_ns(unsigned i) const;
     void detect_stalls(uint64_t now, uint8_t progressed);

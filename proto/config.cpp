@@ -287,7 +287,28 @@ std::string set_wan_interfaces(std::string_view v, Config& c) {
 std::string set_mode(std::string_view v, Config& c) {
     if (v == "bond") c.mode = Mode::Bond;
     else if (v == "round-robin") c.mode = Mode::RoundRobin;
-    else return "mode must be bond or round-robin, got " + shown(v);
+    else if (v == "redundant") c.mode = Mode::Redundant;
+    else if (v == "backup") c.mode = Mode::Backup;
+    else return "mode must be bond, round-robin, redundant or backup, got " + shown(v);
+    return {};
+}
+
+std::string set_probe_interval(std::string_view v, Config& c) {
+    if (!parse_duration(v, 50'000'000, 10'000'000'000, c.probe_interval_ns))
+        return "probe_interval must be a duration from 50ms to 10s (e.g. 500ms, 1s), got " + shown(v);
+    return {};
+}
+
+std::string set_link_hold(std::string_view v, Config& c) {
+    if (!parse_duration(v, 0, 60'000'000'000, c.link_hold_ns))
+        return "link_hold must be a duration from 0s to 60s (e.g. 2s, 500ms), got " + shown(v);
+    return {};
+}
+
+std::string set_priority(std::string_view v, LinkSettings& l) {
+    uint64_t n = 0;
+    if (!parse_number(v, 255, false, n) || n == 0) return "priority must be 1-255 (1 first), got " + shown(v);
+    l.priority = unsigned(n);
     return {};
 }
 
@@ -328,6 +349,7 @@ constexpr LinkKeySpec kLinkKeys[] = {
     {"max_rate", set_max_rate},
     {"max_rate_up", set_max_rate_up},
     {"max_rate_down", set_max_rate_down},
+    {"priority", set_priority},
 };
 
 std::string set_nat_interface(std::string_view v, Config& c) {
@@ -384,6 +406,8 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kClient, "masquerade_lan", set_masquerade_lan},
     {Section::Main, kClient, "wan_interfaces", set_wan_interfaces},
     {Section::Main, kClient, "mode", set_mode},
+    {Section::Main, kBoth, "probe_interval", set_probe_interval},
+    {Section::Main, kBoth, "link_hold", set_link_hold},
     {Section::Main, kServer, "listen_address", set_listen_address},
     {Section::Main, kServer, "listen_port", set_listen_port},
     {Section::Main, kServer, "max_clients", set_max_clients},
@@ -764,6 +788,25 @@ bool parse_rate(std::string_view s, uint64_t& bps) {
     const double r = n * scale;
     if (!(r >= 1) || r > 100e9) return false;
     bps = uint64_t(r + 0.5);
+    return true;
+}
+
+bool parse_duration(std::string_view s, uint64_t min_ns, uint64_t max_ns, uint64_t& ns) {
+    double scale = 1e6;  // a bare number is milliseconds
+    std::string_view v = s;
+    if (v.size() > 2 && v.substr(v.size() - 2) == "ms") {
+        v.remove_suffix(2);
+    } else if (v.size() > 1 && v.back() == 's') {
+        v.remove_suffix(1);
+        scale = 1e9;
+    }
+    if (v.empty() || !is_digit(v.front()) || !is_digit(v.back())) return false;
+    double n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n, std::chars_format::fixed);
+    if (ec != std::errc() || end != v.data() + v.size()) return false;
+    const double r = n * scale;
+    if (!(r >= double(min_ns)) || r > double(max_ns)) return false;
+    ns = uint64_t(r + 0.5);
     return true;
 }
 

@@ -3,11 +3,13 @@
 //
 // Format: INI as read by inih, compatible with the seed's config.toml examples:
 //   [client] server_address, server_port, preshared_key, log_level, fwmark,
-//            route_table, masquerade_lan, wan_interfaces, mode
+//            route_table, masquerade_lan, wan_interfaces, mode,
+//            probe_interval, link_hold
 //   [client.tun] name, ip, netmask, mtu
-//   [client.link.NAME] weight, max_rate, max_rate_up, max_rate_down
+//   [client.link.NAME] weight, max_rate, max_rate_up, max_rate_down, priority
 //            (overrides for WAN interface NAME; at most kMaxWanInterfaces)
-//   [server] listen_address, listen_port, preshared_key, log_level
+//   [server] listen_address, listen_port, preshared_key, log_level,
+//            probe_interval, link_hold
 //   [server.tun] name, ip, netmask, mtu
 // Values may be "double-quoted" (inside quotes, \" and \\ are escapes).
 // Comments start with # or ; at the start of a line or after whitespace. Lines
@@ -29,7 +31,10 @@ namespace onebox::proto {
 enum class Role : uint8_t { Client, Server };
 enum class LogLevel : uint8_t { Error, Warn, Info, Debug };
 // [client] mode: how packets are spread over the WAN links.
-enum class Mode : uint8_t { Bond, RoundRobin };  // "bond" (default), "round-robin"
+// "bond" (default), "round-robin", "redundant" (every packet on every used
+// link, first copy wins), "backup" (only the links of the best `priority`
+// that are usable; the others only while all of those are down).
+enum class Mode : uint8_t { Bond, RoundRobin, Redundant, Backup };
 
 inline constexpr unsigned kMaxWanInterfaces = 8;  // links the client can bond (= kMaxLinks)
 inline constexpr uint32_t kMaxFwmark = 0xffff;    // the upper 16 bits of the mark name the WAN link
@@ -49,6 +54,7 @@ struct LinkSettings {
     double weight = 0;              // > 0: split by weight instead of learned rates
     uint64_t max_rate_up_bps = 0;   // 0 = no cap
     uint64_t max_rate_down_bps = 0;
+    unsigned priority = 1;          // 1 (first) .. 255; mode = "backup" uses the lowest number up
 };
 
 struct Config {
@@ -69,6 +75,11 @@ struct Config {
     // kMaxWanInterfaces valid interface names, no duplicates, not the TUN.
     std::vector<std::string> wan_interfaces;
     Mode mode = Mode::Bond;      // [client] mode
+    // [client]/[server] probe_interval: RTT/health probes per link when idle
+    // (every 100 ms while sending); link_hold: how long a link that failed
+    // must answer every probe before it carries traffic again. "500ms", "2s".
+    uint64_t probe_interval_ns = 500'000'000;
+    uint64_t link_hold_ns = 2'000'000'000;
     std::vector<LinkSettings> links;  // [client.link.NAME] sections, in file order
     // The settings for WAN interface `ifname`, or nullptr.
     const LinkSettings* link_settings(std::string_view ifname) const {
@@ -99,6 +110,10 @@ ConfigError parse_config(std::string_view text, Role role, Config& out);
 // "40mbit", "2.5Mbit", "500kbit", "1gbit", "64000" (bit/s) -> bits per
 // second. False on anything else, zero, or more than 100 Gbit/s.
 bool parse_rate(std::string_view s, uint64_t& bps);
+
+// "500ms", "2s", "1.5s", "250" (ms) -> nanoseconds. False on anything else or
+// outside [min_ns, max_ns].
+bool parse_duration(std::string_view s, uint64_t min_ns, uint64_t max_ns, uint64_t& ns);
 
 // "10.0.0.2" -> host-order uint32. False on anything that is not a dotted quad.
 bool parse_ipv4(std::string_view s, uint32_t& out);

@@ -2,12 +2,13 @@
 // how the server should spread the client's downstream traffic over them.
 //
 // Plaintext, sealed by the caller like any payload (see PROTOCOL.md, "Links"):
-//   u8 link_set (bit n = link n in use) | u8 mode (0 bond, 1 round-robin) |
-//   u8 count | count x { u8 link | u8 reserved=0 | u16 weight_centi |
-//                        u32 max_rate_kbit }
+//   u8 link_set (bit n = link n in use) | u8 mode (0 bond, 1 round-robin,
+//   2 redundant, 3 backup) | u8 count | count x { u8 link | u8 priority |
+//   u16 weight_centi | u32 max_rate_kbit }
 // weight_centi is the user's weight x 100 (0 = learn the rate), max_rate_kbit
-// the user's cap for the direction towards the client in kbit/s (0 = none).
-// Only links with an override are listed.
+// the user's cap for the direction towards the client in kbit/s (0 = none),
+// priority the user's order for mode backup (1 first; 0, as older clients
+// send, means 1). Only links with an override are listed.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +27,7 @@ struct LinkOverride {
     uint8_t link = 0;
     uint16_t weight_centi = 0;
     uint32_t max_rate_kbit = 0;
+    uint8_t priority = 1;
 };
 
 struct LinkPolicy {
@@ -41,8 +43,7 @@ struct LinkPolicy {
 size_t encode_link_policy(const LinkPolicy& p, uint8_t* out, size_t out_cap);
 
 // Exact parse: false on a wrong length, an unknown mode, count > kMaxLinks, a
-// link >= kMaxLinks or listed twice, a non-zero reserved byte or an entry with
-// nothing to override. On false the output is unspecified.
+// link >= kMaxLinks or listed twice, or an entry with nothing to override. On false the output is unspecified.
 bool decode_link_policy(const uint8_t* in, size_t len, LinkPolicy& p);
 
 // Applies the policy to a scheduler (the server's, for one session): the mode,

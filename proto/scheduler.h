@@ -47,7 +47,10 @@
 
 namespace onebox::proto {
 
-enum class SchedMode : uint8_t { Bond, RoundRobin };
+// Redundant and Backup pick like Bond; the Bond above the scheduler decides
+// which links are usable (Backup) and the data plane copies each packet to
+// every usable link (Redundant).
+enum class SchedMode : uint8_t { Bond, RoundRobin, Redundant, Backup };
 
 // What the caller tells the scheduler about one link (update it from the
 // LinkEstimator with sched_inputs_from() whenever feedback or an RTT arrives).
@@ -60,6 +63,7 @@ struct SchedLink {
     uint64_t owd_ns = 0;            // base one-way delay
     uint64_t min_rtt_ns = 0;
     uint64_t srtt_ns = 0;
+    uint8_t priority = 1;         // user's order for mode Backup: 1 first
 };
 
 void sched_inputs_from(const LinkEstimator& e, SchedLink& l);

@@ -30,26 +30,6 @@ lab_emu_set wan1 "set both rate=20mbit delay=10ms" || lab_fail "linkemu wan1"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
 
 link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
-link_slot() { grep -E "link [0-9]+ up: $1 " "$clog" | tail -n 1 | sed -E 's/.*link ([0-9]+) up.*/\1/'; }
-
-# client_with [CLIENT_KEYS] [SECTIONS]: restart the client with CLIENT_KEYS
-# added to its [client] section and SECTIONS appended to its config.
-client_with() {
-  stop_daemon client TERM 5 >/dev/null 2>&1
-  write_client_conf "$LAB_DIR/client.conf"
-  if [ -n "${1:-}" ]; then
-    "$LAB_PY" - "$LAB_DIR/client.conf" "$1" <<'PY'
-import sys
-path, keys = sys.argv[1], sys.argv[2]
-text = open(path).read().replace("[client]\n", "[client]\n" + keys + "\n", 1)
-open(path, "w").write(text)
-PY
-  fi
-  [ -n "${2:-}" ] && printf '%s\n' "$2" >>"$LAB_DIR/client.conf"
-  lab_tunnel_up || lab_fail "tunnel did not come up with: $*"
-  L0=$(link_slot wan0); L1=$(link_slot wan1)
-  [ -n "$L0" ] && [ -n "$L1" ] || lab_fail "client did not report both WAN links"
-}
 
 # split WHO KEY SECONDS [iperf3 args]: "A B" = WHO's linkN_KEY deltas for wan0 and
 # wan1 over one iperf3 run (after a 1 s warm-up run that is not counted).
@@ -72,19 +52,19 @@ expect_ratio() {
   [ "$ok" = OK ] || fails+=("$label: ratio $r not in $lo..$hi")
 }
 
-client_with ""
+lab_client_with ""
 expect_ratio "(a) bond, up, client bytes" "$(split client tx_bytes 5)" 1.6 2.5
 expect_ratio "(b) bond, down, server bytes" "$(split server tx_bytes 5 -R)" 1.6 2.5
 
-client_with 'mode = "round-robin"'
+lab_client_with 'mode = "round-robin"'
 expect_ratio "(c) round-robin, up, client packets" "$(split client tx_packets 3)" 0.95 1.05
 
-client_with "" $'[client.link.wan0]\nweight = 3\n[client.link.wan1]\nweight = 1'
+lab_client_with "" $'[client.link.wan0]\nweight = 3\n[client.link.wan1]\nweight = 1'
 grep -q "up: wan0 .*weight 3" "$clog" || fails+=("client did not log wan0's weight")
 expect_ratio "(d) weights 3:1, up, client packets" "$(split client tx_packets 3)" 2.7 3.3
 expect_ratio "(d) weights 3:1, down, server packets" "$(split server tx_packets 3 -R)" 2.7 3.3
 
-client_with "" $'[client.link.wan0]\nmax_rate = 10mbit'
+lab_client_with "" $'[client.link.wan0]\nmax_rate = 10mbit'
 t0=$(date +%s%N)
 s=$(split client tx_bytes 5)
 t1=$(date +%s%N)

@@ -23,13 +23,11 @@ LAB_TEST=failover
 lab_require_emu "$LAB_TEST"
 lab_test_init "$LAB_TEST"
 fails=()
-clog=$(lab_log_file client)
 
 lab_emu_set wan0 "set both rate=40mbit delay=10ms" || lab_fail "linkemu wan0"
 lab_emu_set wan1 "set both rate=20mbit delay=10ms" || lab_fail "linkemu wan1"
 lab_tunnel_up || lab_fail "tunnel did not come up"
-link_slot() { grep -E "link [0-9]+ up: $1 " "$clog" | tail -n 1 | sed -E 's/.*link ([0-9]+) up.*/\1/'; }
-L0=$(link_slot wan0); L1=$(link_slot wan1)
+L0=$(lab_link_slot wan0); L1=$(lab_link_slot wan1)
 [ -n "$L0" ] && [ -n "$L1" ] || lab_fail "client did not report both WAN links"
 
 stat_text() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }

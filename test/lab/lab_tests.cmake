@@ -16,6 +16,7 @@ set(ONEBOX_LAB_TESTS
   multilink:180
   bonding:240
   failover:180
+  modes:180
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

@@ -14,12 +14,10 @@ clog=$(lab_log_file client)
 
 # link_stat STATS LINK KEY: a per-link counter, 0 when the link never counted.
 link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
-# link_slot IFNAME: the link id the client gave the interface (from its log).
-link_slot() { grep -E "link [0-9]+ up: $1 " "$clog" | tail -n 1 | sed -E 's/.*link ([0-9]+) up.*/\1/'; }
 burst() { lab_exec cli timeout 20 ping -n -q -c "${1:-50}" -i 0.02 -W 1 "$LAB_INET_IP" | sed -n 's/.* \([0-9]*\) received.*/\1/p'; }
 
 lab_tunnel_up || lab_fail "tunnel did not come up"
-l0=$(link_slot wan0); l1=$(link_slot wan1)
+l0=$(lab_link_slot wan0); l1=$(lab_link_slot wan1)
 [ -n "$l0" ] && [ -n "$l1" ] || lab_fail "client did not report both WAN links up (wan0=$l0 wan1=$l1)"
 echo "client links: wan0=link $l0, wan1=link $l1"
 
@@ -52,7 +50,7 @@ t0=$(date +%s%N)
 lab_exec cli ip link set wan1 up
 lab_exec cli ip route replace default via 192.168.20.1 dev wan1 metric 200
 wait_for_log "$clog" "up: wan1 " 5 $((n_up + 1)) || fails+=("client did not take wan1 back")
-l1=$(link_slot wan1)
+l1=$(lab_link_slot wan1)
 c0=$(daemon_stats client)
 while :; do
   burst 5 >/dev/null
@@ -75,7 +73,7 @@ lab_exec cli ip route replace default via 192.168.20.1 dev wan1 metric 200
 sleep 1
 got=$(burst 50)
 c1=$(daemon_stats client)
-l1=$(link_slot wan1)
+l1=$(lab_link_slot wan1)
 est1=$(log_count "$clog" 'session established')
 echo "measured: after wan1's address change: ${got:-0}/50 pings, handshakes since the first cut: $((est1 - est0))"
 [ "${got:-0}" -ge 45 ] || fails+=("only ${got:-0}/50 pings after wan1's address changed")

@@ -630,6 +630,50 @@ TEST_CASE("bond: which links are used when none is healthy") {
     CHECK(b.usable(0));
 }
 
+TEST_CASE("bond: mode backup uses only the best priority that is healthy") {
+    Bond b;
+    b.sched.cfg.mode = SchedMode::Backup;
+    for (unsigned i = 0; i < 3; ++i) b.set_usable(i, true);
+    b.sched.links[0].priority = 2;  // the LTE backup
+    b.sched.links[1].priority = 1;  // two primaries
+    b.sched.links[2].priority = 1;
+    b.refresh(0);
+    for (unsigned i = 0; i < 3; ++i) sample_rtt(b, i, 0, 20 * kMs);
+    CHECK_FALSE(b.usable(0));
+    CHECK(b.usable(1));
+    CHECK(b.usable(2));
+    // Both primaries die: the backup takes over as soon as they are out of use.
+    uint8_t buf[kProbeSize];
+    uint64_t t = 100 * kMs;
+    for (int k = 0; k < 4; ++k) {
+        REQUIRE(b.make_probe(1, t, buf, sizeof buf) == kProbeSize);
+        REQUIRE(b.make_probe(2, t, buf, sizeof buf) == kProbeSize);
+        sample_rtt(b, 0, t, 20 * kMs);
+        t += 250 * kMs;
+        b.update(t);
+    }
+    CHECK(b.usable(0));
+    CHECK_FALSE(b.usable(1));
+    CHECK_FALSE(b.usable(2));
+    // One primary answers again: still the backup during its 2 s hold, then the primary alone.
+    sample_rtt(b, 1, t, 20 * kMs);
+    b.update(t + 20 * kMs);
+    CHECK(b.usable(0));
+    CHECK_FALSE(b.usable(1));
+    for (uint64_t end = t + 2100 * kMs; t < end; t += 100 * kMs) {
+        sample_rtt(b, 0, t, 20 * kMs);
+        sample_rtt(b, 1, t, 20 * kMs);
+        b.update(t + 20 * kMs);
+    }
+    CHECK_FALSE(b.usable(0));
+    CHECK(b.usable(1));
+    // In bond mode the same links are all used.
+    b.sched.cfg.mode = SchedMode::Bond;
+    b.refresh(t);
+    CHECK(b.usable(0));
+    CHECK(b.usable(1));
+}
+
 TEST_CASE("bond: the control link is the usable one with the smallest RTT") {
     Bond b;
     CHECK(b.control_link() == -1);

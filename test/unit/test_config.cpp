@@ -265,6 +265,61 @@ TEST_CASE("[client.link.NAME]: weight and rate caps per WAN link") {
     CHECK_FALSE(parse_config(std::string(kMinServer) + "[client.link.wan0]\n", Role::Server, out).ok);
 }
 
+TEST_CASE("modes, priorities, probe_interval and link_hold") {
+    const std::string cl = kMinClient;
+    Config c;
+    CHECK(c.probe_interval_ns == 500'000'000);
+    CHECK(c.link_hold_ns == 2'000'000'000);
+    ConfigError e = parse_config(cl + "mode = redundant\nprobe_interval = 250ms\nlink_hold = 1.5s\n"
+                                      "[client.link.wan0]\npriority = 1\n[client.link.lte0]\npriority = 2\n",
+                                 Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.mode == Mode::Redundant);
+    CHECK(c.probe_interval_ns == 250'000'000);
+    CHECK(c.link_hold_ns == 1'500'000'000);
+    CHECK(c.link_settings("wan0")->priority == 1);
+    CHECK(c.link_settings("lte0")->priority == 2);
+    e = parse_config(cl + "mode = \"backup\"\nlink_hold = 0s\nprobe_interval = 1000\n[client.link.wan0]\n", Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.mode == Mode::Backup);
+    CHECK(c.link_hold_ns == 0);
+    CHECK(c.probe_interval_ns == 1'000'000'000);
+    CHECK(c.link_settings("wan0")->priority == 1);  // the default
+    Config srv;
+    e = parse_config(std::string(kMinServer) + "probe_interval = 2s\nlink_hold = 3s\n", Role::Server, srv);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(srv.probe_interval_ns == 2'000'000'000);
+    CHECK(srv.link_hold_ns == 3'000'000'000);
+
+    const struct { std::string text; const char* key; const char* message; } bad[] = {
+        {"mode = failover\n", "client.mode", "bond, round-robin, redundant or backup"},
+        {"probe_interval = 10ms\n", "client.probe_interval", "50ms to 10s"},
+        {"probe_interval = 11s\n", "client.probe_interval", "50ms to 10s"},
+        {"probe_interval = fast\n", "client.probe_interval", "got \"fast\""},
+        {"probe_interval = 1m\n", "client.probe_interval", "50ms to 10s"},
+        {"link_hold = -1s\n", "client.link_hold", "0s to 60s"},
+        {"link_hold = 61s\n", "client.link_hold", "0s to 60s"},
+        {"link_hold = 2 s\n", "client.link_hold", "0s to 60s"},
+        {"[client.link.wan0]\npriority = 0\n", "client.link.wan0.priority", "1-255"},
+        {"[client.link.wan0]\npriority = 256\n", "client.link.wan0.priority", "1-255"},
+        {"[client.link.wan0]\npriority = first\n", "client.link.wan0.priority", "1-255"},
+    };
+    for (const auto& b : bad) {
+        CAPTURE(b.text);
+        Config out;
+        e = parse_config(cl + b.text, Role::Client, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.key == b.key);
+        CHECK_MESSAGE(e.message.find(b.message) != std::string::npos, "message: " << e.message);
+    }
+    uint64_t ns = 0;
+    CHECK((onebox::proto::parse_duration("0.05s", 0, UINT64_MAX, ns) && ns == 50'000'000));
+    CHECK((onebox::proto::parse_duration("75", 0, UINT64_MAX, ns) && ns == 75'000'000));
+    CHECK_FALSE(onebox::proto::parse_duration("", 0, UINT64_MAX, ns));
+    CHECK_FALSE(onebox::proto::parse_duration("ms", 0, UINT64_MAX, ns));
+    CHECK_FALSE(onebox::proto::parse_duration("1.s", 0, UINT64_MAX, ns));
+}
+
 TEST_CASE("parse_rate") {
     const struct { const char* text; uint64_t bps; } good[] = {
         {"40mbit", 40'000'000}, {"40Mbit", 40'000'000}, {"2.5mbit", 2'500'000}, {"500kbit", 500'000},
@@ -375,8 +430,8 @@ TEST_CASE("bad configs: line, key and message") {
         {Role::Client, cl + "wan_interfaces = wan0\nwan_interfaces = wan1\n", 6, "client.wan_interfaces",
          "duplicate key"},
         {Role::Server, sv + "wan_interfaces = wan0\n", 4, "server.wan_interfaces", "client setting"},
-        {Role::Client, cl + "mode = fast\n", 5, "client.mode", "mode must be bond or round-robin, got \"fast\""},
-        {Role::Client, cl + "mode = Bond\n", 5, "client.mode", "bond or round-robin"},
+        {Role::Client, cl + "mode = fast\n", 5, "client.mode", "mode must be bond, round-robin, redundant or backup, got \"fast\""},
+        {Role::Client, cl + "mode = Bond\n", 5, "client.mode", "bond, round-robin, redundant or backup"},
         {Role::Server, sv + "mode = bond\n", 4, "server.mode", "client setting"},
         {Role::Server, sv + "max_clients = 0\n", 4, "server.max_clients", "1-65535"},
         {Role::Client, cl + "[client.tun]\nname = \"onebox0\n", 6, "client.tun.name", "missing closing quote"},

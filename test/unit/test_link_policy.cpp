@@ -45,6 +45,7 @@ void check_same(const LinkPolicy& got, const LinkPolicy& want) {
         CHECK(got.entries[k].link == want.entries[k].link);
         CHECK(got.entries[k].weight_centi == want.entries[k].weight_centi);
         CHECK(got.entries[k].max_rate_kbit == want.entries[k].max_rate_kbit);
+        CHECK(got.entries[k].priority == want.entries[k].priority);
     }
 }
 
@@ -119,6 +120,28 @@ TEST_CASE("link policy: 0 entries, 8 entries and maximum values round-trip") {
     CHECK(std::memcmp(exact, buf, sizeof exact) == 0);
 }
 
+TEST_CASE("link policy: modes redundant and backup, and priorities") {
+    // Mode 3 (backup); link 0 priority 1 with a weight, link 2 priority 2 alone.
+    std::vector<uint8_t> in = unhex("05 03 02 00 00 0064 00000000 02 02 0000 00000000");
+    LinkPolicy p;
+    REQUIRE(decode_link_policy(in.data(), in.size(), p));
+    CHECK(p.mode == SchedMode::Backup);
+    CHECK(p.entries[0].priority == 1);  // 0 on the wire: the default
+    CHECK(p.entries[1].priority == 2);
+    uint8_t buf[kPolicyMaxSize];
+    REQUIRE(encode_link_policy(p, buf, sizeof buf) == in.size());
+    CHECK(std::memcmp(buf, in.data(), in.size()) == 0);  // priority 1 goes out as 0
+    Scheduler s;
+    apply_link_policy(p, s);
+    CHECK(s.cfg.mode == SchedMode::Backup);
+    CHECK(s.links[0].priority == 1);
+    CHECK(s.links[1].priority == 1);
+    CHECK(s.links[2].priority == 2);
+    in = unhex("03 02 00");
+    REQUIRE(decode_link_policy(in.data(), in.size(), p));
+    CHECK(p.mode == SchedMode::Redundant);
+}
+
 TEST_CASE("link policy: decode rejects every malformed payload") {
     struct Row { const char* name; std::string hex; };
     const std::string ok1 = "01 00 0064 00000000";  // link 1, weight 1.00
@@ -136,14 +159,13 @@ TEST_CASE("link policy: decode rejects every malformed payload") {
         {"count 9, nine entries", "ff 00 09" + ok1 + ok1 + ok1 + ok1 + ok1 + ok1 + ok1 + ok1 + ok1},
         {"count 9, eight entries", "ff 00 09" + ok1 + ok2 + ok1 + ok2 + ok1 + ok2 + ok1 + ok2},
         {"count 255", "ff 00 ff" + ok1},
-        {"mode 2", "03 02 00"},
-        {"mode 2 with entries", "03 02 02" + ok1 + ok2},
+        {"mode 4", "03 04 00"},
+        {"mode 4 with entries", "03 04 02" + ok1 + ok2},
         {"mode 255", "03 ff 00"},
         {"link 8", "03 00 01 08 00 0064 00000000"},
         {"link 255", "03 00 02" + ok1 + "ff 00 0000 00000010"},
         {"duplicate link", "03 00 02" + ok1 + "01 00 0000 00000010"},
-        {"reserved byte 01", "03 00 01 01 01 0064 00000000"},
-        {"reserved byte 80 in the 2nd entry", "03 00 02" + ok1 + "02 80 0000 00000010"},
+        {"priority 1 and nothing else", "03 00 01 01 01 0000 00000000"},
         {"weight 0 and rate 0", "03 00 01 01 00 0000 00000000"},
         {"2nd entry weight 0 and rate 0", "03 00 02" + ok1 + "02 00 0000 00000000"},
     };
@@ -178,7 +200,7 @@ TEST_CASE("link policy: encode rejects invalid values and short buffers") {
         {"link 8", with([](LinkPolicy& p) { p.entries[1].link = kMaxLinks; })},
         {"duplicate link", with([](LinkPolicy& p) { p.entries[1].link = 3; })},
         {"nothing to override", with([](LinkPolicy& p) { p.entries[0] = {3, 0, 0}; })},
-        {"unknown mode", with([](LinkPolicy& p) { p.mode = SchedMode(2); })},
+        {"unknown mode", with([](LinkPolicy& p) { p.mode = SchedMode(4); })},
     };
     uint8_t buf[kPolicyMaxSize + 16];
     for (const Row& r : rows) {
