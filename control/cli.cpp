@@ -50,7 +50,8 @@ void print_help(proto::Role role) {
         "  -h, --help          show this help\n"
         "  --version           show the version\n"
         "\n"
-        "Signals: SIGUSR1 logs a 'stats:' line with every counter.\n",
+        "Signals: SIGUSR1 logs a 'stats:' line with every counter; SIGHUP re-reads the\n"
+        "config and applies mode, link overrides, probe_interval, link_hold and log_level.\n",
         name,
         role == proto::Role::Client
             ? "Bonding client: carries this machine's and its LAN's traffic to an onebox-server."

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "pidfile.h"
 #include "proto/link_health.h"
+#include "reload.h"
 #include "server_sessions.h"
 #include "setup.h"
 
@@ -114,16 +115,6 @@ Status open_server_socket(Daemon& d) {
     return Status::success();
 }
 
-proto::SchedMode sched_mode(proto::Mode m) {
-    switch (m) {
-        case proto::Mode::Bond: return proto::SchedMode::Bond;
-        case proto::Mode::RoundRobin: return proto::SchedMode::RoundRobin;
-        case proto::Mode::Redundant: return proto::SchedMode::Redundant;
-        case proto::Mode::Backup: return proto::SchedMode::Backup;
-    }
-    return proto::SchedMode::Bond;
-}
-
 void start_worker(Daemon& d) {
     dataplane::WorkerConfig wc;
     wc.role = d.role;
@@ -202,7 +193,7 @@ void on_signal(Daemon& d) {
             d.stopping = true;
             break;
         case SIGUSR1: log_stats(d); break;
-        case SIGHUP: log::warn("reload is not supported yet; restart to apply a new config"); break;
+        case SIGHUP: reload_config(d); break;
         default: break;
         }
     }

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "counters.h"
+#include "proto/scheduler.h"
 #include "proto/wire.h"
 #include "session.h"
 #include "spsc.h"
@@ -24,6 +25,8 @@ struct Command {
         CloseAll,        // tell every peer we are stopping (sealed Close packets)
         AddLink,         // client: start using `fd` as WAN link `link`
         RemoveLink,      // client: stop using WAN link `link` (LinkRemoved follows)
+        SetPolicy,       // reload: `mode` (client), probe_interval_ns, link_hold_ns
+        SetLinkOverrides,  // client reload: link `link`'s weight, max rates, priority
     };
     Kind kind = Kind::InstallSession;
     Session* session = nullptr;
@@ -35,6 +38,10 @@ struct Command {
     uint64_t max_rate_up_bps = 0;      // cap on what the client sends on it
     uint64_t max_rate_down_bps = 0;    // cap on what the server sends on it (told in keepalives)
     uint8_t priority = 1;              // mode backup: 1 first
+    // SetPolicy.
+    proto::SchedMode mode = proto::SchedMode::Bond;
+    uint64_t probe_interval_ns = 0;
+    uint64_t link_hold_ns = 0;
 };
 
 // Control events: few, and every one matters, so they never share a ring with

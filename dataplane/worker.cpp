@@ -89,9 +89,14 @@ struct Worker {
 
     // Sent data datagrams, kept for resending on a live link if theirs stalls.
     SentRing sent_ring;
+    // What a reload may change (SetPolicy); from cfg at start.
+    proto::SchedMode mode;          // client: its mode, told to the server
+    uint64_t probe_interval_ns;
+    uint64_t link_hold_ns;
 
     Worker(const WorkerConfig& c, Channel& channel)
-        : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers), sent_ring(c.buffers / 4) {}
+        : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers), sent_ring(c.buffers / 4),
+          mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns) {}
     ~Worker() { io_uring_queue_exit(&ring); }
 
     bool is_server() const { return cfg.role == proto::Role::Server; }
@@ -309,7 +314,7 @@ struct Worker {
     // mode, and the user's overrides for the server's direction.
     proto::LinkPolicy link_policy() const {
         proto::LinkPolicy p;
-        p.mode = cfg.mode;
+        p.mode = mode;
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             const ClientLink& l = links[i];
             if (!l.active) continue;
@@ -325,7 +330,7 @@ struct Worker {
 
     // Client: its own links as its session's scheduler sees them.
     void apply_client_links(Session* s) {
-        s->bond.sched.cfg.mode = cfg.mode;
+        s->bond.sched.cfg.mode = mode;
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             s->bond.set_usable(i, links[i].active);
             s->bond.sched.links[i].weight = links[i].weight;
@@ -697,8 +702,7 @@ struct Worker {
     void install_session(Session* fresh) {
         fresh->reorder.gap_timeout_ns = cfg.reorder_gap_ns;
         fresh->bond.cfg.gap_unknown_ns = cfg.reorder_gap_ns;
-        fresh->bond.cfg.idle_probe_every_ns = cfg.probe_interval_ns;
-        for (proto::LinkHealth& h : fresh->bond.health) h.cfg.stable_ns = cfg.link_hold_ns;
+        apply_timing(fresh);
         if (!is_server()) {
             apply_client_links(fresh);
             // The client trusts new keys as soon as the server answered; its
@@ -721,6 +725,36 @@ struct Worker {
         live->pending = fresh->pending;
         live->has_pending = true;
         hand_back(fresh, false);
+    }
+
+    void apply_timing(Session* s) {
+        s->bond.cfg.idle_probe_every_ns = probe_interval_ns;
+        for (proto::LinkHealth& h : s->bond.health) h.cfg.stable_ns = link_hold_ns;
+    }
+
+    // A reload: the client's mode (the server hears it in the next
+    // keepalives, sent at once) and both ends' probe timing.
+    void set_policy(const Command& cmd) {
+        mode = cmd.mode;
+        probe_interval_ns = cmd.probe_interval_ns;
+        link_hold_ns = cmd.link_hold_ns;
+        if (client_session) {
+            apply_timing(client_session);
+            apply_client_links(client_session);
+            announce_links();
+        }
+        for (auto& [id, s] : by_id) apply_timing(s);
+    }
+
+    void set_link_overrides(const Command& cmd) {
+        unsigned i = cmd.link;
+        if (i >= kMaxLinks || !links[i].active) return;
+        links[i].weight = cmd.weight;
+        links[i].max_rate_up_bps = cmd.max_rate_up_bps;
+        links[i].max_rate_down_bps = cmd.max_rate_down_bps;
+        links[i].priority = cmd.priority;
+        if (client_session) apply_client_links(client_session);
+        announce_links();
     }
 
     void remove_session(uint32_t id) {
@@ -814,6 +848,8 @@ struct Worker {
             case Command::Kind::CloseAll: close_all(); break;
             case Command::Kind::AddLink: add_link(cmd); break;
             case Command::Kind::RemoveLink: remove_link(cmd.link); break;
+            case Command::Kind::SetPolicy: set_policy(cmd); break;
+            case Command::Kind::SetLinkOverrides: set_link_overrides(cmd); break;
             }
         }
         arm_wake();

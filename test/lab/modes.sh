@@ -12,7 +12,10 @@
 #      it used), the slowest ping across the cut takes at most 1 s (what was
 #      in flight on wan0 is sent again on wan1) and at most 100 (1 s worth)
 #      are lost (printed); after wan0 is back and its 2 s hold is over, wan1
-#      is idle again.
+#      is idle again;
+#  (c) SIGHUP after the config's mode became "round-robin": both ends split
+#      1:1 (0.9 .. 1.1) without a restart; SIGHUP with a broken config: an
+#      error line, and the tunnel keeps working.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
@@ -118,8 +121,36 @@ s=$(daemon_stats client)
 [ "$(stat_text "$s" "link${L0}_used") $(stat_text "$s" "link${L1}_used")" = "1 0" ] \
   || fails+=("(b) after wan0 came back the client uses wan0=$(stat_text "$s" "link${L0}_used") wan1=$(stat_text "$s" "link${L1}_used")")
 
+# ---- (c) SIGHUP: the mode changes while running; a broken config is refused --
+clog=$(lab_log_file client)
+lab_client_with ""
+sed -i 's/^\[client\]$/[client]\nmode = "round-robin"/' "$LAB_DIR/client.conf"
+n=$(log_count "$clog" 'config reloaded')
+kill -HUP "${LAB_DPID[client]}"
+wait_for_log "$clog" 'config reloaded.*mode round-robin' 5 $((n + 1)) || fails+=("(c) the client did not log the reload")
+for who in client server; do eval "before_$who=\$(daemon_stats $who)"; done
+lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -p 5201 -t 2 >/dev/null 2>&1 || fails+=("(c) iperf3 up failed")
+lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -p 5201 -t 2 -R >/dev/null 2>&1 || fails+=("(c) iperf3 down failed")
+for who in client server; do
+  a=$(daemon_stats "$who"); eval "b=\$before_$who"
+  p0=$(( $(link_stat "$a" "$L0" tx_packets) - $(link_stat "$b" "$L0" tx_packets) ))
+  p1=$(( $(link_stat "$a" "$L1" tx_packets) - $(link_stat "$b" "$L1" tx_packets) ))
+  r=$(awk -v a="$p0" -v b="$p1" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 999) }')
+  echo "measured: (c) after SIGHUP to round-robin: $who sent wan0 $p0, wan1 $p1 datagrams (ratio $r)"
+  awk -v r="$r" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }' || fails+=("(c) $who: wan0:wan1 = $r after switching to round-robin, want 0.9..1.1")
+done
+cp "$LAB_DIR/client.conf" "$LAB_DIR/client.conf.good"
+printf 'mode = fast\n' >>"$LAB_DIR/client.conf"  # a key after the last section: a bad value
+n=$(log_count "$clog" 'reload refused')
+kill -HUP "${LAB_DPID[client]}"
+wait_for_log "$clog" 'reload refused, the running config stays: .*mode' 5 $((n + 1)) || fails+=("(c) a broken config was not refused with an error line")
+grep 'reload refused' "$clog" | tail -n 1 | sed 's/^/measured: (c) /'
+r=$(ping_flood 50 "$LAB_DIR/ping-c.out")
+[ "${r% *}" -eq 0 ] || fails+=("(c) after the refused reload ${r% *} of 50 pings were lost")
+cp "$LAB_DIR/client.conf.good" "$LAB_DIR/client.conf"
+
 if [ ${#fails[@]} -gt 0 ]; then
   printf 'FAIL: %s\n' "${fails[@]}" >&2
   exit 1
 fi
-echo "PASS: redundant loses nothing over a 30 % lossy link; backup keeps the backup idle and takes over on a cut"
+echo "PASS: redundant loses nothing over a 30 % lossy link; backup keeps the backup idle and takes over on a cut; SIGHUP changes the mode and refuses a broken config"

@@ -1,0 +1,125 @@
+// reload.cpp — see reload.h.
+#include "reload.h"
+
+#include <sodium.h>
+
+#include <string>
+#include <vector>
+
+#include "client_links.h"
+#include "config.h"
+#include "log.h"
+#include "proto/handshake.h"
+
+namespace onebox {
+
+proto::SchedMode sched_mode(proto::Mode m) {
+    switch (m) {
+        case proto::Mode::Bond: return proto::SchedMode::Bond;
+        case proto::Mode::RoundRobin: return proto::SchedMode::RoundRobin;
+        case proto::Mode::Redundant: return proto::SchedMode::Redundant;
+        case proto::Mode::Backup: return proto::SchedMode::Backup;
+    }
+    return proto::SchedMode::Bond;
+}
+
+const char* mode_name(proto::Mode m) {
+    switch (m) {
+        case proto::Mode::Bond: return "bond";
+        case proto::Mode::RoundRobin: return "round-robin";
+        case proto::Mode::Redundant: return "redundant";
+        case proto::Mode::Backup: return "backup";
+    }
+    return "bond";
+}
+
+namespace {
+
+bool same_tun(const proto::TunConfig& a, const proto::TunConfig& b) {
+    return a.name == b.name && a.ip == b.ip && a.netmask == b.netmask && a.mtu == b.mtu;
+}
+
+// The settings a reload cannot apply, by name, that differ.
+std::vector<std::string> needing_restart(const Daemon& d, const proto::Config& fresh) {
+    const proto::Config& old = d.cfg;
+    std::vector<std::string> out;
+    auto check = [&](bool same, const char* name) {
+        if (!same) out.emplace_back(name);
+    };
+    proto::PskKey key;
+    check(!derive_psk_key(fresh.preshared_key, key) ||
+              sodium_memcmp(key.bytes, d.psk.bytes, sizeof key.bytes) == 0,
+          "preshared_key");
+    check(same_tun(old.tun, fresh.tun), "tun");
+    if (d.role == proto::Role::Client) {
+        check(old.server_address == fresh.server_address, "server_address");
+        check(old.server_port == fresh.server_port, "server_port");
+        check(old.fwmark == fresh.fwmark, "fwmark");
+        check(old.route_table == fresh.route_table, "route_table");
+        check(old.masquerade_lan == fresh.masquerade_lan, "masquerade_lan");
+        check(old.wan_interfaces == fresh.wan_interfaces, "wan_interfaces");
+    } else {
+        check(old.listen_address == fresh.listen_address, "listen_address");
+        check(old.listen_port == fresh.listen_port, "listen_port");
+        check(old.max_clients == fresh.max_clients, "max_clients");
+        check(old.masquerade == fresh.masquerade, "masquerade");
+        check(old.nat_interface == fresh.nat_interface, "nat_interface");
+    }
+    return out;
+}
+
+// Client: every link in use gets its (possibly new) overrides.
+void send_link_overrides(Daemon& d) {
+    if (!d.links) return;
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
+        const LinkSlot& slot = d.links->slots[i];
+        if (!slot.used || slot.removing) continue;
+        dataplane::Command cmd{dataplane::Command::Kind::SetLinkOverrides, nullptr, 0, uint8_t(i), -1};
+        if (const proto::LinkSettings* ls = d.cfg.link_settings(slot.link.ifname)) {
+            cmd.weight = ls->weight;
+            cmd.max_rate_up_bps = ls->max_rate_up_bps;
+            cmd.max_rate_down_bps = ls->max_rate_down_bps;
+            cmd.priority = uint8_t(ls->priority);
+        }
+        send_command(d, cmd);
+    }
+}
+
+}  // namespace
+
+void reload_config(Daemon& d) {
+    proto::Config fresh;
+    proto::ConfigError err = load_config_file(d.paths.config, d.role, fresh);
+    if (!err.ok) {
+        sodium_memzero(fresh.preshared_key.data(), fresh.preshared_key.size());
+        log::error("reload refused, the running config stays: %s",
+                   format_config_error(d.paths.config, err).c_str());
+        return;
+    }
+    std::vector<std::string> restart = needing_restart(d, fresh);
+    sodium_memzero(fresh.preshared_key.data(), fresh.preshared_key.size());
+
+    d.cfg.log_level = fresh.log_level;
+    log::set_level(fresh.log_level);
+    d.cfg.mode = fresh.mode;
+    d.cfg.probe_interval_ns = fresh.probe_interval_ns;
+    d.cfg.link_hold_ns = fresh.link_hold_ns;
+    d.cfg.links = fresh.links;
+
+    dataplane::Command policy{dataplane::Command::Kind::SetPolicy};
+    policy.mode = sched_mode(d.cfg.mode);
+    policy.probe_interval_ns = d.cfg.probe_interval_ns;
+    policy.link_hold_ns = d.cfg.link_hold_ns;
+    send_command(d, policy);
+    if (d.role == proto::Role::Client) send_link_overrides(d);
+
+    std::string later;
+    for (const std::string& name : restart) later += (later.empty() ? "" : ", ") + name;
+    log::info("config reloaded from %s: mode %s, probe_interval %llu ms, link_hold %llu ms%s%s",
+              d.paths.config.c_str(), mode_name(d.cfg.mode),
+              (unsigned long long)(d.cfg.probe_interval_ns / 1'000'000),
+              (unsigned long long)(d.cfg.link_hold_ns / 1'000'000),
+              later.empty() ? "" : "; changed, takes effect after a restart: ", later.c_str());
+}
+
+}  // namespace onebox
