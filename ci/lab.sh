@@ -456,6 +456,22 @@ daemon_stats() {
 }
 # stat_get "STATS_LINE" KEY: the value of KEY (empty if missing).
 stat_get() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=\\([0-9]*\\).*/\\1/p" | head -n 1; }
+# stat_text "STATS_LINE" KEY: the value of KEY as text (e.g. linkN_state=up).
+stat_text() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+# lab_ping_flood COUNT OUT: a ping every 10 ms from the client namespace to the
+# internet host through the tunnel, output in OUT; prints "lost sent max_ms".
+lab_ping_flood() {
+  lab_exec cli ping -n -i 0.01 -W 1 -c "$1" "$LAB_INET_IP" >"$2" 2>&1
+  lab_ping_summary "$2"
+}
+# lab_ping_summary OUT: "lost sent max_ms" of a finished ping's output.
+lab_ping_summary() {
+  local sent got max
+  sent=$(sed -nE 's/^([0-9]+) packets transmitted.*/\1/p' "$1")
+  got=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$1")
+  max=$(sed -nE 's|^rtt min/avg/max/mdev = [0-9.]+/[0-9.]+/([0-9.]+)/.*|\1|p' "$1")
+  echo "$(( ${sent:-0} - ${got:-0} )) ${sent:-0} ${max:-0}"
+}
 # stat_delta "BEFORE" "AFTER" KEY...: sum over KEYs of after-before (missing key -> error).
 stat_delta() {
   local b=$1 a=$2 sum=0 k vb va; shift 2

@@ -221,6 +221,11 @@ void on_worker_events(Daemon& d, uint64_t now) {
         case dataplane::Event::Kind::LinkRemoved:
             if (d.links) links_on_removed(d, ev.link);
             break;
+        case dataplane::Event::Kind::LinkFailed:
+            // Once per failure, not per packet.
+            log::warn("session %08x link %u stopped delivering: %d datagram(s) of the last %u ms sent again on other links",
+                      ev.session_id, unsigned(ev.link), ev.err, ev.since_ms);
+            break;
         case dataplane::Event::Kind::SessionFree:
             d.sessions.erase(ev.session);
             delete ev.session;  // SessionKeys wipe themselves

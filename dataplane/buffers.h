@@ -27,12 +27,12 @@ inline constexpr uint32_t kNoBuffer = UINT32_MAX;
 struct BufferMeta {
     uint32_t len = 0;         // bytes of payload (meaning depends on the stage)
     // A sealed data datagram being sent: kept in the worker's SentRing once
-    // the send completes (resend.h), under this session, link and ordinal.
+    // the send completes (resend.h), under this session, link and send time.
     bool keep = false;
     uint8_t link = 0;
     uint32_t session_id = 0;
     uint32_t key_gen = 0;
-    uint64_t ordinal = 0;
+    uint64_t sent_ns = 0;
     sockaddr_in addr{};       // peer address for recvmsg/sendmsg
     iovec iov{};
     msghdr msg{};

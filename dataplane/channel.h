@@ -53,12 +53,15 @@ struct Event {
         TunFailed,         // the TUN fd returned a permanent error (err)
         PeerClosed,        // the peer said it is stopping (an authenticated Close)
         LinkRemoved,       // client: the worker is done with link `link`'s fd
+        LinkFailed,        // link `link` of `session_id` stalled or went Down; `err` =
+                           // datagrams sent again elsewhere, `since_ms` = how far back
     };
     Kind kind = Kind::SessionFree;
     Session* session = nullptr;
     uint32_t session_id = 0;
     int err = 0;
     uint8_t link = 0;
+    uint32_t since_ms = 0;
 };
 
 // A handshake datagram for the control thread. When this ring is full the

@@ -227,7 +227,7 @@ struct Worker {
         BufferMeta& m = pool.meta[idx];
         if (res < 0 || !m.keep) return pool.put(idx);
         m.keep = false;
-        uint32_t evicted = sent_ring.keep(SentRecord{idx, m.session_id, m.key_gen, m.len, m.link, m.ordinal});
+        uint32_t evicted = sent_ring.keep(SentRecord{idx, m.session_id, m.key_gen, m.len, m.link, m.sent_ns});
         if (evicted != kNoBuffer) pool.put(evicted);
     }
 
@@ -237,14 +237,14 @@ struct Worker {
     void resend_stalled(Session* s, uint8_t stalled) {
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             if (!(stalled >> i & 1u)) continue;
-            uint64_t from = s->bond.est[i].delivered_packets();
-            sent_ring.take(s->id, s->key_gen, uint8_t(i), from, [&](const SentRecord& r) {
+            uint64_t since = s->bond.undelivered_since(i);
+            unsigned n = sent_ring.take(s->id, s->key_gen, uint8_t(i), since, [&](const SentRecord& r) {
                 int link = s->bond.pick(now, r.len);
                 if (link < 0 || unsigned(link) == i) return drop(r.idx, Counter::resend_dropped);
                 BufferMeta& m = pool.meta[r.idx];
                 m.keep = true;  // kept again under its new link
                 m.link = uint8_t(link);
-                m.ordinal = s->bond.est[link].sent_packets();
+                m.sent_ns = now;
                 s->bond.on_sent(unsigned(link), now, r.len);
                 send_datagram(s, unsigned(link), r.idx, r.len);
                 counters.add(Counter::resent);
@@ -252,6 +252,9 @@ struct Worker {
                 bump(lc.tx_packets, 1);
                 bump(lc.tx_bytes, r.len - proto::kDataOverhead);
             });
+            Event ev{Event::Kind::LinkFailed, nullptr, s->id, int(n), uint8_t(i)};
+            ev.since_ms = uint32_t(std::min<uint64_t>((now - std::min(now, since)) / 1'000'000, UINT32_MAX));
+            emit(ev);
         }
     }
 
@@ -284,7 +287,7 @@ struct Worker {
         m.link = uint8_t(link);
         m.session_id = s->id;
         m.key_gen = s->key_gen;
-        m.ordinal = s->bond.est[link].sent_packets();
+        m.sent_ns = now;
         m.len = uint32_t(n);
         s->bond.on_sent(link, now, uint32_t(n));
         send_datagram(s, link, idx, n);

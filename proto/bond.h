@@ -77,6 +77,22 @@ struct Bond {
     // Links that stalled, or went Down without a stall first, since the last
     // call (bit i = link i): what was sent on them and not reported
     // delivered should go out again elsewhere.
+    // Sent on link i at or after this time, a datagram may not be among
+    // those its last progressing Feedback counted: the last delivery's time
+    // minus 2 x srtt + 4 x rttvar + 2 x the feedback interval (the round trip
+    // as queued, and the wait for a Feedback to be sent), 0 if it never
+    // delivered. Generous on purpose: a copy of a delivered datagram costs
+    // its bytes, a datagram left out is lost. Counting datagrams instead
+    // would go wrong after the first loss: a lost one is never delivered, so
+    // the counts drift apart.
+    uint64_t undelivered_since(unsigned i) const {
+        if (i >= kMaxLinks) return 0;
+        Moment last = est[i].last_delivery();
+        if (!last.ever) return 0;
+        const LinkEstimator& e = est[i];
+        uint64_t back = 2 * e.srtt_ns() + 4 * e.rttvar_ns() + 2 * e.feedback_interval_ns();
+        return last.at > back ? last.at - back : 0;
+    }
     uint8_t take_stalled() {
         uint8_t s = new_stalls_;
         new_stalls_ = 0;

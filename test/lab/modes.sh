@@ -30,22 +30,13 @@ lab_emu_set wan0 "set both rate=40mbit delay=10ms" || lab_fail "linkemu wan0"
 lab_emu_set wan1 "set both rate=20mbit delay=10ms" || lab_fail "linkemu wan1"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
 
-stat_text() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
 link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
-# ping_flood COUNT OUT: a ping every 10 ms through the tunnel; prints "lost sent".
-ping_flood() {
-  lab_exec cli ping -n -i 0.01 -W 1 -c "$1" "$LAB_INET_IP" >"$2" 2>&1
-  local sent got
-  sent=$(sed -nE 's/^([0-9]+) packets transmitted.*/\1/p' "$2")
-  got=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$2")
-  echo "$(( ${sent:-0} - ${got:-0} )) ${sent:-0}"
-}
 
 # ---- (a) redundant -----------------------------------------------------------
 lab_client_with 'mode = "redundant"'
 lab_emu_set wan1 "set both loss=30" || lab_fail "linkemu wan1 loss"
 for who in client server; do eval "before_$who=\$(daemon_stats $who)"; done
-r=$(ping_flood 500 "$LAB_DIR/ping-a.out")
+r=$(lab_ping_flood 500 "$LAB_DIR/ping-a.out"); r=${r% *}
 echo "measured: (a) redundant, 30 % loss on wan1: ${r% *} of ${r#* } pings lost"
 [ "${r% *}" -eq 0 ] && [ "${r#* }" -eq 500 ] || fails+=("(a) redundant: ${r% *} of ${r#* } pings lost")
 for who in client server; do
@@ -103,10 +94,8 @@ done
 sleep 1
 lab_emu_set wan0 "set both cut=0" || lab_fail "linkemu wan0 restore"
 wait "$ping_pid"
-sent=$(sed -nE 's/^([0-9]+) packets transmitted.*/\1/p' "$LAB_DIR/ping-b.out")
-got=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$LAB_DIR/ping-b.out")
-max=$(sed -nE 's|^rtt min/avg/max/mdev = [0-9.]+/[0-9.]+/([0-9.]+)/.*|\1|p' "$LAB_DIR/ping-b.out")
-echo "measured: (b) ping flood across the wan0 cut: $(( ${sent:-0} - ${got:-0} )) of ${sent:-0} lost, slowest reply ${max:-?} ms"
+read -r lost sent max < <(lab_ping_summary "$LAB_DIR/ping-b.out")
+echo "measured: (b) ping flood across the wan0 cut: $lost of $sent lost, slowest reply $max ms"
 # Taken over within 1 s: the ping that waited longest (sent just before the
 # cut, sent again on wan1, answered over wan1) took under a second.
 awk -v m="${max:-99999}" 'BEGIN { exit !(m <= 1000) }' || fails+=("(b) slowest ping across the cut took ${max:-?} ms (want <= 1000)")
@@ -114,7 +103,7 @@ for who in client server; do
   s=$(daemon_stats "$who")
   echo "measured: (b) $who link0 stalls=$(stat_text "$s" "link${L0}_stalls") downs=$(stat_text "$s" "link${L0}_downs") resent=$(stat_text "$s" resent) resend_dropped=$(stat_text "$s" resend_dropped) late_delivered=$(stat_text "$s" late_delivered) drop_over_budget=$(stat_text "$s" drop_over_budget)"
 done
-[ $(( ${sent:-0} - ${got:-0} )) -le 100 ] || fails+=("(b) lost $(( ${sent:-0} - ${got:-0} )) pings across the cut")
+[ "$lost" -le 100 ] || fails+=("(b) lost $lost pings across the cut")
 # wan0 back and past its hold: wan1 idle again.
 sleep 3
 s=$(daemon_stats client)
@@ -145,7 +134,7 @@ n=$(log_count "$clog" 'reload refused')
 kill -HUP "${LAB_DPID[client]}"
 wait_for_log "$clog" 'reload refused, the running config stays: .*mode' 5 $((n + 1)) || fails+=("(c) a broken config was not refused with an error line")
 grep 'reload refused' "$clog" | tail -n 1 | sed 's/^/measured: (c) /'
-r=$(ping_flood 50 "$LAB_DIR/ping-c.out")
+r=$(lab_ping_flood 50 "$LAB_DIR/ping-c.out"); r=${r% *}
 [ "${r% *}" -eq 0 ] || fails+=("(c) after the refused reload ${r% *} of 50 pings were lost")
 cp "$LAB_DIR/client.conf.good" "$LAB_DIR/client.conf"
 

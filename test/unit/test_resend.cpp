@@ -18,9 +18,9 @@ TEST_CASE("resend: the ring keeps the newest records and hands back what it evic
     CHECK(r.size() == 4);
 }
 
-TEST_CASE("resend: take picks one session's link from an ordinal on, oldest first") {
+TEST_CASE("resend: take picks one session's link from a send time on, oldest first") {
     SentRing r(16);
-    // Session 7: link 0 ordinals 0..4, link 1 ordinals 0..2, interleaved; session 8 on link 0.
+    // Session 7: link 0 sent at 0..4, link 1 at 0..2, interleaved; session 8 on link 0.
     uint32_t idx = 100;
     for (uint64_t k = 0; k < 5; ++k) {
         r.keep(SentRecord{idx++, 7, 0, 1000, 0, k});
@@ -32,7 +32,7 @@ TEST_CASE("resend: take picks one session's link from an ordinal on, oldest firs
         CHECK(s.session_id == 7);
         CHECK(s.link == 0);
         CHECK(s.len == 1000);
-        got.push_back(s.ordinal);
+        got.push_back(s.sent_ns);
     });
     CHECK(n == 3);
     CHECK(got == std::vector<uint64_t>{2, 3, 4});
