@@ -239,8 +239,8 @@ struct Worker {
             if (!(stalled >> i & 1u)) continue;
             uint64_t since = s->bond.undelivered_since(i);
             unsigned n = sent_ring.take(s->id, s->key_gen, uint8_t(i), since, [&](const SentRecord& r) {
-                int link = s->bond.pick(now, r.len);
-                if (link < 0 || unsigned(link) == i) return drop(r.idx, Counter::resend_dropped);
+                int link = s->bond.pick_other_than(i, now, r.len);
+                if (link < 0) return drop(r.idx, Counter::resend_dropped);
                 BufferMeta& m = pool.meta[r.idx];
                 m.keep = true;  // kept again under its new link
                 m.link = uint8_t(link);

@@ -35,7 +35,7 @@ void Bond::use_link(unsigned i, bool use) {
 }
 
 void Bond::refresh_usable(uint64_t now) {
-    uint8_t tiers[4] = {0, 0, 0, 0};  // schedulable, Up, Unknown, any
+    uint8_t tiers[5] = {0, 0, 0, 0, 0};  // schedulable, Up, Unknown, not stalled, any
     for (unsigned i = 0; i < kMaxLinks; ++i) {
         if (!exists(i)) continue;
         const LinkHealth& h = health[i];
@@ -43,7 +43,8 @@ void Bond::refresh_usable(uint64_t now) {
         if (h.schedulable(now)) tiers[0] |= bit;
         if (h.state() == LinkState::Up && !h.stalled()) tiers[1] |= bit;
         if (h.state() == LinkState::Unknown) tiers[2] |= bit;
-        tiers[3] |= bit;
+        if (!h.stalled()) tiers[3] |= bit;
+        tiers[4] |= bit;
     }
     uint8_t use = 0;
     for (uint8_t t : tiers)
@@ -155,6 +156,14 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
     detect_stalls(now, progressed);
     refresh_usable(now);
     return true;
+}
+
+int Bond::pick_other_than(unsigned failed, uint64_t now, uint32_t bytes) {
+    if (failed >= kMaxLinks || !sched.links[failed].usable) return pick(now, bytes);
+    sched.links[failed].usable = false;  // for this one pick only
+    int l = pick(now, bytes);
+    sched.links[failed].usable = true;
+    return l;
 }
 
 int Bond::probe_due(uint64_t now) const {

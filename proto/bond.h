@@ -61,8 +61,9 @@ struct Bond {
     void set_usable(unsigned i, bool usable);
     // Does the scheduler use link i now? Of the links that exist, those whose
     // LinkHealth is schedulable; if there is none, those Up (not yet stable),
-    // then those Unknown, then all of them (a best effort beats dropping
-    // everything when every probe is failing, e.g. while the peer restarts).
+    // then those Unknown, then those not stalled, then all of them (a best
+    // effort beats dropping everything when every probe is failing, e.g.
+    // while the peer restarts).
     // A link that becomes used again goes back to Startup, doubling from the
     // rate it had learned (which the 1 s max filter forgets if the path changed).
     bool usable(unsigned i) const { return i < kMaxLinks && sched.links[i].usable; }
@@ -106,6 +107,10 @@ struct Bond {
         last_pick_.mark(now);
         return sched.pick(now, bytes);
     }
+    // pick(), but never link `failed` (a resend of what it lost), even when
+    // every link is failing and the fallback uses them all: -1 if it is the
+    // only one.
+    int pick_other_than(unsigned failed, uint64_t now, uint32_t bytes);
     // Every sealed datagram sent on link i (data, keepalive, control), as sent.
     void on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes);
 
