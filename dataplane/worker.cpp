@@ -749,13 +749,18 @@ struct Worker {
         for (auto& [id, s] : by_id) apply_timing(s);
     }
 
+    // The user's overrides for a link, from AddLink or SetLinkOverrides.
+    static void take_overrides(ClientLink& l, const Command& cmd) {
+        l.weight = cmd.weight;
+        l.max_rate_up_bps = cmd.max_rate_up_bps;
+        l.max_rate_down_bps = cmd.max_rate_down_bps;
+        l.priority = cmd.priority;
+    }
+
     void set_link_overrides(const Command& cmd) {
         unsigned i = cmd.link;
         if (i >= kMaxLinks || !links[i].active) return;
-        links[i].weight = cmd.weight;
-        links[i].max_rate_up_bps = cmd.max_rate_up_bps;
-        links[i].max_rate_down_bps = cmd.max_rate_down_bps;
-        links[i].priority = cmd.priority;
+        take_overrides(links[i], cmd);
         if (client_session) apply_client_links(client_session);
         announce_links();
     }
@@ -809,10 +814,7 @@ struct Worker {
         links[i] = ClientLink{};
         links[i].fd = cmd.fd;
         links[i].active = true;
-        links[i].weight = cmd.weight;
-        links[i].max_rate_up_bps = cmd.max_rate_up_bps;
-        links[i].max_rate_down_bps = cmd.max_rate_down_bps;
-        links[i].priority = cmd.priority;
+        take_overrides(links[i], cmd);
         if (client_session) apply_client_links(client_session);
         // At once: the server learns the new link's address and the new set.
         announce_links();

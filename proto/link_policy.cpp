@@ -47,6 +47,9 @@ bool decode_link_policy(const uint8_t* in, size_t len, LinkPolicy& p) {
         return false;
     for (unsigned k = 0; k < p.count; ++k) {
         const uint8_t* e = in + kPolicyHeaderSize + k * kPolicyEntrySize;
+        // Priority 1 is sent as 0 (as older ends send): a 1 on the wire is
+        // not the one encoding of anything, so it is refused (exact parse).
+        if (e[1] == 1) return false;
         p.entries[k] = LinkOverride{e[0], get_be16(e + 2), get_be32(e + 4), e[1] ? e[1] : uint8_t(1)};
     }
     return entries_valid(p);

@@ -7,8 +7,9 @@
 //   u16 weight_centi | u32 max_rate_kbit }
 // weight_centi is the user's weight x 100 (0 = learn the rate), max_rate_kbit
 // the user's cap for the direction towards the client in kbit/s (0 = none),
-// priority the user's order for mode backup (1 first; 0, as older clients
-// send, means 1). Only links with an override are listed.
+// priority the user's order for mode backup (2..255; 0 means 1, the first,
+// as older clients send; a 1 on the wire is refused so that every policy has
+// one encoding). Only links with an override are listed.
 #pragma once
 
 #include <cstddef>
@@ -43,7 +44,8 @@ struct LinkPolicy {
 size_t encode_link_policy(const LinkPolicy& p, uint8_t* out, size_t out_cap);
 
 // Exact parse: false on a wrong length, an unknown mode, count > kMaxLinks, a
-// link >= kMaxLinks or listed twice, or an entry with nothing to override. On false the output is unspecified.
+// link >= kMaxLinks or listed twice, a priority byte of 1, or an entry with
+// nothing to override. On false the output is unspecified.
 bool decode_link_policy(const uint8_t* in, size_t len, LinkPolicy& p);
 
 // Applies the policy to a scheduler (the server's, for one session): the mode,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <initializer_list>
 #include <vector>
 
 #include "proto/bond.h"
@@ -496,6 +497,20 @@ TEST_CASE("bond: a link that becomes usable again restarts its discovery") {
 
 // ---- link health: probes, feedback stalls, which links are used ---------------------
 
+// Four probes on each of `dead` go unanswered (250 ms apart, past the
+// 200 ms timeout floor); links in `alive` answer theirs. Returns the time.
+uint64_t starve_probes(Bond& b, std::initializer_list<unsigned> dead, std::initializer_list<unsigned> alive,
+                       uint64_t t) {
+    uint8_t buf[kProbeSize];
+    for (int k = 0; k < 4; ++k) {
+        for (unsigned i : dead) REQUIRE(b.make_probe(i, t, buf, sizeof buf) == kProbeSize);
+        for (unsigned i : alive) sample_rtt(b, i, t, 20 * kMs);
+        t += 250 * kMs;
+        b.update(t);
+    }
+    return t;
+}
+
 // The peer's Feedback for two links: cumulative bytes and packets.
 void feed(Bond& b, uint64_t now, uint64_t bytes0, uint64_t bytes1) {
     Feedback fb;
@@ -569,15 +584,8 @@ TEST_CASE("bond: probes that are not echoed take a link down; it comes back afte
     b.set_usable(1, true);
     sample_rtt(b, 0, 0, 20 * kMs);
     sample_rtt(b, 1, 0, 20 * kMs);
-    uint8_t buf[kProbeSize];
-    uint64_t t = 100 * kMs;
     // Link 1's probes go unanswered; link 0's are echoed.
-    for (int k = 0; k < 4; ++k) {
-        REQUIRE(b.make_probe(1, t, buf, sizeof buf) == kProbeSize);
-        sample_rtt(b, 0, t, 20 * kMs);
-        t += 250 * kMs;  // past the 200 ms floor of the probe timeout
-        b.update(t);
-    }
+    uint64_t t = starve_probes(b, {1}, {0}, 100 * kMs);
     CHECK(b.health[1].state() == LinkState::Down);
     CHECK_FALSE(b.usable(1));
     CHECK(b.usable(0));
@@ -608,14 +616,7 @@ TEST_CASE("bond: which links are used when none is healthy") {
     sample_rtt(b, 1, 0, 30 * kMs);
     CHECK(b.usable(1));
     // Both Down (the peer went away): both still carry a best effort.
-    uint8_t buf[kProbeSize];
-    uint64_t t = 100 * kMs;
-    for (int k = 0; k < 4; ++k) {
-        REQUIRE(b.make_probe(0, t, buf, sizeof buf) == kProbeSize);
-        REQUIRE(b.make_probe(1, t, buf, sizeof buf) == kProbeSize);
-        t += 250 * kMs;
-        b.update(t);
-    }
+    uint64_t t = starve_probes(b, {0, 1}, {}, 100 * kMs);
     REQUIRE(b.health[0].state() == LinkState::Down);
     REQUIRE(b.health[1].state() == LinkState::Down);
     CHECK(b.usable(0));
@@ -643,15 +644,7 @@ TEST_CASE("bond: mode backup uses only the best priority that is healthy") {
     CHECK(b.usable(1));
     CHECK(b.usable(2));
     // Both primaries die: the backup takes over as soon as they are out of use.
-    uint8_t buf[kProbeSize];
-    uint64_t t = 100 * kMs;
-    for (int k = 0; k < 4; ++k) {
-        REQUIRE(b.make_probe(1, t, buf, sizeof buf) == kProbeSize);
-        REQUIRE(b.make_probe(2, t, buf, sizeof buf) == kProbeSize);
-        sample_rtt(b, 0, t, 20 * kMs);
-        t += 250 * kMs;
-        b.update(t);
-    }
+    uint64_t t = starve_probes(b, {1, 2}, {0}, 100 * kMs);
     CHECK(b.usable(0));
     CHECK_FALSE(b.usable(1));
     CHECK_FALSE(b.usable(2));

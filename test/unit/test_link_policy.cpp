@@ -166,6 +166,7 @@ TEST_CASE("link policy: decode rejects every malformed payload") {
         {"link 255", "03 00 02" + ok1 + "ff 00 0000 00000010"},
         {"duplicate link", "03 00 02" + ok1 + "01 00 0000 00000010"},
         {"priority 1 and nothing else", "03 00 01 01 01 0000 00000000"},
+        {"priority byte 1 (1 is sent as 0)", "03 00 01 01 01 0064 00000000"},
         {"weight 0 and rate 0", "03 00 01 01 00 0000 00000000"},
         {"2nd entry weight 0 and rate 0", "03 00 02" + ok1 + "02 00 0000 00000000"},
     };
