@@ -64,8 +64,6 @@ if "error" in d:
 print("%.2f" % (d["end"]["sum_received"]["bits_per_second"] / 1e6))'
 }
 
-# link_bytes "STATS_LINE" N KEY: linkN_KEY, 0 when the link never carried anything.
-link_bytes() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
 
 ROWS=()        # result table rows
 SUMMARY=()     # one line per scenario and direction/streams for the note
@@ -119,7 +117,7 @@ run_scenario() {
       for ((i = 0; i < n; i++)); do
         sum=$(awk -v s="$sum" -v x="${bare[$st.$dir.$i]}" 'BEGIN { printf "%.2f", s + x }')
         # link share over the whole iperf3 run (incl. the omitted 2 s), Mbit/s
-        key=$(awk -v b="$(link_bytes "$b" "$i" tx_bytes)" -v a="$(link_bytes "$a" "$i" tx_bytes)" \
+        key=$(awk -v b="$(link_stat "$b" "$i" tx_bytes)" -v a="$(link_stat "$a" "$i" tx_bytes)" \
           -v t="$(( (t1 - t0) / 1000000 ))" 'BEGIN { printf "%.1f", (a - b) * 8 / 1000 / t }')
         per+="${per:+ + }$key"
       done
@@ -162,15 +160,12 @@ for sc in $SCENARIOS; do
   run_scenario "$sc"
 done
 
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 SECTION=$(mktemp)
 {
   echo "<!-- bonding:begin -->"
   echo "### Bonding on emulated links (issue #4)"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- command: \`$CMDLINE\` ($("$ONEBOX_CLIENT_BIN" --version 2>&1 | head -n 1))"
-  echo "- kernel: $(uname -r), nproc: $(nproc), CPU: ${CPU:-unknown}"
+  lab_bench_header "$CMDLINE"
   echo "- links: linkemu per WAN, rate and one-way delay on both directions, 100 ms queue;"
   echo "  iperf3 TCP from the client namespace to the internet host, ${SECS} s per run after -O 2;"
   echo "  bare = each link alone, same streams and direction; per link = each link's share of"

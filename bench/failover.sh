@@ -109,7 +109,6 @@ row "3. redundant, 30 % random loss on wan1 both ways, 0 % on wan0, ping every 1
 # ---- 4. backup ----------------------------------------------------------------------
 echo "== 4. backup: wan0 priority 1, wan1 priority 2"
 lab_client_with 'mode = "backup"' $'[client.link.wan0]\npriority = 1\n[client.link.wan1]\npriority = 2'
-link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
 for dir in up down; do
   who=client; args=(); [ "$dir" = down ] && { who=server; args=(-R); }
   b=$(daemon_stats "$who")
@@ -135,15 +134,12 @@ row "4. backup, wan0 cut under a ping every 10 ms" "$lost of $sent pings lost; s
 trap - EXIT
 lab_teardown
 
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 SECTION=$(mktemp)
 {
   echo "<!-- failover:begin -->"
   echo "### Failover on emulated links (issue #5)"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "- command: \`$CMDLINE\` ($("$ONEBOX_CLIENT_BIN" --version 2>/dev/null))"
-  echo "- kernel: $(uname -r), nproc: $(nproc), CPU: ${CPU:-unknown}"
+  lab_bench_header "$CMDLINE"
   echo "- links: linkemu, wan0 40 Mbit/s and wan1 20 Mbit/s, 10 ms one way each; a cut drops"
   echo "  everything both ways; default probe_interval (500 ms) and link_hold (2 s)"
   echo

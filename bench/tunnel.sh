@@ -75,15 +75,12 @@ for st in 1 4; do for dir in up down; do bench_run tunnel "$st" "$dir"; done; do
 echo "server: $(daemon_stats server)"
 echo "client: $(daemon_stats client)"
 
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 SECTION=$LAB_DIR/section.md
 {
   echo "<!-- tunnel:begin -->"
   echo "### Tunnel vs bare path (veth, unlimited)"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- command: \`$CMDLINE\` ($("$ONEBOX_CLIENT_BIN" --version 2>&1 | head -n 1))"
-  echo "- kernel: $(uname -r), nproc: $(nproc), CPU: ${CPU:-unknown}"
+  lab_bench_header "$CMDLINE"
   echo "- iperf3 TCP from the client namespace to the internet host, ${SECS} s per run;"
   echo "  CPU s/GB = utime+stime of the daemon during the run / GB received"
   echo

@@ -456,6 +456,8 @@ daemon_stats() {
 }
 # stat_get "STATS_LINE" KEY: the value of KEY (empty if missing).
 stat_get() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=\\([0-9]*\\).*/\\1/p" | head -n 1; }
+# link_stat "STATS_LINE" N KEY: linkN_KEY, 0 when the link never carried anything.
+link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
 # stat_text "STATS_LINE" KEY: the value of KEY as text (e.g. linkN_state=up).
 stat_text() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
 # lab_ping_flood COUNT OUT: a ping every 10 ms from the client namespace to the
@@ -666,6 +668,16 @@ lab_tunnel_up() {
 }
 
 # ---------------------------------------------------------------- benchmarks
+# lab_bench_header CMDLINE: the date, commit, command, version and machine
+# lines every benchmark section starts with.
+lab_bench_header() {
+  local cpu
+  cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$LAB_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- command: \`$1\` ($("$ONEBOX_CLIENT_BIN" --version 2>&1 | head -n 1))"
+  echo "- kernel: $(uname -r), nproc: $(nproc), CPU: ${cpu:-unknown}"
+}
+
 # lab_write_section FILE NAME SECTION_FILE: replace the text between
 # "<!-- NAME:begin -->" and "<!-- NAME:end -->" in FILE (markdown) with
 # SECTION_FILE's (which carries the markers itself), or append it.

@@ -22,7 +22,7 @@ void Bond::set_usable(unsigned i, bool usable) {
     } else {
         exists_ &= uint8_t(~(1u << i));
     }
-    refresh_usable(last_update_);
+    refresh(last_update_);
 }
 
 // Keeps the estimator (its counters must stay in step with the peer's
@@ -34,7 +34,7 @@ void Bond::use_link(unsigned i, bool use) {
     if (use) sched.reset_link(i);
 }
 
-void Bond::refresh_usable(uint64_t now) {
+void Bond::refresh(uint64_t now) {
     uint8_t tiers[5] = {0, 0, 0, 0, 0};  // schedulable, Up, Unknown, not stalled, any
     for (unsigned i = 0; i < kMaxLinks; ++i) {
         if (!exists(i)) continue;
@@ -91,7 +91,7 @@ void Bond::update(uint64_t now) {
             probe_lost(i, now);
         }
     }
-    refresh_usable(now);
+    refresh(now);
 }
 
 // A link whose deliveries stopped while another's went on (the peer is
@@ -154,7 +154,7 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
         refresh_inputs(i);
     }
     detect_stalls(now, progressed);
-    refresh_usable(now);
+    refresh(now);
     return true;
 }
 
@@ -209,7 +209,7 @@ Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, siz
         est[i].on_rtt(now, rtt);
         health[i].on_probe_echoed(now, rtt);
         refresh_inputs(i);
-        refresh_usable(now);
+        refresh(now);
         uint64_t base = est[i].min_rtt_ns();
         sched.on_queue_sample(i, now, o.modeled_ns, rtt > base ? rtt - base : 0);
         return ProbeAction::Sampled;

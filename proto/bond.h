@@ -74,7 +74,7 @@ struct Bond {
     void update(uint64_t now);
     // Mode or priorities changed (the client's policy, or SetMode): which
     // links are used follows at once.
-    void refresh(uint64_t now) { refresh_usable(now); }
+    void refresh(uint64_t now);
     // Links that stalled, or went Down without a stall first, since the last
     // call (bit i = link i): what was sent on them and not reported
     // delivered should go out again elsewhere.
@@ -180,7 +180,9 @@ struct Bond {
     int control_link() const;
 
     uint64_t probes_unmatched() const { return unmatched_; }
-    static constexpr unsigned kProbeSlotsForTests = 24;  // = kProbeSlots
+    // Enough for every probe a link can have in flight before its timeout
+    // (ceil 2 s / 100 ms busy interval = 20), so each is judged by update().
+    static constexpr unsigned kProbeSlots = 24;
 
   private:
     uint8_t exists_ = 0;        // set_usable() links, bit i = link i
@@ -201,9 +203,6 @@ struct Bond {
         uint64_t modeled_ns = 0;  // the scheduler's backlog on the link when sent
         bool used = false;
     };
-    // Enough for every probe a link can have in flight before its timeout
-    // (ceil 2 s / 100 ms busy interval = 20), so each is judged by update().
-    static constexpr unsigned kProbeSlots = kProbeSlotsForTests;
     Outstanding probes_[kMaxLinks][kProbeSlots]{};
     Moment last_probe_[kMaxLinks]{};
     Moment last_pick_;           // the last data packet scheduled
@@ -212,7 +211,6 @@ struct Bond {
     Moment last_fb_;               // the last Feedback taken
 
     void refresh_inputs(unsigned i) { sched_inputs_from(est[i], sched.links[i]); }
-    void refresh_usable(uint64_t now);
     uint8_t best_priority(uint8_t use) const;
     void probe_lost(unsigned i, uint64_t now);
     void use_link(unsigned i, bool use);

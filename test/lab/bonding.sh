@@ -29,8 +29,6 @@ lab_emu_set wan0 "set both rate=40mbit delay=10ms" || lab_fail "linkemu wan0"
 lab_emu_set wan1 "set both rate=20mbit delay=10ms" || lab_fail "linkemu wan1"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
 
-link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
-
 # split WHO KEY SECONDS [iperf3 args]: "A B" = WHO's linkN_KEY deltas for wan0 and
 # wan1 over one iperf3 run (after a 1 s warm-up run that is not counted).
 split() {

@@ -30,8 +30,6 @@ lab_emu_set wan0 "set both rate=40mbit delay=10ms" || lab_fail "linkemu wan0"
 lab_emu_set wan1 "set both rate=20mbit delay=10ms" || lab_fail "linkemu wan1"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
 
-link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
-
 # ---- (a) redundant -----------------------------------------------------------
 lab_client_with 'mode = "redundant"'
 lab_emu_set wan1 "set both loss=30" || lab_fail "linkemu wan1 loss"

@@ -12,8 +12,6 @@ lab_test_init multilink
 fails=()
 clog=$(lab_log_file client)
 
-# link_stat STATS LINK KEY: a per-link counter, 0 when the link never counted.
-link_stat() { local v; v=$(stat_get "$1" "link$2_$3"); echo "${v:-0}"; }
 burst() { lab_exec cli timeout 20 ping -n -q -c "${1:-50}" -i 0.02 -W 1 "$LAB_INET_IP" | sed -n 's/.* \([0-9]*\) received.*/\1/p'; }
 
 lab_tunnel_up || lab_fail "tunnel did not come up"

@@ -362,7 +362,7 @@ TEST_CASE("bond: a few probes outstanding per link; the oldest gives way") {
     a.set_usable(3, true);
     // kProbeSlots + 2 probes, 10 ms apart, none answered yet: only the last
     // kProbeSlots are remembered, and the two that gave way count as lost.
-    constexpr unsigned kN = Bond::kProbeSlotsForTests + 2;
+    constexpr unsigned kN = Bond::kProbeSlots + 2;
     uint8_t echoes[kN][kProbeSize];
     for (unsigned k = 0; k < kN; ++k) {
         REQUIRE(a.make_probe(3, k * 10 * kMs, echoes[k], kProbeSize) == kProbeSize);
