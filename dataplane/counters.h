@@ -44,8 +44,9 @@ namespace onebox::dataplane {
     X(no_buffer)            /* a receive could not be re-armed for want of a buffer */  \
     X(handshake_rx)         /* handshake messages passed to the control thread */       \
     X(resent)               /* data sent again on a live link after its own stalled */  \
-    X(redundant_copies)     /* mode redundant: extra copies sent on the other links */  \
     X(resend_dropped)       /* ... or given up on: no other link would take it */      \
+    X(redundant_copies)     /* mode redundant: extra copies sent on the other links */  \
+    X(feedback_copies)      /* Feedback also sent on a second link */                  \
     X(reorder_held)         /* packets that waited in the reorder buffer */             \
     X(reorder_timeouts)     /* gaps given up on after the gap timeout */                \
     X(reorder_overflows)    /* gaps given up on because the buffer was full */          \

@@ -440,20 +440,28 @@ struct Worker {
     // replay window drops the rest as drop_replay). A copy per link, because
     // one buffer can be in one send at a time here.
     void send_copies(Session* s, unsigned first, uint32_t idx) {
-        const uint32_t len = pool.meta[idx].len;
         for (unsigned j = 0; j < kMaxLinks; ++j) {
             if (j == first || !s->bond.exists(j)) continue;
-            uint32_t copy = pool.get();
-            if (copy == kNoBuffer) { counters.add(Counter::no_buffer); return; }
-            std::memcpy(pool.data(copy), pool.data(idx), len);
-            pool.meta[copy].keep = false;
-            s->bond.on_sent(j, now, len);
-            send_datagram(s, j, copy, len);
+            if (!send_copy(s, j, idx)) return;
             counters.add(Counter::redundant_copies);
             LinkCounters& lc = counters.links[j];
             bump(lc.tx_packets, 1);
-            bump(lc.tx_bytes, len - proto::kDataOverhead);
+            bump(lc.tx_bytes, pool.meta[idx].len - proto::kDataOverhead);
         }
+    }
+
+    // The sealed datagram in `idx`, byte for byte, in a buffer of its own
+    // (one buffer is in one send at a time) on `link`. False if the pool is empty.
+    bool send_copy(Session* s, unsigned link, uint32_t idx) {
+        const uint32_t len = pool.meta[idx].len;
+        uint32_t copy = pool.get();
+        if (copy == kNoBuffer) { counters.add(Counter::no_buffer); return false; }
+        std::memcpy(pool.data(copy), pool.data(idx), len);
+        pool.meta[copy].keep = false;
+        pool.meta[copy].len = len;
+        s->bond.on_sent(link, now, len);
+        send_datagram(s, link, copy, len);
+        return true;
     }
 
     // ---- receiving (network -> TUN) -----------------------------------------
@@ -890,6 +898,13 @@ struct Worker {
             if (idx != kNoBuffer) {
                 size_t n = s->bond.make_feedback(now, pool.data(idx) + kHeaderSize, proto::kFeedbackMaxSize);
                 seal_and_send(s, unsigned(link), idx, n, proto::PacketType::Feedback);
+                // And byte for byte on a second link, if there is one: a link
+                // cut before it turns quiet would swallow every Feedback, and
+                // the peer would learn of the cut from its probes only. The
+                // peer's replay window drops the later copy. (idx is ours
+                // until its send's completion is reaped, after this returns.)
+                int second = s->bond.control_link(link);
+                if (second >= 0 && send_copy(s, unsigned(second), idx)) counters.add(Counter::feedback_copies);
                 counters.add(Counter::feedback_tx);
             }
         }

@@ -239,7 +239,7 @@ uint64_t Bond::gap_timeout_ns() const {
     return gap_timeout_for(delay, n, cfg.gap_floor_ns, cfg.gap_ceil_ns, jitter);
 }
 
-int Bond::control_link() const {
+int Bond::control_link(int except) const {
     // Arrivals on any link that exists count: in mode backup the idle backup
     // link still brings probes, and is where Feedback must go when the
     // primary is cut.
@@ -263,9 +263,10 @@ int Bond::control_link() const {
         }
         return best;
     };
-    int best = pick([&](unsigned i) { return usable(i) && !quiet(i); });
-    if (best < 0) best = pick([&](unsigned i) { return exists(i) && !quiet(i); });
-    if (best < 0) best = pick([&](unsigned i) { return usable(i); });
+    auto other = [&](unsigned i) { return int(i) != except; };
+    int best = pick([&](unsigned i) { return other(i) && usable(i) && !quiet(i); });
+    if (best < 0) best = pick([&](unsigned i) { return other(i) && exists(i) && !quiet(i); });
+    if (best < 0) best = pick([&](unsigned i) { return other(i) && usable(i); });
     return best;
 }
 

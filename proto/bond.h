@@ -177,7 +177,11 @@ struct Bond {
     // ways, and Feedback sent on it would leave the peer blind to the cut. If
     // every usable link is quiet, an unused one that is not (mode backup's
     // idle backup link); if all are quiet, the usable one as before.
-    int control_link() const;
+    // `except`: the same choice among the other links, for the copy of each
+    // Feedback sent on a second link (one cut before it turns quiet would
+    // otherwise swallow every Feedback, and the peer would learn of the cut
+    // only from its probes). -1 if there is no other.
+    int control_link(int except = -1) const;
 
     uint64_t probes_unmatched() const { return unmatched_; }
     // Enough for every probe a link can have in flight before its timeout

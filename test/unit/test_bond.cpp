@@ -679,6 +679,8 @@ TEST_CASE("bond: the control link is the usable one with the smallest RTT") {
     CHECK(b.control_link() == 5);  // ... even at a lower index
     sample_rtt(b, 2, 100 * kMs, 30 * kMs);
     CHECK(b.control_link() == 2);
+    CHECK(b.control_link(2) == 5);   // the copy's link: the next best
+    CHECK(b.control_link(5) == 2);
     sample_rtt(b, 6, 200 * kMs, 10 * kMs);  // fast, but not usable
     CHECK(b.control_link() == 2);
     b.set_usable(6, true);
@@ -688,6 +690,7 @@ TEST_CASE("bond: the control link is the usable one with the smallest RTT") {
     CHECK(b.control_link() == 5);
     b.set_usable(5, false);
     CHECK(b.control_link() == 0);  // only an unmeasured one left
+    CHECK(b.control_link(0) == -1);  // no other link: no copy
     b.set_usable(0, false);
     CHECK(b.control_link() == -1);
 }
