@@ -32,6 +32,7 @@ struct BufferMeta {
     uint8_t link = 0;
     uint32_t session_id = 0;
     uint32_t key_gen = 0;
+    uint64_t seq = 0;         // its sequence number
     uint64_t sent_ns = 0;
     sockaddr_in addr{};       // peer address for recvmsg/sendmsg
     iovec iov{};

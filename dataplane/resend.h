@@ -23,6 +23,7 @@ struct SentRecord {
     uint32_t key_gen = 0;      // the session's keys it was sealed under (Session::key_gen)
     uint32_t len = 0;          // datagram bytes
     uint8_t link = 0;
+    uint64_t seq = 0;          // its data-channel sequence number
     uint64_t sent_ns = 0;      // when it was sent (the worker's clock)
 };
 
@@ -45,15 +46,15 @@ struct SentRing {
     }
 
     // Takes out, oldest first, every record of `session_id` under keys
-    // `key_gen` on `link` sent at or after `since_ns` (not known to be
-    // delivered), handing each to f.
-    template <class F>
-    unsigned take(uint32_t session_id, uint32_t key_gen, uint8_t link, uint64_t since_ns, F&& f) {
+    // `key_gen` on `link` that `undelivered(record)` says may not have
+    // arrived, handing each to f.
+    template <class P, class F>
+    unsigned take(uint32_t session_id, uint32_t key_gen, uint8_t link, P&& undelivered, F&& f) {
         unsigned taken = 0;
         for (uint32_t k = 0; k < n; ++k) {
             SentRecord& r = rec[(head + k) % cap];
             if (r.idx == kNoBuffer || r.session_id != session_id || r.key_gen != key_gen ||
-                r.link != link || r.sent_ns < since_ns)
+                r.link != link || !undelivered(r))
                 continue;
             SentRecord copy = r;
             r.idx = kNoBuffer;

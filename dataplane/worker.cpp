@@ -227,18 +227,26 @@ struct Worker {
         BufferMeta& m = pool.meta[idx];
         if (res < 0 || !m.keep) return pool.put(idx);
         m.keep = false;
-        uint32_t evicted = sent_ring.keep(SentRecord{idx, m.session_id, m.key_gen, m.len, m.link, m.sent_ns});
+        uint32_t evicted = sent_ring.keep(SentRecord{idx, m.session_id, m.key_gen, m.len, m.link, m.seq, m.sent_ns});
         if (evicted != kNoBuffer) pool.put(evicted);
     }
 
     // Links of `s` that just stalled or went Down (Bond::take_stalled): what
     // was sent on them and not yet reported delivered goes out again, oldest
-    // first, on the links the scheduler picks now. The peer keeps the first copy.
+    // first, on the links the scheduler picks now. The peer keeps the first
+    // copy. "Not reported": a sequence number above the newest the peer saw
+    // on the link (Bond::delivered_through), or, before it reported one, sent
+    // since Bond::undelivered_since.
     void resend_stalled(Session* s, uint8_t stalled) {
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             if (!(stalled >> i & 1u)) continue;
+            uint64_t through = 0;
+            bool by_seq = s->bond.delivered_through(i, &through);
             uint64_t since = s->bond.undelivered_since(i);
-            unsigned n = sent_ring.take(s->id, s->key_gen, uint8_t(i), since, [&](const SentRecord& r) {
+            auto undelivered = [&](const SentRecord& r) { return by_seq ? r.seq > through : r.sent_ns >= since; };
+            uint64_t oldest = now;
+            unsigned n = sent_ring.take(s->id, s->key_gen, uint8_t(i), undelivered, [&](const SentRecord& r) {
+                oldest = std::min(oldest, r.sent_ns);
                 int link = s->bond.pick_other_than(i, now, r.len);
                 if (link < 0) return drop(r.idx, Counter::resend_dropped);
                 BufferMeta& m = pool.meta[r.idx];
@@ -253,7 +261,7 @@ struct Worker {
                 bump(lc.tx_bytes, r.len - proto::kDataOverhead);
             });
             Event ev{Event::Kind::LinkFailed, nullptr, s->id, int(n), uint8_t(i)};
-            ev.since_ms = uint32_t(std::min<uint64_t>((now - std::min(now, since)) / 1'000'000, UINT32_MAX));
+            ev.since_ms = uint32_t(std::min<uint64_t>((now - oldest) / 1'000'000, UINT32_MAX));
             emit(ev);
         }
     }
@@ -287,9 +295,11 @@ struct Worker {
         m.link = uint8_t(link);
         m.session_id = s->id;
         m.key_gen = s->key_gen;
+        m.seq = seq;
         m.sent_ns = now;
         m.len = uint32_t(n);
         s->bond.on_sent(link, now, uint32_t(n));
+        if (!ctl) s->bond.on_sent_data(link, now, seq);
         send_datagram(s, link, idx, n);
         if (is_server()) s->links[link].last_tx_ns = now;
         else links[link].last_tx_ns = now;
@@ -599,6 +609,7 @@ struct Worker {
         bump(counters.links[link].rx_packets, 1);
         bump(counters.links[link].rx_bytes, payload);
         s->bond.on_received(link, now, uint32_t(len), h.type != proto::PacketType::Feedback);
+        if (proto::nonce_channel(h.type) != proto::kControlChannel) s->bond.on_data_seq(link, h.seq);
         if (proto::nonce_channel(h.type) == proto::kControlChannel)
             return on_control(s, link, idx, h.type, payload);
 

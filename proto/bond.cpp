@@ -31,7 +31,9 @@ void Bond::set_usable(unsigned i, bool usable) {
 void Bond::use_link(unsigned i, bool use) {
     if (sched.links[i].usable == use) return;
     sched.links[i].usable = use;
-    if (use) sched.reset_link(i);
+    if (!use) return;
+    sched.reset_link(i);
+    forget_marks(i);  // what it lost before is not news: time a stall from what it carries now
 }
 
 void Bond::refresh(uint64_t now) {
@@ -104,19 +106,57 @@ void Bond::detect_stalls(uint64_t now, uint8_t progressed) {
         const LinkEstimator& e = est[i];
         Moment last = e.last_delivery();
         if (!last.ever || health[i].stalled()) continue;
-        uint64_t lag = std::max(2 * e.srtt_ns() + 4 * e.rttvar_ns() + 2 * e.feedback_interval_ns(),
+        uint64_t lag = std::max(e.srtt_ns() + 4 * e.rttvar_ns() + 2 * e.feedback_interval_ns(),
                                 cfg.stall_floor_ns);
-        if (now - last.at < lag) continue;
-        // Several packets, not one: a single lost keepalive on an idle link
-        // is loss, not a dead link (probes catch an idle dead one).
-        if (e.sent_packets_by(now - lag) < e.sent_packets_by(last.at) + kStallPackets) continue;
+        bool stalled = acked_seen_ >> i & 1u
+                           ? stalled_by_seq(i, now, lag)
+                           // Before the peer reported a sequence number on the
+                           // link: timed from its last delivery. Several
+                           // packets, not one: a single lost keepalive on an
+                           // idle link is loss, not a dead link (probes catch
+                           // an idle dead one).
+                           : now - last.at >= lag &&
+                                 e.sent_packets_by(now - lag) >= e.sent_packets_by(last.at) + kStallPackets;
+        if (!stalled) continue;
         health[i].on_feedback_stall(now);
         new_stalls_ |= uint8_t(1u << i);
+        forget_marks(i);
     }
 }
 
 void Bond::on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes) {
     if (i < kMaxLinks) est[i].on_send(now, datagram_bytes);
+}
+
+void Bond::on_sent_data(unsigned i, uint64_t now, uint64_t seq) {
+    if (i >= kMaxLinks) return;
+    unsigned n = mark_count_[i];
+    if (n > 0 && now - mark(i, n - 1).at < kSendMarkEveryNs) return;
+    if (n == kSendMarks) {  // full: the oldest goes (a stall is then timed a little late)
+        mark_head_[i] = uint8_t((mark_head_[i] + 1) % kSendMarks);
+        --n;
+    }
+    marks_[i][(mark_head_[i] + n) % kSendMarks] = SendMark{seq, now};
+    mark_count_[i] = uint8_t(n + 1);
+}
+
+void Bond::forget_marks_through(unsigned i, uint64_t seq) {
+    while (mark_count_[i] > 0 && mark(i, 0).seq <= seq) {
+        mark_head_[i] = uint8_t((mark_head_[i] + 1) % kSendMarks);
+        --mark_count_[i];
+    }
+}
+
+// Link i stalled if kStallPackets of its remembered datagrams, all above the
+// newest sequence number the peer reported on it, went out `lag` ago or
+// earlier: each has had a round trip and a Feedback interval to be
+// reported. Timed from the send of the first datagram it lost, not from the
+// last delivery Feedback showed: the queue ahead of a cut drains and is
+// reported for a while after it, and that delay is not added.
+bool Bond::stalled_by_seq(unsigned i, uint64_t now, uint64_t lag) const {
+    if (mark_count_[i] < kStallPackets) return false;
+    uint64_t at = mark(i, kStallPackets - 1).at;
+    return now >= at && now - at >= lag;
 }
 
 void Bond::on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool answer) {
@@ -131,7 +171,11 @@ void Bond::on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool a
 size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap) {
     Feedback fb;
     for (unsigned i = 0; i < kMaxLinks; ++i)
-        if (rx_seen_ & (1u << i)) fb.entries[fb.count++] = FeedbackEntry{uint8_t(i), rx_pkts_[i], rx_bytes_[i]};
+        if (rx_seen_ & (1u << i)) {
+            bool has_seq = rx_seq_seen_ >> i & 1u;
+            fb.entries[fb.count++] =
+                FeedbackEntry{uint8_t(i), rx_pkts_[i], rx_bytes_[i], has_seq, has_seq ? rx_seq_[i] : 0};
+        }
     size_t n = encode_feedback(fb, out, out_cap);
     if (n == 0) return 0;
     rx_dirty_ = false;
@@ -147,6 +191,11 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
     uint8_t progressed = 0;  // links whose deliveries advanced in this report
     for (unsigned k = 0; k < fb.count; ++k) {
         unsigned i = fb.entries[k].link;
+        if (fb.entries[k].has_seq && (!(acked_seen_ >> i & 1u) || fb.entries[k].newest_seq > acked_seq_[i])) {
+            acked_seq_[i] = fb.entries[k].newest_seq;
+            acked_seen_ |= uint8_t(1u << i);
+            forget_marks_through(i, acked_seq_[i]);
+        }
         Moment before = est[i].last_delivery();
         est[i].on_feedback(now, fb.entries[k].rx_bytes, fb.entries[k].rx_packets);
         Moment after = est[i].last_delivery();

@@ -33,9 +33,12 @@ struct BondConfig {
     uint64_t probe_timeout_floor_ns = 200'000'000;
     uint64_t probe_timeout_ceil_ns = 2'000'000'000;
     // Feedback stall: a link that delivered nothing for
-    // max(2 x srtt + 4 x rttvar + 2 x feedback interval, floor) while bytes
+    // max(srtt + 4 x rttvar + 2 x feedback interval, floor) while bytes
     // sent on it since its last delivery are that old, and another link
     // delivered meanwhile, gets no new packets until a probe comes back.
+    // One srtt: a packet sent after the last delivery needs one round trip
+    // (srtt includes the queue it waits in) and a Feedback interval to be
+    // reported; rttvar and a second interval are the margin.
     uint64_t stall_floor_ns = 60'000'000;
     uint64_t gap_floor_ns = 10'000'000;           // reorder gap timeout bounds
     uint64_t gap_ceil_ns = 500'000'000;
@@ -94,6 +97,18 @@ struct Bond {
         uint64_t back = 2 * e.srtt_ns() + 4 * e.rttvar_ns() + 2 * e.feedback_interval_ns();
         return last.at > back ? last.at - back : 0;
     }
+    // The highest data-channel sequence number the peer reported arriving on
+    // link i (Feedback's newest_seq), if it reported one since the session's
+    // keys last changed. What went out on link i with a higher one had not
+    // arrived when that report was made: exactly what a stalled link lost
+    // (a link delivers in order). A resend that went out on link i carries an
+    // older number and is not covered: after a second stall it is left to the
+    // inner protocol.
+    bool delivered_through(unsigned i, uint64_t* seq) const {
+        if (i >= kMaxLinks || !(acked_seen_ >> i & 1u)) return false;
+        *seq = acked_seq_[i];
+        return true;
+    }
     uint8_t take_stalled() {
         uint8_t s = new_stalls_;
         new_stalls_ = 0;
@@ -109,16 +124,35 @@ struct Bond {
     }
     // pick(), but never link `failed` (a resend of what it lost), even when
     // every link is failing and the fallback uses them all: -1 if it is the
-    // only one.
+    // only one. Resends get no more queue than new packets: a dead fast
+    // link leaves more in flight than the others can take, and a TCP flow
+    // loses less time retransmitting what does not fit than waiting behind
+    // a few hundred ms of resends (measured: longest stalls of 300-400 ms
+    // with 250 ms more for resends, 100-300 ms without).
     int pick_other_than(unsigned failed, uint64_t now, uint32_t bytes);
     // Every sealed datagram sent on link i (data, keepalive, control), as sent.
     void on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes);
+    // A data-channel datagram (Data, Keepalive, Close; not a resend or a
+    // redundant copy) with sequence number `seq` went out on link i. At most
+    // one every kSendMarkEveryNs is remembered, with its time, until the
+    // peer reports a newer number on the link: the oldest ones left are what
+    // a stall is timed from (detect_stalls).
+    void on_sent_data(unsigned i, uint64_t now, uint64_t seq);
+    static constexpr unsigned kSendMarks = 128;
+    static constexpr uint64_t kSendMarkEveryNs = 2'000'000;
 
     // ---- receiving ------------------------------------------------------------
     // Every authenticated datagram received on link i, as received. Only
     // `answer` ones (everything but Feedback) make a Feedback due, so two
     // idle ends do not keep answering each other's Feedback.
     void on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool answer = true);
+    // An authenticated data-channel datagram (Data, Keepalive, Close) with
+    // sequence number `seq` arrived on link i: Feedback reports the highest.
+    void on_data_seq(unsigned i, uint64_t seq) {
+        if (i >= kMaxLinks) return;
+        if (!(rx_seq_seen_ >> i & 1u) || seq > rx_seq_[i]) rx_seq_[i] = seq;
+        rx_seq_seen_ |= uint8_t(1u << i);
+    }
 
     // ---- feedback (receiver -> sender) ----------------------------------------
     bool feedback_due(uint64_t now) const { return rx_dirty_ && now >= next_feedback_; }
@@ -146,6 +180,10 @@ struct Bond {
             last_rx_[i] = 0;
         }
         rx_seen_ = 0;
+        // Both sequence spaces start again at 0 with the new keys.
+        rx_seq_seen_ = 0;
+        acked_seen_ = 0;
+        for (unsigned i = 0; i < kMaxLinks; ++i) forget_marks(i);
         last_fb_ = Moment{};
     }
 
@@ -197,6 +235,8 @@ struct Bond {
     uint32_t rx_pkts_[kMaxLinks]{};
     uint8_t rx_seen_ = 0;       // links that ever received (listed in Feedback)
     uint64_t last_rx_[kMaxLinks]{};  // when each last received (if rx_seen_)
+    uint64_t rx_seq_[kMaxLinks]{};   // highest data-channel seq arrived per link
+    uint8_t rx_seq_seen_ = 0;        // ... valid for these links
     bool rx_dirty_ = false;     // something arrived since the last Feedback
     uint64_t next_feedback_ = 0;
 
@@ -213,6 +253,21 @@ struct Bond {
     uint32_t probe_seq_ = 0;
     uint64_t unmatched_ = 0;
     Moment last_fb_;               // the last Feedback taken
+    uint64_t acked_seq_[kMaxLinks]{};  // the peer's newest_seq per link (delivered_through)
+    uint8_t acked_seen_ = 0;
+    // Per link, oldest first: sent data-channel datagrams not yet reported
+    // (on_sent_data), a ring of kSendMarks.
+    struct SendMark {
+        uint64_t seq = 0;
+        uint64_t at = 0;
+    };
+    SendMark marks_[kMaxLinks][kSendMarks]{};
+    uint8_t mark_head_[kMaxLinks]{};
+    uint8_t mark_count_[kMaxLinks]{};
+    const SendMark& mark(unsigned i, unsigned k) const { return marks_[i][(mark_head_[i] + k) % kSendMarks]; }
+    void forget_marks_through(unsigned i, uint64_t seq);
+    void forget_marks(unsigned i) { mark_head_[i] = mark_count_[i] = 0; }
+    bool stalled_by_seq(unsigned i, uint64_t now, uint64_t lag) const;
 
     void refresh_inputs(unsigned i) { sched_inputs_from(est[i], sched.links[i]); }
     uint8_t best_priority(uint8_t use) const;

@@ -15,15 +15,22 @@
 namespace onebox::proto {
 
 // Feedback (receiver -> sender, periodically): what arrived per link so far.
-//   u8 count | count x { u8 link | u8 reserved=0 | u16 reserved=0 |
-//                        u32 rx_packets (cumulative, wraps) | u64 rx_bytes (cumulative) }
-inline constexpr size_t kFeedbackEntrySize = 16;
-inline constexpr size_t kFeedbackMaxSize = 1 + kMaxLinks * kFeedbackEntrySize;  // 129
+//   u8 count | count x { u8 link | u8 flags | u16 reserved=0 |
+//                        u32 rx_packets (cumulative, wraps) | u64 rx_bytes (cumulative) |
+//                        u64 newest_seq }
+// flags bit 0: newest_seq is the highest data-channel sequence number that
+// arrived on the link (else no data-channel packet has, and newest_seq is 0);
+// the other bits are 0.
+inline constexpr size_t kFeedbackEntrySize = 24;
+inline constexpr size_t kFeedbackMaxSize = 1 + kMaxLinks * kFeedbackEntrySize;  // 193
+inline constexpr uint8_t kFeedbackHasSeq = 1;
 
 struct FeedbackEntry {
     uint8_t link = 0;
     uint32_t rx_packets = 0;
     uint64_t rx_bytes = 0;
+    bool has_seq = false;
+    uint64_t newest_seq = 0;
 };
 
 struct Feedback {
@@ -46,12 +53,13 @@ struct Probe {
 
 // Writes the payload to out (capacity out_cap). Returns bytes written, or 0 if
 // the value is invalid (count > kMaxLinks, a link >= kMaxLinks, a duplicate
-// link, an unknown flag) or out_cap is too small.
+// link, an unknown flag, a newest_seq without has_seq) or out_cap is too small.
 size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap);
 size_t encode_probe(const Probe& p, uint8_t* out, size_t out_cap);
 
 // Parse the payload exactly: false on a wrong length, count > kMaxLinks, a link
-// >= kMaxLinks, a duplicate link, a non-zero reserved field or an unknown flag.
+// >= kMaxLinks, a duplicate link, a non-zero reserved field, an unknown flag
+// or a newest_seq without its flag.
 // On false the output is unspecified.
 bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb);
 bool decode_probe(const uint8_t* in, size_t len, Probe& p);

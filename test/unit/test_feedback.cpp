@@ -16,12 +16,13 @@ namespace {
 
 using onebox::test::unhex;
 
-// Two entries: link 2 (0x01020304 packets, 0x1112131415161718 bytes) and
-// link 0 (0xffffffff packets, 0 bytes).
+// Two entries: link 2 (0x01020304 packets, 0x1112131415161718 bytes,
+// newest data seq 0x2122232425262728) and link 0 (0xffffffff packets, 0
+// bytes, no data packet yet).
 const char* kFeedbackHex =
     "02"
-    "02 00 0000 01020304 1112131415161718"
-    "00 00 0000 ffffffff 0000000000000000";
+    "02 01 0000 01020304 1112131415161718 2122232425262728"
+    "00 00 0000 ffffffff 0000000000000000 0000000000000000";
 
 const char* kProbeHex = "05 01 0000 deadbeef 0102030405060708";
 
@@ -32,8 +33,8 @@ TEST_SUITE_BEGIN("feedback");
 TEST_CASE("feedback: known-answer encode and decode") {
     Feedback fb;
     fb.count = 2;
-    fb.entries[0] = {2, 0x01020304, 0x1112131415161718};
-    fb.entries[1] = {0, 0xffffffff, 0};
+    fb.entries[0] = {2, 0x01020304, 0x1112131415161718, true, 0x2122232425262728};
+    fb.entries[1] = {0, 0xffffffff, 0, false, 0};
     uint8_t buf[kFeedbackMaxSize];
     std::vector<uint8_t> want = unhex(kFeedbackHex);
     REQUIRE(encode_feedback(fb, buf, sizeof buf) == want.size());
@@ -45,9 +46,12 @@ TEST_CASE("feedback: known-answer encode and decode") {
     CHECK(got.entries[0].link == 2);
     CHECK(got.entries[0].rx_packets == 0x01020304);
     CHECK(got.entries[0].rx_bytes == 0x1112131415161718);
+    CHECK(got.entries[0].has_seq);
+    CHECK(got.entries[0].newest_seq == 0x2122232425262728);
     CHECK(got.entries[1].link == 0);
     CHECK(got.entries[1].rx_packets == 0xffffffff);
     CHECK(got.entries[1].rx_bytes == 0);
+    CHECK_FALSE(got.entries[1].has_seq);
 }
 
 TEST_CASE("feedback: empty and full payloads round-trip") {
@@ -63,7 +67,7 @@ TEST_CASE("feedback: empty and full payloads round-trip") {
     Feedback full;
     full.count = kMaxLinks;
     for (unsigned i = 0; i < kMaxLinks; ++i)
-        full.entries[i] = {uint8_t(kMaxLinks - 1 - i), i * 1000u, uint64_t(i) << 40};
+        full.entries[i] = {uint8_t(kMaxLinks - 1 - i), i * 1000u, uint64_t(i) << 40, i % 2 == 1, (i % 2) * (uint64_t(i) << 50)};
     REQUIRE(encode_feedback(full, buf, sizeof buf) == kFeedbackMaxSize);
     Feedback got;
     REQUIRE(decode_feedback(buf, kFeedbackMaxSize, got));
@@ -72,13 +76,15 @@ TEST_CASE("feedback: empty and full payloads round-trip") {
         CHECK(got.entries[i].link == full.entries[i].link);
         CHECK(got.entries[i].rx_packets == full.entries[i].rx_packets);
         CHECK(got.entries[i].rx_bytes == full.entries[i].rx_bytes);
+        CHECK(got.entries[i].has_seq == full.entries[i].has_seq);
+        CHECK(got.entries[i].newest_seq == full.entries[i].newest_seq);
     }
 }
 
 TEST_CASE("feedback: decode rejects malformed payloads") {
     struct Row { const char* name; std::string hex; };
-    std::string e0 = "00 00 0000 00000001 0000000000000002";
-    std::string e1 = "01 00 0000 00000001 0000000000000002";
+    std::string e0 = "00 00 0000 00000001 0000000000000002 0000000000000000";
+    std::string e1 = "01 01 0000 00000001 0000000000000002 0000000000000003";
     Row rows[] = {
         {"empty", ""},
         {"count 1, no entry", "01"},
@@ -89,11 +95,13 @@ TEST_CASE("feedback: decode rejects malformed payloads") {
         {"count 9", "09" + e0 + e1 + e0 + e1 + e0 + e1 + e0 + e1 + e0},
         {"count 255", "ff"},
         {"duplicate link", "02" + e1 + e1},
-        {"link 8", "01 08 00 0000 00000001 0000000000000002"},
-        {"link 255", "01 ff 00 0000 00000001 0000000000000002"},
-        {"reserved u8", "01 00 01 0000 00000001 0000000000000002"},
-        {"reserved u16 high", "01 00 00 0100 00000001 0000000000000002"},
-        {"reserved u16 low", "01 00 00 0001 00000001 0000000000000002"},
+        {"link 8", "01 08 00 0000 00000001 0000000000000002 0000000000000000"},
+        {"link 255", "01 ff 00 0000 00000001 0000000000000002 0000000000000000"},
+        {"unknown flag", "01 00 02 0000 00000001 0000000000000002 0000000000000000"},
+        {"seq without its flag", "01 00 00 0000 00000001 0000000000000002 0000000000000001"},
+        {"reserved u16 high", "01 00 00 0100 00000001 0000000000000002 0000000000000000"},
+        {"reserved u16 low", "01 00 00 0001 00000001 0000000000000002 0000000000000000"},
+        {"old 16-byte entry", "01 00 00 0000 00000001 0000000000000002"},
     };
     for (const Row& r : rows) {
         CAPTURE(r.name);
@@ -116,8 +124,11 @@ TEST_CASE("feedback: encode refuses invalid values and small buffers") {
     fb.entries[1].link = kMaxLinks;
     CHECK(encode_feedback(fb, buf, sizeof buf) == 0);  // link out of range
     fb.entries[1].link = 0;
-    CHECK(encode_feedback(fb, buf, 32) == 0);          // needs 33
-    CHECK(encode_feedback(fb, buf, 33) == 33);
+    fb.entries[1].newest_seq = 5;
+    CHECK(encode_feedback(fb, buf, sizeof buf) == 0);  // a seq without has_seq
+    fb.entries[1].has_seq = true;
+    CHECK(encode_feedback(fb, buf, 48) == 0);          // needs 49
+    CHECK(encode_feedback(fb, buf, 49) == 49);
     fb.count = kMaxLinks + 1;
     CHECK(encode_feedback(fb, buf, sizeof buf) == 0);
 }
