@@ -12,6 +12,8 @@ PACKAGES=(
   nftables iproute2
   # lab / integration tests / benchmark / demo
   iperf3 curl python3 procps psmisc iputils-ping coreutils util-linux
+  # units_verify (systemd-analyze)
+  systemd
 )
 
 missing=()

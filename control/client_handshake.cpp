@@ -3,7 +3,6 @@
 // keys when it does, and start over when the server falls silent (it
 // restarted, or the path died).
 #include <sys/socket.h>
-#include <systemd/sd-daemon.h>
 
 #include <sodium.h>
 
@@ -155,7 +154,7 @@ void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     install(d, keys, now);
     c.retry_delay = kFirstRetry;
     c.attempts = 0;
-    sd_notify(0, "READY=1\nSTATUS=session established");
+    notify::ready(status_line(d));
     log::info("session established with %s (session %08x, tunnel %s)",
               format_addr(d.server_addr).c_str(), c.session_id,
               proto::format_ipv4(d.cfg.tun.ip).c_str());

@@ -7,7 +7,6 @@
 #include <sodium.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,7 +192,11 @@ void on_signal(Daemon& d) {
             d.stopping = true;
             break;
         case SIGUSR1: log_stats(d); break;
-        case SIGHUP: reload_config(d); break;
+        case SIGHUP:
+            notify::reloading();
+            reload_config(d);  // a refused config leaves the running one: ready either way
+            notify::ready(status_line(d));
+            break;
         default: break;
         }
     }
@@ -241,6 +244,37 @@ void on_worker_events(Daemon& d, uint64_t now) {
     }
 }
 
+const char* link_state_word(const dataplane::LinkCounters& lc) {
+    switch (lc.state.load(std::memory_order_relaxed)) {
+    case 1: return lc.used.load(std::memory_order_relaxed) ? "up" : "up, unused";
+    case 2: return "down";
+    default: return "unknown";
+    }
+}
+
+// systemd's side of things, once per control tick: the watchdog ping (only
+// while the worker's loop turns) and, once a second, STATUS= if it changed.
+void supervise(Daemon& d, uint64_t now) {
+    bool was_withholding = d.watchdog.withholding;
+    uint64_t beat = d.channel->heartbeat.load(std::memory_order_relaxed);
+    switch (notify::watchdog_check(d.watchdog, now, beat)) {
+    case notify::WatchdogAction::Ping:
+        notify::watchdog_ping();
+        if (was_withholding) log::info("the data-plane worker is making progress again; watchdog pings resumed");
+        break;
+    case notify::WatchdogAction::Withhold:
+        if (!was_withholding)
+            log::error("the data-plane worker made no progress for %llu ms: watchdog ping withheld, "
+                       "systemd will restart the service",
+                       (unsigned long long)(d.watchdog.interval_ns / 2'000'000));
+        break;
+    case notify::WatchdogAction::None: break;
+    }
+    if (now < d.next_status_ns) return;
+    d.next_status_ns = now + 1'000'000'000;
+    notify::status(status_line(d));
+}
+
 void control_loop(Daemon& d) {
     constexpr int kTickMs = 50;
     pollfd fds[3] = {{d.signals.get(), POLLIN, 0}, {d.control_wake.get(), POLLIN, 0},
@@ -258,8 +292,34 @@ void control_loop(Daemon& d) {
         } else {
             server_tick(d, now);
         }
+        supervise(d, now);
     }
 }
+
+}  // namespace
+
+std::string status_line(const Daemon& d) {
+    if (d.role == proto::Role::Server) {
+        size_t n = d.server ? d.server->by_id.size() : 0;
+        return "listening on " + proto::format_ipv4(d.cfg.listen_address) + ":" + std::to_string(d.cfg.listen_port) +
+               "; " + std::to_string(n) + (n == 1 ? " session" : " sessions");
+    }
+    bool up = d.client && d.client->live;
+    std::string s = (up ? "connected to " : "connecting to ") + format_addr(d.server_addr);
+    std::string links;
+    if (d.links) {
+        for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
+            const LinkSlot& slot = d.links->slots[i];
+            if (!slot.used || slot.removing) continue;
+            links += links.empty() ? "; links: " : ", ";
+            links += (slot.fallback ? std::string("default route") : slot.link.ifname) + " " +
+                     link_state_word(d.channel->counters.links[i]);
+        }
+    }
+    return s + (links.empty() ? "; no WAN link" : links);
+}
+
+namespace {
 
 void free_sessions(Daemon& d) {
     for (dataplane::Session* s : d.sessions) delete s;
@@ -321,8 +381,9 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     if (role == proto::Role::Client) client_init(d);
     else server_init(d);
     start_worker(d);
+    d.watchdog.interval_ns = notify::watchdog_interval_ns();
     if (role == proto::Role::Server) {
-        sd_notify(0, "READY=1\nSTATUS=serving");  // the client says READY once its session is up
+        notify::ready(status_line(d));  // the client says READY once its session is up
         log::info("listening on %s:%u, tunnel %s on %s", proto::format_ipv4(cfg.listen_address).c_str(),
                   cfg.listen_port, proto::format_ipv4(cfg.tun.ip).c_str(), cfg.tun.name.c_str());
     } else {
@@ -331,7 +392,7 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     }
 
     control_loop(d);
-    sd_notify(0, "STOPPING=1");
+    notify::stopping();
 
     stop_worker(d);
     log_stats(d);

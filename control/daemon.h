@@ -12,6 +12,7 @@
 
 #include "dataplane/channel.h"
 #include "dataplane/fd.h"
+#include "notify.h"
 #include "proto/config.h"
 #include "proto/handshake.h"
 
@@ -61,6 +62,8 @@ struct Daemon {
     std::unique_ptr<ServerState> server;
     bool stopping = false;
     int exit_code = 0;  // non-zero when the daemon stops because something broke
+    notify::Watchdog watchdog;
+    uint64_t next_status_ns = 0;
 
     Daemon();
     ~Daemon();
@@ -72,6 +75,9 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths);
 
 // Shared helpers for the role engines.
 void send_command(Daemon& d, const dataplane::Command& cmd);
+// The one-line STATUS= for systemd: the session and its links (client), the
+// sessions served (server).
+std::string status_line(const Daemon& d);
 dataplane::Session* new_session(Daemon& d);
 std::string format_addr(const sockaddr_in& a);
 void fill_random(void* buf, size_t len);

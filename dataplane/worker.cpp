@@ -1102,6 +1102,8 @@ void pin_to_cpu(int cpu) {
 }  // namespace
 
 int run_worker(const WorkerConfig& cfg, Channel& channel) {
+    // Named, so `top -H`, a debugger and the watchdog test can tell it apart.
+    pthread_setname_np(pthread_self(), "onebox-dp");
     pin_to_cpu(cfg.cpu);
     Worker w(cfg, channel);
     int r = w.setup();

@@ -17,6 +17,7 @@ set(ONEBOX_LAB_TESTS
   bonding:240
   failover:180
   modes:180
+  notify:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})
