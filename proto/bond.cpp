@@ -108,8 +108,12 @@ void Bond::detect_stalls(uint64_t now, uint8_t progressed) {
         if (!last.ever || health[i].stalled()) continue;
         uint64_t lag = std::max(e.srtt_ns() + 4 * e.rttvar_ns() + 2 * e.feedback_interval_ns(),
                                 cfg.stall_floor_ns);
+        // Quiet: no delivery at all for two Feedback intervals (at least the
+        // floor). A link whose queue grows faster than its srtt follows is
+        // late, not dead: its deliveries go on.
+        bool quiet = now - last.at >= std::max(2 * e.feedback_interval_ns(), cfg.stall_floor_ns);
         bool stalled = acked_seen_ >> i & 1u
-                           ? stalled_by_seq(i, now, lag)
+                           ? quiet && stalled_by_seq(i, now, lag)
                            // Before the peer reported a sequence number on the
                            // link: timed from its last delivery. Several
                            // packets, not one: a single lost keepalive on an
@@ -147,12 +151,13 @@ void Bond::forget_marks_through(unsigned i, uint64_t seq) {
     }
 }
 
-// Link i stalled if kStallPackets of its remembered datagrams, all above the
-// newest sequence number the peer reported on it, went out `lag` ago or
-// earlier: each has had a round trip and a Feedback interval to be
-// reported. Timed from the send of the first datagram it lost, not from the
-// last delivery Feedback showed: the queue ahead of a cut drains and is
-// reported for a while after it, and that delay is not added.
+// Link i stalled (once it is also quiet, see detect_stalls) if
+// kStallPackets of its remembered datagrams, all above the newest sequence
+// number the peer reported on it, went out `lag` ago or earlier: each has
+// had a round trip and a Feedback interval to be reported. Timed from the
+// send of the first datagram it lost, not from the last delivery Feedback
+// showed: the queue ahead of a cut drains and is reported for a while after
+// it, and that delay is not added.
 bool Bond::stalled_by_seq(unsigned i, uint64_t now, uint64_t lag) const {
     if (mark_count_[i] < kStallPackets) return false;
     uint64_t at = mark(i, kStallPackets - 1).at;

@@ -38,7 +38,10 @@ struct BondConfig {
     // delivered meanwhile, gets no new packets until a probe comes back.
     // One srtt: a packet sent after the last delivery needs one round trip
     // (srtt includes the queue it waits in) and a Feedback interval to be
-    // reported; rttvar and a second interval are the margin.
+    // reported; rttvar and a second interval are the margin. Once the peer
+    // reports sequence numbers, the lag is timed from the first datagram
+    // not reported, and the link must also have delivered nothing for
+    // max(2 x feedback interval, floor) (detect_stalls).
     uint64_t stall_floor_ns = 60'000'000;
     uint64_t gap_floor_ns = 10'000'000;           // reorder gap timeout bounds
     uint64_t gap_ceil_ns = 500'000'000;
