@@ -18,6 +18,7 @@ set(ONEBOX_LAB_TESTS
   failover:180
   modes:180
   notify:120
+  caps:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})
