@@ -897,53 +897,70 @@ TEST_CASE("bond: Feedback tells the sender the newest data sequence number per l
     CHECK(seq == 0);
 }
 
-TEST_CASE("bond: a stall is timed from the first datagram the link lost, not from the last delivery") {
-    // Link 1 is cut at 500 ms with 60 ms of queue ahead of the cut: the peer
-    // keeps reporting deliveries on it until 560 ms, all of datagrams sent
-    // before the cut. The stall is timed from the first datagram sent after
-    // the cut (srtt 20 ms, rttvar 10 ms, feedback every 20 ms: lag 100 ms).
+// The peer of the sequence-number tests: the Bond sends one data datagram
+// per ms on each link it uses; every 20 ms the peer reports (Feedback with
+// newest_seq) what had arrived by then minus 10 ms (its Feedback takes 10 ms
+// back), given each datagram's delay and whether it is lost.
+struct SeqPeer {
+    struct Sent {
+        uint64_t seq, at;
+        unsigned link;
+    };
+    std::vector<Sent> sent;
+    uint64_t newest[2]{}, bytes[2]{};
+    bool has[2]{};
+
+    void send(Bond& b, uint64_t t) {
+        for (unsigned i = 0; i < 2; ++i) {
+            if (!b.usable(i)) continue;
+            uint64_t seq = sent.size();
+            sent.push_back(Sent{seq, t, i});
+            b.on_sent(i, t, 1000);
+            b.on_sent_data(i, t, seq);
+        }
+    }
+    template <class Delay, class Lost>
+    void report(Bond& b, uint64_t t, Delay delay, Lost lost) {
+        Feedback fb;
+        fb.count = 2;
+        for (unsigned i = 0; i < 2; ++i) {
+            for (const Sent& d : sent) {
+                if (d.link != i || lost(d) || d.at + delay(d) > t - 10 * kMs || (has[i] && d.seq <= newest[i]))
+                    continue;
+                bytes[i] += 1000;
+                newest[i] = d.seq;
+                has[i] = true;
+            }
+            fb.entries[i] = FeedbackEntry{uint8_t(i), uint32_t(bytes[i] / 1000), bytes[i], has[i], has[i] ? newest[i] : 0};
+        }
+        uint8_t buf[kFeedbackMaxSize];
+        REQUIRE(b.on_feedback(t, buf, encode_feedback(fb, buf, sizeof buf)));
+    }
+};
+
+Bond two_links_20ms() {
     Bond b;
     b.set_usable(0, true);
     b.set_usable(1, true);
     sample_rtt(b, 0, 0, 20 * kMs);
     sample_rtt(b, 1, 0, 20 * kMs);
-    const uint64_t cut = 500 * kMs, queue = 60 * kMs;
-    uint64_t seq = 0, sent_at[2000]{};
-    uint64_t newest[2] = {0, 0}, bytes[2] = {0, 0};
-    bool has[2] = {false, false};
+    return b;
+}
+
+TEST_CASE("bond: a stall is timed from the first datagram the link lost, not from the last delivery") {
+    // Link 1 is cut at 500 ms with 60 ms of queue ahead of the cut: the peer
+    // keeps reporting deliveries on it until 580 ms, all of datagrams sent
+    // before the cut (srtt 20 ms, rttvar 10 ms, feedback every 20 ms: lag
+    // 100 ms).
+    Bond b = two_links_20ms();
+    const uint64_t cut = 500 * kMs;
+    SeqPeer peer;
+    auto delay = [](const SeqPeer::Sent& d) { return 10 * kMs + (d.link == 1 ? 60 * kMs : 0); };
+    auto lost = [&](const SeqPeer::Sent& d) { return d.link == 1 && d.at > cut; };
     uint64_t gone_at = 0;
-    uint8_t buf[kFeedbackMaxSize];
     for (uint64_t t = kMs; t <= 1000 * kMs; t += kMs) {
-        // One datagram per ms on each link.
-        for (unsigned i = 0; i < 2; ++i) {
-            if (!b.usable(i)) continue;
-            sent_at[seq] = t;
-            b.on_sent(i, t, 1000);
-            b.on_sent_data(i, t, seq);
-            ++seq;
-        }
-        // The peer's report every 20 ms: what arrived by t - 10 ms (its
-        // Feedback takes 10 ms back). A datagram takes 10 ms on link 0, 10 ms
-        // + the queue on link 1, where what was sent after the cut is lost.
-        // Even sequence numbers went on link 0, odd ones on link 1.
-        if (t % (20 * kMs) == 0) {
-            Feedback fb;
-            fb.count = 2;
-            for (unsigned i = 0; i < 2; ++i) {
-                uint64_t lat = 10 * kMs + (i == 1 ? queue : 0);
-                for (uint64_t q = 0; q < seq; ++q) {
-                    if (q % 2 != i || sent_at[q] + lat > t - 10 * kMs) continue;
-                    if (i == 1 && sent_at[q] > cut) continue;  // lost
-                    if (has[i] && q <= newest[i]) continue;
-                    bytes[i] += 1000;
-                    newest[i] = q;
-                    has[i] = true;
-                }
-                fb.entries[i] = FeedbackEntry{uint8_t(i), uint32_t(bytes[i] / 1000), bytes[i], has[i], has[i] ? newest[i] : 0};
-            }
-            size_t n = encode_feedback(fb, buf, sizeof buf);
-            REQUIRE(b.on_feedback(t, buf, n));
-        }
+        peer.send(b, t);
+        if (t % (20 * kMs) == 0) peer.report(b, t, delay, lost);
         b.update(t);
         if (t < cut) CHECK(b.usable(1));
         if (!b.usable(1) && gone_at == 0) gone_at = t;
@@ -951,8 +968,8 @@ TEST_CASE("bond: a stall is timed from the first datagram the link lost, not fro
     REQUIRE(gone_at > 0);
     // The third datagram after the cut went out at 503 ms and is missing
     // 100 ms later; the link must also have been quiet for max(2 Feedback
-    // intervals, 60 ms) after its last delivery, reported at 580 ms: 640 ms. Timed from the last delivery with the full lag it
-    // would be 700 ms.
+    // intervals, 60 ms) after its last delivery, reported at 580 ms: 640 ms.
+    // Timed from the last delivery with the full lag it would be 700 ms.
     CHECK(gone_at - cut <= 140 * kMs);
     CHECK(b.health[1].stalls() == 1);
 }
@@ -962,36 +979,14 @@ TEST_CASE("bond: a link whose queue outgrows its srtt is late, not stalled") {
     // 10 ms (a queue filling up faster than probes show): by the end they
     // take 110 ms, far past srtt + 4 x rttvar + 2 feedback intervals. Its
     // deliveries never stop, so it is not a stall.
-    Bond b;
-    b.set_usable(0, true);
-    b.set_usable(1, true);
-    sample_rtt(b, 0, 0, 20 * kMs);
-    sample_rtt(b, 1, 0, 20 * kMs);
-    uint64_t seq = 0, sent_at[4000]{}, newest[2] = {0, 0}, bytes[2] = {0, 0};
-    unsigned link_of[4000]{};
-    bool has[2] = {false, false};
-    uint8_t buf[kFeedbackMaxSize];
+    Bond b = two_links_20ms();
+    SeqPeer peer;
+    auto delay = [](const SeqPeer::Sent& d) { return 10 * kMs + (d.link == 1 ? d.at / 10 : 0); };
+    auto never = [](const SeqPeer::Sent&) { return false; };
     for (uint64_t t = kMs; t <= 1000 * kMs; t += kMs) {
-        for (unsigned i = 0; i < 2; ++i) {
-            sent_at[seq] = t;
-            link_of[seq] = i;
-            b.on_sent(i, t, 1000);
-            b.on_sent_data(i, t, seq++);
-        }
+        peer.send(b, t);
         if (t % (20 * kMs) != 0) continue;
-        Feedback fb;
-        fb.count = 2;
-        for (unsigned i = 0; i < 2; ++i) {
-            for (uint64_t q = 0; q < seq; ++q) {
-                uint64_t delay = 10 * kMs + (i == 1 ? sent_at[q] / 10 : 0);
-                if (link_of[q] != i || sent_at[q] + delay > t - 10 * kMs || (has[i] && q <= newest[i])) continue;
-                bytes[i] += 1000;
-                newest[i] = q;
-                has[i] = true;
-            }
-            fb.entries[i] = FeedbackEntry{uint8_t(i), uint32_t(bytes[i] / 1000), bytes[i], has[i], has[i] ? newest[i] : 0};
-        }
-        REQUIRE(b.on_feedback(t, buf, encode_feedback(fb, buf, sizeof buf)));
+        peer.report(b, t, delay, never);
         b.update(t);
         CHECK(b.usable(1));
     }
