@@ -207,7 +207,9 @@ int Scheduler::pick(uint64_t now, uint32_t bytes) {
     }
     bool over = cfg.budget_ns && best_arrival > now + max_owd + budget(max_owd);
     if (over) last_over_.mark(now);
-    if (over && all_queues_seen(now)) {
+    // Mode redundant never refuses: it exists for packets that must arrive
+    // (calls, games), and sends little.
+    if (over && cfg.mode != SchedMode::Redundant && all_queues_seen(now)) {
         ++refused_;
         return -1;
     }

@@ -47,7 +47,8 @@
 
 namespace onebox::proto {
 
-// Redundant and Backup pick like Bond; the Bond above the scheduler decides
+// Redundant and Backup pick like Bond (Redundant without admission: it never
+// returns -1 while a link is usable); the Bond above the scheduler decides
 // which links are usable (Backup) and the data plane copies each packet to
 // every usable link (Redundant).
 enum class SchedMode : uint8_t { Bond, RoundRobin, Redundant, Backup };

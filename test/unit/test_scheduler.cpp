@@ -477,6 +477,11 @@ TEST_CASE("sched: budget refuses once every link is full, and recovers") {
     while (c.pick(0, 1000) >= 0) ++taken;
     CHECK(taken == 10);
     CHECK(c.refused() == 1);
+
+    // Mode redundant never refuses: its copies are the point.
+    c.cfg.mode = SchedMode::Redundant;
+    for (int k = 0; k < 50; ++k) CHECK(c.pick(0, 1000) == 0);
+    CHECK(c.refused() == 1);
 }
 
 TEST_CASE("sched: admission allows at least the largest one-way delay of queue") {
