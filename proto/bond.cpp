@@ -79,6 +79,7 @@ void Bond::probe_lost(unsigned i, uint64_t now) {
     if (!exists(i)) return;
     bool was_down = health[i].state() == LinkState::Down;
     health[i].on_probe_lost(now);
+    if (!was_down && health[i].state() == LinkState::Down) last_failure_.mark(now);
     if (!was_down && health[i].state() == LinkState::Down && !health[i].stalled())
         new_stalls_ |= uint8_t(1u << i);
 }
@@ -123,6 +124,7 @@ void Bond::detect_stalls(uint64_t now, uint8_t progressed) {
                                  e.sent_packets_by(now - lag) >= e.sent_packets_by(last.at) + kStallPackets;
         if (!stalled) continue;
         health[i].on_feedback_stall(now);
+        last_failure_.mark(now);
         new_stalls_ |= uint8_t(1u << i);
         forget_marks(i);
     }
@@ -215,7 +217,7 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
 int Bond::pick_other_than(unsigned failed, uint64_t now, uint32_t bytes) {
     if (failed >= kMaxLinks || !sched.links[failed].usable) return pick(now, bytes);
     sched.links[failed].usable = false;  // for this one pick only
-    int l = pick(now, bytes);
+    int l = pick(now, bytes);  // with the failover headroom: the failure just happened
     sched.links[failed].usable = true;
     return l;
 }

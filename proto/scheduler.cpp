@@ -177,7 +177,7 @@ uint64_t Scheduler::budget(uint64_t max_owd_ns) const {
     return std::max(cfg.budget_ns, max_owd_ns);
 }
 
-int Scheduler::pick(uint64_t now, uint32_t bytes) {
+int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
     if (cfg.mode == SchedMode::RoundRobin) return pick_round_robin();
 
     bool any = false, all_weighted = true;
@@ -205,7 +205,7 @@ int Scheduler::pick(uint64_t now, uint32_t bytes) {
             best_tx = tx;
         }
     }
-    bool over = cfg.budget_ns && best_arrival > now + max_owd + budget(max_owd);
+    bool over = cfg.budget_ns && best_arrival > now + max_owd + budget(max_owd) + headroom_ns;
     if (over) last_over_.mark(now);
     // Mode redundant never refuses: it exists for packets that must arrive
     // (calls, games), and sends little.

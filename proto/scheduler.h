@@ -87,7 +87,9 @@ struct Scheduler {
 
     // Picks the link for a packet of `bytes` at `now`: 0..kMaxLinks-1, or -1
     // (no usable link, or every link is over budget in Bond mode).
-    int pick(uint64_t now, uint32_t bytes);
+    // `headroom_ns` is added to the admission budget (Bond: for a while after
+    // a link failed).
+    int pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns = 0);
 
     // Re-anchors link i's virtual queue to a measurement: a probe sent when
     // backlog_ns(i, sent) was `modeled_ns` saw `measured_ns` of queueing

@@ -556,6 +556,43 @@ TEST_CASE("bond: a link whose deliveries stop while another's go on is not used 
     CHECK(b.health[1].state() == LinkState::Up);  // probes decide Down
 }
 
+TEST_CASE("bond: after a stall or a Down, admission has headroom for a while") {
+    Bond b;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    sample_rtt(b, 0, 0, 20 * kMs);
+    sample_rtt(b, 1, 0, 20 * kMs);
+    CHECK(b.headroom(100 * kMs) == 0);
+    uint64_t sent[2] = {0, 0}, dlv[2] = {0, 0}, failed_at = 0;
+    for (uint64_t t = 20 * kMs; t <= 1000 * kMs && !failed_at; t += 20 * kMs) {
+        for (unsigned i = 0; i < 2; ++i) {
+            b.on_sent(i, t, 20'000);
+            sent[i] += 20'000;
+        }
+        dlv[0] = sent[0] - 10'000;
+        if (t < 500 * kMs) dlv[1] = sent[1] - 10'000;
+        feed(b, t, dlv[0], dlv[1]);
+        b.update(t);
+        if (b.take_stalled()) failed_at = t;
+        else CHECK(b.headroom(t) == 0);
+    }
+    REQUIRE(failed_at > 0);
+    CHECK(b.headroom(failed_at) == b.cfg.failover_headroom_ns);
+    CHECK(b.headroom(failed_at + b.cfg.failover_window_ns - 1) == b.cfg.failover_headroom_ns);
+    CHECK(b.headroom(failed_at + b.cfg.failover_window_ns) == 0);
+
+    // Probes that take a link Down count too.
+    Bond c;
+    c.set_usable(0, true);
+    c.set_usable(1, true);
+    sample_rtt(c, 0, 0, 20 * kMs);
+    sample_rtt(c, 1, 0, 20 * kMs);
+    uint64_t t = starve_probes(c, {1}, {0}, 100 * kMs);
+    REQUIRE(c.health[1].state() == LinkState::Down);
+    CHECK(c.headroom(t) == c.cfg.failover_headroom_ns);
+    CHECK(c.headroom(t + c.cfg.failover_window_ns) == 0);
+}
+
 TEST_CASE("bond: an idle link or a lossy one is not a stall") {
     Bond b;
     b.set_usable(0, true);

@@ -484,6 +484,21 @@ TEST_CASE("sched: budget refuses once every link is full, and recovers") {
     CHECK(c.refused() == 1);
 }
 
+TEST_CASE("sched: headroom adds to the admission budget for that pick") {
+    Scheduler s;
+    s.cfg.budget_ns = 10 * kMs;
+    s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
+    uint64_t t = settle_in_probe_bw(s, 0, 0);
+    s.on_queue_sample(0, t, 0, 3 * kMs);
+    int ok = 0;
+    while (s.pick(t, 1000) >= 0) ++ok;
+    CHECK(ok == 7);  // as above: the budget is full
+    int more = 0;
+    while (s.pick(t, 1000, 20 * kMs) >= 0) ++more;
+    CHECK(more == 20);                // 20 ms more of queue
+    CHECK(s.pick(t, 1000) == -1);     // and without it, refused again
+}
+
 TEST_CASE("sched: admission allows at least the largest one-way delay of queue") {
     // One Cubic flow keeps both links busy after a loss only if its queue
     // was >= ~0.43 x RTT, and the bond's RTT is ~2 x the largest owd.
