@@ -610,7 +610,7 @@ lab_start() {
 # lab_link_slot IFNAME: the link id the client gave WAN interface IFNAME (from
 # its log; the last time it came up).
 lab_link_slot() {
-  grep -E "link [0-9]+ up: $1 " "$(lab_log_file client)" | tail -n 1 | sed -E 's/.*link ([0-9]+) up.*/\1/'
+  grep -E "link [0-9]+ added: $1 " "$(lab_log_file client)" | tail -n 1 | sed -E 's/.*link ([0-9]+) added.*/\1/'
 }
 
 # lab_client_with [CLIENT_KEYS] [SECTIONS]: restart the client with
@@ -649,6 +649,36 @@ lab_test_init() {
   lab_check_binaries || lab_fail "$LAB_TEST: onebox binaries not built"
   lab_start "$LAB_TEST"
   write_configs "$LAB_DIR"
+}
+
+# lab_dbus_start: a private system bus for a test: dbus-daemon with Debian's
+# own system.conf policy (default deny), control/org.onebox.conf and nothing
+# else; DBUS_SYSTEM_BUS_ADDRESS is exported for the daemons and busctl.
+lab_dbus_start() {
+  command -v dbus-daemon >/dev/null || lab_fail "dbus-daemon not installed (apt-get install dbus-daemon)"
+  [ -r /usr/share/dbus-1/system.conf ] || lab_fail "no /usr/share/dbus-1/system.conf"
+  "$LAB_PY" - "$LAB_DIR" "$LAB_REPO/control/org.onebox.conf" <<'PY2' || lab_fail "could not write the bus config"
+import re, sys
+d, policy = sys.argv[1], sys.argv[2]
+s = open("/usr/share/dbus-1/system.conf").read()
+# Not a system service: no user switch, fork, pid file, syslog, activation,
+# and none of the host's policies, only ours.
+for pat in [r"<user>.*?</user>", r"<fork/>", r"<pidfile>.*?</pidfile>", r"<syslog/>",
+            r"<servicehelper>.*?</servicehelper>", r"<standard_system_servicedirs/>",
+            r"<includedir>.*?</includedir>", r"<include [^>]*>.*?</include>"]:
+    s = re.sub(pat, "", s, flags=re.S)
+s = re.sub(r"<listen>.*?</listen>", "<listen>unix:path=%s/dbus.sock</listen>" % d, s)
+s = s.replace("</busconfig>", "<include>%s</include>\n</busconfig>" % policy)
+open(d + "/dbus.conf", "w").write(s)
+PY2
+  dbus-daemon --config-file="$LAB_DIR/dbus.conf" --nofork >"$LAB_DIR/dbus.log" 2>&1 </dev/null &
+  LAB_BG_PIDS+=("$!")
+  local t
+  for ((t = 0; t < 50; t++)); do [ -S "$LAB_DIR/dbus.sock" ] && break; sleep 0.1; done
+  [ -S "$LAB_DIR/dbus.sock" ] || lab_fail "dbus-daemon did not start: $(cat "$LAB_DIR/dbus.log")"
+  DBUS_SYSTEM_BUS_ADDRESS="unix:path=$LAB_DIR/dbus.sock"
+  export DBUS_SYSTEM_BUS_ADDRESS
+  lab_log "private system bus at $DBUS_SYSTEM_BUS_ADDRESS"
 }
 
 # lab_tunnel_up [CLIENT_NAME=client] [ROLE=cli]: start server (if not running) and a

@@ -1,5 +1,6 @@
 // cli.cpp — onebox-client / onebox-server command line: start, stop,
-// --help, --version. Config errors are reported before anything changes.
+// reload, status, --help, --version. Config errors are reported before
+// anything changes; stop, reload and status talk to the daemon over D-Bus.
 #include "cli.h"
 
 #include <signal.h>
@@ -10,8 +11,11 @@
 #include <cstring>
 #include <string>
 
+#include "bus_objects.h"
+#include "bus_query.h"
 #include "config.h"
 #include "daemon.h"
+#include "status.h"
 #include "log.h"
 #include "pidfile.h"
 
@@ -43,20 +47,39 @@ void print_help(proto::Role role) {
         "Commands:\n"
         "  start     run in the foreground until SIGTERM/SIGINT (as systemd runs it)\n"
         "  stop      stop the running instance and wait until it has cleaned up\n"
+        "  reload    re-read the config (a bad one is refused and the running one stays)\n"
+        "  status    show %s\n"
         "\n"
         "Options:\n"
         "  -c, --config PATH   config file (default %s)\n"
         "  --pid-file PATH     pid file (default %s)\n"
+        "  --json              status: print JSON instead of a table\n"
+        "  --watch             status: print again every second until interrupted\n"
         "  -h, --help          show this help\n"
         "  --version           show the version\n"
         "\n"
+        "stop, reload and status use D-Bus (%s on the system bus); stop and reload\n"
+        "fall back to signals through the pid file when the bus cannot be reached.\n"
         "Signals: SIGUSR1 logs a 'stats:' line with every counter; SIGHUP re-reads the\n"
         "config and applies mode, link overrides, probe_interval, link_hold and log_level.\n",
         name,
         role == proto::Role::Client
             ? "Bonding client: carries this machine's and its LAN's traffic to an onebox-server."
             : "Bonding server: terminates onebox clients and forwards their traffic with NAT.",
-        default_config(role).c_str(), default_pid_file(role).c_str());
+        role == proto::Role::Client ? "the session, each link's state, RTT, loss and rates, and totals"
+                                    : "the connected clients, their links and rates, and totals",
+        default_config(role).c_str(), default_pid_file(role).c_str(), bus::bus_name(role));
+}
+
+// What to tell a person whose daemon is not on the bus.
+int not_running(proto::Role role) {
+    std::fprintf(stderr, "%s is not running: start it with systemctl start %s\n", role_name(role), role_name(role));
+    return 3;  // LSB: program is not running
+}
+
+int bus_unreachable(proto::Role role, const Status& st) {
+    std::fprintf(stderr, "%s: %s (is dbus running?)\n", role_name(role), st.message().c_str());
+    return 1;
 }
 
 int usage_error(proto::Role role, const std::string& msg) {
@@ -81,7 +104,8 @@ int cmd_start(proto::Role role, const std::string& config_path, const std::strin
     return run_daemon(role, cfg, paths);
 }
 
-int cmd_stop(proto::Role role, const std::string& pid_file) {
+// Without D-Bus: SIGTERM through the pid file, then wait for the process to go.
+int stop_by_signal(proto::Role role, const std::string& pid_file) {
     int pid = pidfile::running_pid(pid_file);
     if (pid <= 0) {
         std::fprintf(stderr, "%s: not running (no live pid in %s)\n", role_name(role), pid_file.c_str());
@@ -100,16 +124,82 @@ int cmd_stop(proto::Role role, const std::string& pid_file) {
     return 1;
 }
 
+// Stop() over D-Bus, then wait until the name is gone: the daemon gives it
+// up as the very last thing, after routes and firewall are restored.
+int cmd_stop(proto::Role role, const std::string& pid_file) {
+    Status st = bus::call_method(role, bus::root_path(role), bus::bus_name(role), "Stop");
+    if (st.ok()) {
+        if (bus::wait_until_gone(role, 15'000)) return 0;
+        std::fprintf(stderr, "%s: did not stop within 15 s\n", role_name(role));
+        return 1;
+    }
+    if (st.err != ESRCH) return stop_by_signal(role, pid_file);  // no bus: the pid file
+    // Not on the bus; maybe running without it (dbus was down at its start).
+    if (pidfile::running_pid(pid_file) > 0) return stop_by_signal(role, pid_file);
+    return not_running(role);
+}
+
+int cmd_reload(proto::Role role, const std::string& pid_file) {
+    Status st = bus::call_method(role, bus::root_path(role), bus::bus_name(role), "Reload");
+    if (st.ok()) return 0;
+    if (st.err != ESRCH && !st.reason.empty()) {  // the daemon answered: refused, with the config's error
+        std::fprintf(stderr, "%s: %s\n", role_name(role), st.reason.c_str());
+        return 1;
+    }
+    // Not on the bus, or no bus: SIGHUP through the pid file.
+    int pid = pidfile::running_pid(pid_file);
+    if (pid <= 0) return st.err == ESRCH ? not_running(role) : bus_unreachable(role, st);
+    if (::kill(pid, SIGHUP) < 0) {
+        std::fprintf(stderr, "%s: Failed to signal pid %d: %s\n", role_name(role), pid, std::strerror(errno));
+        return 1;
+    }
+    std::fprintf(stderr, "%s: not reachable over D-Bus; sent SIGHUP to pid %d, see its log for the outcome\n",
+                 role_name(role), pid);
+    return 0;
+}
+
+volatile sig_atomic_t g_interrupted = 0;
+
+int cmd_status(proto::Role role, bool json, bool watch) {
+    if (watch) {
+        struct sigaction sa{};
+        sa.sa_handler = [](int) { g_interrupted = 1; };
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+    }
+    for (;;) {
+        bus::ObjectMap objects;
+        Status st = bus::fetch_objects(role, objects);
+        std::string text;
+        if (st.ok()) text = json ? status::render_json(role, objects) : status::render_text(role, objects);
+        if (watch && !json) std::fputs("\033[H\033[2J", stdout);  // home, clear
+        if (!st.ok()) {
+            std::fflush(stdout);
+            int rc = st.err == ESRCH ? not_running(role) : bus_unreachable(role, st);
+            if (!watch) return rc;
+        } else {
+            std::fputs(text.c_str(), stdout);
+            std::fflush(stdout);
+            if (!watch) return 0;
+        }
+        for (int i = 0; i < 10 && !g_interrupted; ++i) usleep(100'000);
+        if (g_interrupted) return 0;
+    }
+}
+
 }  // namespace
 
 int run_cli(proto::Role role, int argc, char** argv) {
     log::set_prefix(role_name(role));
     std::string command, config_path = default_config(role), pid_file = default_pid_file(role);
+    bool json = false, watch = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
         if (a == "-h" || a == "--help") { print_help(role); return 0; }
         if (a == "--version") { std::printf("%s %s\n", role_name(role), ONEBOX_VERSION); return 0; }
+        if (a == "--json") { json = true; continue; }
+        if (a == "--watch") { watch = true; continue; }
         if (a == "-c" || a == "--config" || a == "--pid-file") {
             const char* v = value();
             if (!v) return usage_error(role, "option " + a + " needs a value");
@@ -126,9 +216,12 @@ int run_cli(proto::Role role, int argc, char** argv) {
             return usage_error(role, "unexpected argument " + a);
         }
     }
-    if (command.empty()) return usage_error(role, "missing command (start or stop)");
+    if (command.empty()) return usage_error(role, "missing command (start, stop, reload or status)");
+    if ((json || watch) && command != "status") return usage_error(role, "--json and --watch are for status");
     if (command == "start") return cmd_start(role, config_path, pid_file);
     if (command == "stop") return cmd_stop(role, pid_file);
+    if (command == "reload") return cmd_reload(role, pid_file);
+    if (command == "status") return cmd_status(role, json, watch);
     return usage_error(role, "unknown command " + command);
 }
 

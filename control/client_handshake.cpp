@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "client_handshake.h"
@@ -78,9 +79,11 @@ void client_tick(Daemon& d, uint64_t now) {
     }
     if (c.waiting || now < c.next_attempt) return;
     if (c.live && !c.server_closed && !server_silent(d, now)) return;
-    if (c.live && c.attempts == 0 && !c.server_closed)
-        log::warn("server %s silent for %.1f s: handshaking again",
-                  format_addr(d.server_addr).c_str(), double(kServerSilence) / 1e9);
+    if (c.live && c.attempts == 0 && !c.server_closed) {
+        std::string addr = format_addr(d.server_addr);
+        log::event(proto::LogLevel::Warn, log::Event::Disconnected, {nullptr, nullptr, addr.c_str()},
+                   "server %s silent for %.1f s: handshaking again", addr.c_str(), double(kServerSilence) / 1e9);
+    }
     send_init(d, now);
 }
 
@@ -104,8 +107,9 @@ void client_on_closed(Daemon& d, const dataplane::Event& ev) {
     if (ev.session != c.live || c.server_closed) return;
     c.server_closed = true;
     c.next_attempt = 0;  // handshake again at once; retries back off as usual
-    log::warn("server %s closed the session (stopping or restarting): handshaking again",
-              format_addr(d.server_addr).c_str());
+    std::string addr = format_addr(d.server_addr);
+    log::event(proto::LogLevel::Warn, log::Event::Disconnected, {nullptr, nullptr, addr.c_str()},
+               "server %s closed the session (stopping or restarting): handshaking again", addr.c_str());
 }
 
 void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now) {
@@ -132,8 +136,10 @@ void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
         const char* why = resp.status == proto::RespStatus::AddressInUse ? "address in use by another client"
                         : resp.status == proto::RespStatus::AddressRefused ? "address outside the server's tunnel subnet"
                         : "server full";
-        log::error("server %s refused tunnel address %s: %s",
-                   format_addr(d.server_addr).c_str(), proto::format_ipv4(d.cfg.tun.ip).c_str(), why);
+        std::string addr = format_addr(d.server_addr);
+        log::event(proto::LogLevel::Error, log::Event::AuthFailed, {nullptr, nullptr, addr.c_str()},
+                   "server %s refused tunnel address %s: %s", addr.c_str(),
+                   proto::format_ipv4(d.cfg.tun.ip).c_str(), why);
         c.next_attempt = now + kMaxRetry;
         return;
     }
@@ -146,8 +152,9 @@ void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     c.sent.session_id = proto::kInvalidSessionId;
     if (err != proto::HsError::Ok) {
         ++d.stats.handshake_malformed;
-        log::warn("handshake with %s failed: %s", format_addr(d.server_addr).c_str(),
-                  proto::hs_error_name(err));
+        std::string addr = format_addr(d.server_addr);
+        log::event(proto::LogLevel::Warn, log::Event::AuthFailed, {nullptr, nullptr, addr.c_str()},
+                   "handshake with %s failed: %s", addr.c_str(), proto::hs_error_name(err));
         return;
     }
     ++d.stats.handshake_ok;
@@ -155,9 +162,12 @@ void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     c.retry_delay = kFirstRetry;
     c.attempts = 0;
     notify::ready(status_line(d));
-    log::info("session established with %s (session %08x, tunnel %s)",
-              format_addr(d.server_addr).c_str(), c.session_id,
-              proto::format_ipv4(d.cfg.tun.ip).c_str());
+    std::string addr = format_addr(d.server_addr);
+    char id[9];
+    std::snprintf(id, sizeof id, "%08x", c.session_id);
+    log::event(proto::LogLevel::Info, log::Event::Connected, {nullptr, id, addr.c_str()},
+               "session established with %s (session %s, tunnel %s)", addr.c_str(), id,
+               proto::format_ipv4(d.cfg.tun.ip).c_str());
 }
 
 }  // namespace onebox

@@ -82,9 +82,9 @@ bool add_link(Daemon& d, unsigned i, const wan::WanLink& link) {
         overrides = describe_overrides(*ls);
     }
     send_command(d, cmd);
-    log::info("link %u up: %s via %s (address %s)%s", i, link.ifname.c_str(),
-              proto::format_ipv4(link.gateway).c_str(), proto::format_ipv4(link.address).c_str(),
-              overrides.c_str());
+    log::event(proto::LogLevel::Info, log::Event::LinkAdded, {link.ifname.c_str()},
+               "link %u added: %s via %s (address %s)%s", i, link.ifname.c_str(),
+               proto::format_ipv4(link.gateway).c_str(), proto::format_ipv4(link.address).c_str(), overrides.c_str());
     return true;
 }
 
@@ -93,7 +93,8 @@ void remove_link(Daemon& d, unsigned i, const char* why) {
     if (!s.used || s.removing) return;
     s.removing = true;
     send_command(d, {dataplane::Command::Kind::RemoveLink, nullptr, 0, uint8_t(i), -1});
-    log::info("link %u down: %s (%s)", i, s.fallback ? "default route" : s.link.ifname.c_str(), why);
+    const char* name = s.fallback ? kFallbackLinkName : s.link.ifname.c_str();
+    log::event(proto::LogLevel::Info, log::Event::LinkRemoved, {name}, "link %u removed: %s (%s)", i, name, why);
 }
 
 // Without any WAN found the client still works the way a single-homed host
@@ -125,6 +126,13 @@ void reconcile(Daemon& d) {
         log::warn("%s", st.message().c_str());
         return;
     }
+    // Switched off: not a link, but remembered as it is now.
+    std::erase_if(found, [&](const wan::WanLink& w) {
+        auto off = cl.disabled.find(w.ifname);
+        if (off == cl.disabled.end()) return false;
+        off->second = w;
+        return true;
+    });
     // Gone or changed (a new address or gateway needs a new socket and route).
     for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
         LinkSlot& s = cl.slots[i];
@@ -135,7 +143,8 @@ void reconcile(Daemon& d) {
         }
         bool still = false;
         for (const wan::WanLink& w : found) still |= same_path(w, s.link);
-        if (!still) remove_link(d, i, "interface, address or route changed");
+        if (cl.disabled.count(s.link.ifname)) remove_link(d, i, "switched off");
+        else if (!still) remove_link(d, i, "interface, address or route changed");
     }
     // New.
     for (const wan::WanLink& w : found) {
@@ -183,6 +192,30 @@ void links_on_removed(Daemon& d, unsigned i) {
     if (!s.fallback) setup::remove_link_route(d.cfg, d.paths.state_file(), i);
     s = LinkSlot{};
     d.links->rescan = true;  // a changed link is added back under its new address
+}
+
+Status links_set_enabled(Daemon& d, const std::string& ifname, bool enabled) {
+    ClientLinks& cl = *d.links;
+    if (enabled) {
+        if (cl.disabled.erase(ifname) == 0)
+            return slot_of(cl, ifname) != kNoSlot ? Status::success()
+                                                  : Status::fail_because(ENODEV, "enable link " + ifname, "no such link");
+        log::info("link %s switched on", ifname.c_str());
+        cl.rescan = true;
+        return Status::success();
+    }
+    if (cl.disabled.count(ifname)) return Status::success();
+    unsigned i = slot_of(cl, ifname);
+    if (i == kNoSlot) return Status::fail_because(ENODEV, "disable link " + ifname, "no such link");
+    unsigned others = 0;
+    for (unsigned j = 0; j < proto::kMaxLinks; ++j)
+        others += j != i && cl.slots[j].used && !cl.slots[j].removing;
+    if (others == 0)
+        return Status::fail_because(EBUSY, "disable link " + ifname, "it is the only link in use");
+    cl.disabled[ifname] = cl.slots[i].link;
+    log::info("link %s switched off", ifname.c_str());
+    remove_link(d, i, "switched off");
+    return Status::success();
 }
 
 int links_handshake_fd(const Daemon& d, unsigned attempt) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "proto/wire.h"
@@ -21,10 +22,17 @@ struct LinkSlot {
     bool fallback = false;   // no WAN found: one unbound socket on the main table
 };
 
+// The name the fallback link (no WAN found, the main table routes) goes by.
+inline constexpr const char* kFallbackLinkName = "default-route";
+
 struct ClientLinks {
     LinkSlot slots[proto::kMaxLinks];
     wan::Monitor monitor;
     bool rescan = false;     // a change was seen: discover again on the next tick
+    // Interfaces switched off at run time (D-Bus SetEnabled(false)): not used
+    // until switched on again or the daemon restarts, with what discovery
+    // last saw of them (ifindex 0 if it never saw them).
+    std::map<std::string, wan::WanLink> disabled;
 };
 
 // Finds the links, opens their sockets and routes, and queues AddLink
@@ -38,6 +46,10 @@ void links_on_removed(Daemon& d, unsigned i);
 // A socket to send handshakes on, or -1: attempt n uses the n-th usable link
 // (round the list), so a dead link cannot hold the handshake up.
 int links_handshake_fd(const Daemon& d, unsigned attempt = 0);
+// Switches WAN interface `ifname` off (its traffic moves to the other links
+// at once) or back on (used again once discovery finds it). Refuses to
+// switch off the last link in use, and names it.
+Status links_set_enabled(Daemon& d, const std::string& ifname, bool enabled);
 // Closes every fd (after the worker has stopped).
 void links_close_all(Daemon& d);
 

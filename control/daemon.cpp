@@ -194,12 +194,32 @@ void on_signal(Daemon& d) {
         case SIGUSR1: log_stats(d); break;
         case SIGHUP:
             notify::reloading();
-            reload_config(d);  // a refused config leaves the running one: ready either way
+            (void)reload_config(d);  // a refused config leaves the running one: ready either way
             notify::ready(status_line(d));
             break;
         default: break;
         }
     }
+}
+
+// The name a link goes by in logs: the interface (client), the client's
+// link number (server).
+std::string link_label(const Daemon& d, unsigned i) {
+    if (d.role == proto::Role::Client && d.links && i < proto::kMaxLinks) {
+        const LinkSlot& s = d.links->slots[i];
+        if (s.used) return s.fallback ? kFallbackLinkName : s.link.ifname;
+    }
+    return std::to_string(i);
+}
+
+// Once per failure, not per packet (and rate-limited per kind in log.cpp).
+void log_link_failed(const Daemon& d, const dataplane::Event& ev) {
+    std::string link = link_label(d, ev.link);
+    char id[9];
+    std::snprintf(id, sizeof id, "%08x", ev.session_id);
+    log::event(proto::LogLevel::Warn, log::Event::LinkStalled, {link.c_str(), id},
+               "session %s link %s stopped delivering: %d datagram(s) of the last %u ms sent again on other links",
+               id, link.c_str(), ev.err, ev.since_ms);
 }
 
 void on_worker_events(Daemon& d, uint64_t now) {
@@ -224,11 +244,7 @@ void on_worker_events(Daemon& d, uint64_t now) {
         case dataplane::Event::Kind::LinkRemoved:
             if (d.links) links_on_removed(d, ev.link);
             break;
-        case dataplane::Event::Kind::LinkFailed:
-            // Once per failure, not per packet.
-            log::warn("session %08x link %u stopped delivering: %d datagram(s) of the last %u ms sent again on other links",
-                      ev.session_id, unsigned(ev.link), ev.err, ev.since_ms);
-            break;
+        case dataplane::Event::Kind::LinkFailed: log_link_failed(d, ev); break;
         case dataplane::Event::Kind::SessionFree:
             d.sessions.erase(ev.session);
             delete ev.session;  // SessionKeys wipe themselves
@@ -264,7 +280,8 @@ void supervise(Daemon& d, uint64_t now) {
         break;
     case notify::WatchdogAction::Withhold:
         if (!was_withholding)
-            log::error("the data-plane worker made no progress for %llu ms: watchdog ping withheld, "
+            log::event(proto::LogLevel::Error, log::Event::Watchdog, {},
+                       "the data-plane worker made no progress for %llu ms: watchdog ping withheld, "
                        "systemd will restart the service",
                        (unsigned long long)(d.watchdog.interval_ns / 2'000'000));
         break;
@@ -275,15 +292,40 @@ void supervise(Daemon& d, uint64_t now) {
     notify::status(status_line(d));
 }
 
+// Client: its links' health as the worker publishes it, logged when it
+// changes (the server logs its clients' links in server_tick).
+void log_link_health(Daemon& d) {
+    if (d.role != proto::Role::Client || !d.links) return;
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
+        const dataplane::LinkCounters& lc = d.channel->counters.links[i];
+        auto state = proto::LinkState(lc.state.load(std::memory_order_relaxed));
+        const LinkSlot& slot = d.links->slots[i];
+        proto::LinkState& seen = d.link_state_seen[i];
+        if (!slot.used || state == seen) {
+            if (!slot.used) seen = proto::LinkState::Unknown;
+            continue;
+        }
+        seen = state;
+        std::string name = link_label(d, i);
+        if (state == proto::LinkState::Up)
+            log::event(proto::LogLevel::Info, log::Event::LinkUp, {name.c_str()}, "link %s is up", name.c_str());
+        else if (state == proto::LinkState::Down)
+            log::event(proto::LogLevel::Warn, log::Event::LinkDown, {name.c_str()},
+                       "link %s is down: its probes go unanswered", name.c_str());
+    }
+}
+
 void control_loop(Daemon& d) {
     constexpr int kTickMs = 50;
-    pollfd fds[3] = {{d.signals.get(), POLLIN, 0}, {d.control_wake.get(), POLLIN, 0},
-                     {d.links ? d.links->monitor.fd : -1, POLLIN, 0}};
+    pollfd fds[4] = {{d.signals.get(), POLLIN, 0}, {d.control_wake.get(), POLLIN, 0},
+                     {d.links ? d.links->monitor.fd : -1, POLLIN, 0}, {-1, 0, 0}};
     while (!d.stopping) {
-        ::poll(fds, 3, kTickMs);
+        fds[3] = {bus::poll_fd(d), bus::poll_events(d), 0};
+        ::poll(fds, 4, kTickMs);
         uint64_t now = dataplane::now_ns();
         if (fds[0].revents) on_signal(d);
         on_worker_events(d, now);  // every tick: a handshake backlog may remain
+        bus::process(d);  // every turn: sd-bus may hold messages it read during a call
         if (d.stopping) break;
         if (fds[2].revents) links_on_netlink(d);
         if (d.role == proto::Role::Client) {
@@ -292,6 +334,8 @@ void control_loop(Daemon& d) {
         } else {
             server_tick(d, now);
         }
+        log_link_health(d);
+        bus::tick(d, now);
         supervise(d, now);
     }
 }
@@ -382,17 +426,20 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     else server_init(d);
     start_worker(d);
     d.watchdog.interval_ns = notify::watchdog_interval_ns();
+    bus::start(d, dataplane::now_ns());
     if (role == proto::Role::Server) {
         notify::ready(status_line(d));  // the client says READY once its session is up
-        log::info("listening on %s:%u, tunnel %s on %s", proto::format_ipv4(cfg.listen_address).c_str(),
-                  cfg.listen_port, proto::format_ipv4(cfg.tun.ip).c_str(), cfg.tun.name.c_str());
+        log::event(proto::LogLevel::Info, log::Event::Started, {}, "listening on %s:%u, tunnel %s on %s",
+                   proto::format_ipv4(cfg.listen_address).c_str(), cfg.listen_port,
+                   proto::format_ipv4(cfg.tun.ip).c_str(), cfg.tun.name.c_str());
     } else {
-        log::info("tunnel %s on %s, server %s", proto::format_ipv4(cfg.tun.ip).c_str(),
-                  cfg.tun.name.c_str(), format_addr(d.server_addr).c_str());
+        log::event(proto::LogLevel::Info, log::Event::Started, {}, "tunnel %s on %s, server %s",
+                   proto::format_ipv4(cfg.tun.ip).c_str(), cfg.tun.name.c_str(), format_addr(d.server_addr).c_str());
     }
 
     control_loop(d);
     notify::stopping();
+    bus::announce_now(d, dataplane::now_ns());  // State "stopping"
 
     stop_worker(d);
     log_stats(d);
@@ -402,7 +449,8 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     d.tun.reset();  // the TUN device goes away with its last fd
     setup::undo(paths.state_file());
     pidfile::release(paths.pid_file);
-    log::info("stopped; routes and firewall restored");
+    log::event(proto::LogLevel::Info, log::Event::Stopped, {}, "stopped; routes and firewall restored");
+    bus::stop(d);  // last: `stop` waits for the name to go
     return d.worker_result < 0 ? 1 : d.exit_code;
 }
 

@@ -10,11 +10,13 @@
 #include <thread>
 #include <unordered_set>
 
+#include "bus.h"
 #include "dataplane/channel.h"
 #include "dataplane/fd.h"
 #include "notify.h"
 #include "proto/config.h"
 #include "proto/handshake.h"
+#include "proto/link_health.h"
 
 namespace onebox {
 
@@ -64,6 +66,8 @@ struct Daemon {
     int exit_code = 0;  // non-zero when the daemon stops because something broke
     notify::Watchdog watchdog;
     uint64_t next_status_ns = 0;
+    std::unique_ptr<bus::Service, bus::ServiceDeleter> bus;  // D-Bus (bus.h)
+    proto::LinkState link_state_seen[proto::kMaxLinks]{};  // client: last logged health per link
 
     Daemon();
     ~Daemon();
@@ -95,5 +99,8 @@ void server_tick(Daemon& d, uint64_t now);
 void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now);
 void server_on_confirmed(Daemon& d, const dataplane::Event& ev);
 void server_on_closed(Daemon& d, const dataplane::Event& ev);
+// Ends a connected client's session and tells the client (D-Bus
+// Disconnect). False if there is no such connected session.
+bool server_disconnect(Daemon& d, uint32_t id);
 
 }  // namespace onebox

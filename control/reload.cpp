@@ -87,14 +87,23 @@ void send_link_overrides(Daemon& d) {
 
 }  // namespace
 
-void reload_config(Daemon& d) {
+void send_policy(Daemon& d) {
+    dataplane::Command policy{dataplane::Command::Kind::SetPolicy};
+    policy.mode = sched_mode(d.cfg.mode);
+    policy.probe_interval_ns = d.cfg.probe_interval_ns;
+    policy.link_hold_ns = d.cfg.link_hold_ns;
+    send_command(d, policy);
+}
+
+Status reload_config(Daemon& d) {
     proto::Config fresh;
     proto::ConfigError err = load_config_file(d.paths.config, d.role, fresh);
     if (!err.ok) {
         sodium_memzero(fresh.preshared_key.data(), fresh.preshared_key.size());
-        log::error("reload refused, the running config stays: %s",
-                   format_config_error(d.paths.config, err).c_str());
-        return;
+        std::string why = format_config_error(d.paths.config, err);
+        log::event(proto::LogLevel::Error, log::Event::ConfigRefused, {}, "reload refused, the running config stays: %s",
+                   why.c_str());
+        return Status::fail_because(EINVAL, "reload the config", why);
     }
     std::vector<std::string> restart = needing_restart(d, fresh);
     sodium_memzero(fresh.preshared_key.data(), fresh.preshared_key.size());
@@ -106,20 +115,18 @@ void reload_config(Daemon& d) {
     d.cfg.link_hold_ns = fresh.link_hold_ns;
     d.cfg.links = fresh.links;
 
-    dataplane::Command policy{dataplane::Command::Kind::SetPolicy};
-    policy.mode = sched_mode(d.cfg.mode);
-    policy.probe_interval_ns = d.cfg.probe_interval_ns;
-    policy.link_hold_ns = d.cfg.link_hold_ns;
-    send_command(d, policy);
+    send_policy(d);
     if (d.role == proto::Role::Client) send_link_overrides(d);
 
     std::string later;
     for (const std::string& name : restart) later += (later.empty() ? "" : ", ") + name;
-    log::info("config reloaded from %s: mode %s, probe_interval %llu ms, link_hold %llu ms%s%s",
+    log::event(proto::LogLevel::Info, log::Event::ConfigReloaded, {},
+               "config reloaded from %s: mode %s, probe_interval %llu ms, link_hold %llu ms%s%s",
               d.paths.config.c_str(), mode_name(d.cfg.mode),
               (unsigned long long)(d.cfg.probe_interval_ns / 1'000'000),
               (unsigned long long)(d.cfg.link_hold_ns / 1'000'000),
               later.empty() ? "" : "; changed, takes effect after a restart: ", later.c_str());
+    return Status::success();
 }
 
 }  // namespace onebox

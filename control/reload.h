@@ -3,6 +3,7 @@
 #pragma once
 
 #include "daemon.h"
+#include "result.h"
 #include "proto/config.h"
 #include "proto/scheduler.h"
 
@@ -17,6 +18,10 @@ const char* mode_name(proto::Mode m);
 // client's mode, every link's [client.link.NAME] overrides, probe_interval,
 // link_hold and log_level; and names, in one line, each other setting that
 // changed and needs a restart (addresses, ports, key, TUN, routing, NAT).
-void reload_config(Daemon& d);
+// Returns the refusal (the config's error) or success.
+Status reload_config(Daemon& d);
+// Tells the worker the running policy: mode, probe_interval, link_hold (after
+// a reload, or SetMode over D-Bus).
+void send_policy(Daemon& d);
 
 }  // namespace onebox

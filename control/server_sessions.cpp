@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -24,18 +25,30 @@ static uint64_t last_heard(const ServerEntry& e) {
     return rx > e.created ? rx : e.created;
 }
 
-static void forget(Daemon& d, uint32_t id, const char* why) {
+static void forget(Daemon& d, uint32_t id, const char* why, bool tell_client = false) {
     ServerState& st = *d.server;
     auto it = st.by_id.find(id);
     if (it == st.by_id.end()) return;
     const ServerEntry& e = it->second;
-    if (e.confirmed)
-        log::info("client session %08x (tunnel %s) removed: %s", id,
-                  proto::format_ipv4(e.tunnel_ip).c_str(), why);
+    if (e.confirmed) {
+        char hex[9];
+        std::snprintf(hex, sizeof hex, "%08x", id);
+        std::string addr = format_addr(e.addr);
+        log::event(proto::LogLevel::Info, log::Event::Disconnected, {nullptr, hex, addr.c_str()},
+                   "client session %s (tunnel %s) removed: %s", hex, proto::format_ipv4(e.tunnel_ip).c_str(), why);
+    }
     auto owner = st.owner_of_ip.find(e.tunnel_ip);
     if (owner != st.owner_of_ip.end() && owner->second == id) st.owner_of_ip.erase(owner);
     st.by_id.erase(it);
-    send_command(d, {dataplane::Command::Kind::RemoveSession, nullptr, id});
+    auto kind = tell_client ? dataplane::Command::Kind::CloseSession : dataplane::Command::Kind::RemoveSession;
+    send_command(d, {kind, nullptr, id});
+}
+
+bool server_disconnect(Daemon& d, uint32_t id) {
+    auto it = d.server->by_id.find(id);
+    if (it == d.server->by_id.end() || !it->second.confirmed) return false;
+    forget(d, id, "disconnected over D-Bus", true);
+    return true;
 }
 
 static bool address_in_subnet(const proto::Config& cfg, uint32_t ip) {
@@ -109,11 +122,13 @@ static void send_resp(Daemon& d, const proto::RespMsg& resp, const proto::InitMs
 static void log_rejection(RateLimitedLog& rl, uint64_t now, const sockaddr_in& from,
                           const char* why) {
     if (!rl.allow(now)) return;
+    std::string addr = format_addr(from);
+    log::Tags tags{nullptr, nullptr, addr.c_str()};
     if (rl.suppressed)
-        log::warn("handshake from %s rejected: %s (%llu more not logged)", format_addr(from).c_str(),
-                  why, static_cast<unsigned long long>(rl.suppressed));
+        log::event(proto::LogLevel::Warn, log::Event::AuthFailed, tags, "handshake from %s rejected: %s (%llu more not logged)",
+                   addr.c_str(), why, static_cast<unsigned long long>(rl.suppressed));
     else
-        log::warn("handshake from %s rejected: %s", format_addr(from).c_str(), why);
+        log::event(proto::LogLevel::Warn, log::Event::AuthFailed, tags, "handshake from %s rejected: %s", addr.c_str(), why);
     rl.suppressed = 0;
 }
 
@@ -187,8 +202,15 @@ void server_on_confirmed(Daemon& d, const dataplane::Event& ev) {
     ServerEntry& e = it->second;
     bool first = !e.confirmed;
     e.confirmed = true;
-    log::info("client %s session %08x %s (tunnel %s)", format_addr(e.addr).c_str(), ev.session_id,
-              first ? "connected" : "rekeyed", proto::format_ipv4(e.tunnel_ip).c_str());
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%08x", ev.session_id);
+    std::string addr = format_addr(e.addr);
+    if (first)
+        log::event(proto::LogLevel::Info, log::Event::Connected, {nullptr, hex, addr.c_str()},
+                   "client %s session %s connected (tunnel %s)", addr.c_str(), hex,
+                   proto::format_ipv4(e.tunnel_ip).c_str());
+    else
+        log::info("client %s session %s rekeyed (tunnel %s)", addr.c_str(), hex, proto::format_ipv4(e.tunnel_ip).c_str());
 }
 
 void server_on_closed(Daemon& d, const dataplane::Event& ev) {
@@ -197,8 +219,27 @@ void server_on_closed(Daemon& d, const dataplane::Event& ev) {
     forget(d, ev.session_id, "the client disconnected");
 }
 
+// A client link's health as the worker publishes it, logged when it changes.
+static void log_link_health(uint32_t id, ServerEntry& e) {
+    if (!e.confirmed) return;
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
+        auto state = proto::LinkState(e.session->stats.links[i].state.load(std::memory_order_relaxed));
+        if (state == e.link_state_seen[i]) continue;
+        e.link_state_seen[i] = state;
+        char hex[9], link[4];
+        std::snprintf(hex, sizeof hex, "%08x", id);
+        std::snprintf(link, sizeof link, "%u", i);
+        if (state == proto::LinkState::Up)
+            log::event(proto::LogLevel::Info, log::Event::LinkUp, {link, hex}, "client %s link %u is up", hex, i);
+        else if (state == proto::LinkState::Down)
+            log::event(proto::LogLevel::Warn, log::Event::LinkDown, {link, hex},
+                       "client %s link %u is down: its probes go unanswered", hex, i);
+    }
+}
+
 void server_tick(Daemon& d, uint64_t now) {
     ServerState& st = *d.server;
+    for (auto& [id, e] : st.by_id) log_link_health(id, e);
     uint32_t expired[16];
     unsigned n = 0;
     for (auto& [id, e] : st.by_id) {

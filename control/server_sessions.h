@@ -9,6 +9,7 @@
 
 #include "dataplane/session.h"
 #include "proto/handshake.h"
+#include "proto/link_health.h"
 
 namespace onebox {
 
@@ -38,6 +39,7 @@ struct ServerEntry {
     sockaddr_in addr{};
     uint64_t created = 0;
     bool confirmed = false;
+    proto::LinkState link_state_seen[proto::kMaxLinks]{};  // last logged health per client link
 };
 
 struct ServerState {

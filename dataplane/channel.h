@@ -22,6 +22,7 @@ struct Command {
     enum class Kind : uint8_t {
         InstallSession,  // session: a new session, or new pending keys for an existing id
         RemoveSession,   // session_id: forget it (the worker hands the object back)
+        CloseSession,    // server, session_id: tell the client (Close), then RemoveSession
         CloseAll,        // tell every peer we are stopping (sealed Close packets)
         AddLink,         // client: start using `fd` as WAN link `link`
         RemoveLink,      // client: stop using WAN link `link` (LinkRemoved follows)

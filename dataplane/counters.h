@@ -24,7 +24,9 @@ namespace onebox::dataplane {
     X(drop_bad_header)      /* bad version, type or reserved bits */                    \
     X(drop_unknown_session) /* no session with that id */                               \
     X(drop_bad_tag)         /* AEAD authentication failed */                            \
-    X(drop_replay)          /* sequence number seen before or too old */                \
+    X(drop_replay)          /* sequence number older than the replay window */          \
+    X(drop_duplicate)       /* a copy of a packet already received: Feedback's second */ \
+                            /* copy, mode redundant's and resends' copies, a replay */  \
     X(late_delivered)       /* arrived after the reorder buffer gave up on it: */       \
                             /* delivered out of order rather than dropped */            \
     X(drop_spoofed_source)  /* inner source is not the session's tunnel address */      \
@@ -87,6 +89,7 @@ inline void bump(std::atomic<uint64_t>& v, uint64_t n) {
 struct Counters {
     std::atomic<uint64_t> values[unsigned(Counter::count)]{};
     LinkCounters links[proto::kMaxLinks];
+    std::atomic<uint64_t> reorder_depth{0};  // gauge: packets held in reorder buffers now
 
     // Single writer: no read-modify-write instruction needed.
     void add(Counter c, uint64_t n = 1) {

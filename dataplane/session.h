@@ -34,6 +34,20 @@ struct PeerLink {
     bool retired = false;           // the client said this link is gone
 };
 
+// What the control thread shows of one session (the server's per-client
+// D-Bus object): written by the owning worker alone with relaxed stores,
+// read by the control thread at any time, like counters.h.
+struct SessionStats {
+    std::atomic<uint64_t> tx_packets{0}, tx_bytes{0};   // inner packets sent to the peer
+    std::atomic<uint64_t> rx_packets{0}, rx_bytes{0};   // inner packets delivered to the TUN
+    struct Link {
+        std::atomic<uint64_t> tx_bytes{0}, rx_bytes{0};  // inner bytes per link (resends included)
+        // Gauges, every timer tick: proto::LinkState, smoothed RTT, probe loss.
+        std::atomic<uint64_t> state{0}, srtt_us{0}, loss_pm{0};
+    } links[proto::kMaxLinks];
+    std::atomic<uint8_t> mode{0};  // proto::SchedMode the session schedules by (the client's)
+};
+
 struct Session {
     uint32_t id = 0;
     uint32_t tunnel_ip = 0;          // host order; the only inner source allowed (server)
@@ -61,6 +75,7 @@ struct Session {
     std::atomic<uint64_t> last_rx_ns{0};   // last authenticated packet (control reads)
     std::atomic<bool> confirmed{false};    // the peer has used the current keys
     PeerLink links[proto::kMaxLinks];      // server: the client's links by link id
+    SessionStats stats;
 };
 
 }  // namespace onebox::dataplane

@@ -259,6 +259,7 @@ struct Worker {
                 LinkCounters& lc = counters.links[link];
                 bump(lc.tx_packets, 1);
                 bump(lc.tx_bytes, r.len - proto::kDataOverhead);
+                bump(s->stats.links[link].tx_bytes, r.len - proto::kDataOverhead);
             });
             Event ev{Event::Kind::LinkFailed, nullptr, s->id, int(n), uint8_t(i)};
             ev.since_ms = uint32_t(std::min<uint64_t>((now - oldest) / 1'000'000, UINT32_MAX));
@@ -306,6 +307,7 @@ struct Worker {
         LinkCounters& lc = counters.links[link];
         bump(lc.tx_packets, 1);
         bump(lc.tx_bytes, payload_len);
+        bump(s->stats.links[link].tx_bytes, payload_len);
     }
 
     // Sends an empty sealed packet of `type` (Keepalive, Close) on one link.
@@ -440,6 +442,8 @@ struct Worker {
         seal_and_send(s, unsigned(link), idx, size_t(res), proto::PacketType::Data);
         counters.add(Counter::tx_packets);
         counters.add(Counter::tx_bytes, uint64_t(res));
+        bump(s->stats.tx_packets, 1);
+        bump(s->stats.tx_bytes, uint64_t(res));
         if (s->bond.sched.cfg.mode == proto::SchedMode::Redundant) send_copies(s, unsigned(link), idx);
     }
 
@@ -476,7 +480,7 @@ struct Worker {
 
     // ---- receiving (network -> TUN) -----------------------------------------
 
-    void deliver(const proto::ReorderEntry* entries, size_t n) {
+    void deliver(Session* s, const proto::ReorderEntry* entries, size_t n) {
         for (size_t i = 0; i < n; ++i) {
             uint32_t idx = entries[i].handle;
             uint32_t len = pool.meta[idx].len;
@@ -484,6 +488,8 @@ struct Worker {
             write_tun(idx, len);
             counters.add(Counter::rx_packets);
             counters.add(Counter::rx_bytes, len);
+            bump(s->stats.rx_packets, 1);
+            bump(s->stats.rx_bytes, len);
         }
     }
 
@@ -513,7 +519,7 @@ struct Worker {
         release_sent(s);  // sealed under the old keys: no use to the peer now
         ++s->key_gen;     // and any still in flight are kept under the old generation
         size_t n = s->reorder.drain(released);
-        deliver(released, n);
+        deliver(s, released, n);
         s->current = s->pending;
         s->pending.wipe();
         s->has_current = true;
@@ -547,8 +553,10 @@ struct Worker {
             promote(s);
             return true;
         }
-        bool replayed = s->has_current && verdict != proto::ReplayVerdict::Fresh;
-        counters.add(replayed ? Counter::drop_replay : Counter::drop_bad_tag);
+        Counter why = !s->has_current || verdict == proto::ReplayVerdict::Fresh ? Counter::drop_bad_tag
+                      : verdict == proto::ReplayVerdict::Duplicate        ? Counter::drop_duplicate
+                                                                          : Counter::drop_replay;
+        counters.add(why);
         return false;
     }
 
@@ -608,6 +616,7 @@ struct Worker {
         }
         bump(counters.links[link].rx_packets, 1);
         bump(counters.links[link].rx_bytes, payload);
+        bump(s->stats.links[link].rx_bytes, payload);
         s->bond.on_received(link, now, uint32_t(len), h.type != proto::PacketType::Feedback);
         if (proto::nonce_channel(h.type) != proto::kControlChannel) s->bond.on_data_seq(link, h.seq);
         if (proto::nonce_channel(h.type) == proto::kControlChannel)
@@ -637,13 +646,13 @@ struct Worker {
             // order beats lost: the inner TCP takes it.
             counters.add(Counter::late_delivered);
             proto::ReorderEntry late{idx, h.seq};
-            return deliver(&late, 1);
+            return deliver(s, &late, 1);
         }
         if (verdict == proto::ReorderBuffer::Insert::Held) {
             counters.add(Counter::reorder_held);
             next_reorder_deadline = std::min(next_reorder_deadline, now + s->reorder.gap_timeout_ns);
         }
-        deliver(released, n);
+        deliver(s, released, n);
     }
 
     // Feedback and probes: acted on at once, never through the reorder buffer.
@@ -717,7 +726,7 @@ struct Worker {
     void hand_back(Session* s, bool owns_sent = true) {
         if (owns_sent) release_sent(s);
         size_t n = s->reorder.drain(released);
-        deliver(released, n);
+        deliver(s, released, n);
         emit({Event::Kind::SessionFree, s, s->id, 0});
     }
 
@@ -869,6 +878,10 @@ struct Worker {
             switch (cmd.kind) {
             case Command::Kind::InstallSession: install_session(cmd.session); break;
             case Command::Kind::RemoveSession: remove_session(cmd.session_id); break;
+            case Command::Kind::CloseSession:
+                if (Session* s = find_session(cmd.session_id)) close_session(s);
+                remove_session(cmd.session_id);
+                break;
             case Command::Kind::CloseAll: close_all(); break;
             case Command::Kind::AddLink: add_link(cmd); break;
             case Command::Kind::RemoveLink: remove_link(cmd.link); break;
@@ -887,7 +900,7 @@ struct Worker {
         if (uint8_t failed = s->bond.take_stalled()) resend_stalled(s, failed);
         s->reorder.gap_timeout_ns = s->bond.gap_timeout_ns();
         size_t n = s->reorder.expire(now, released);
-        deliver(released, n);
+        deliver(s, released, n);
         next_reorder_deadline = std::min(next_reorder_deadline, s->reorder.next_deadline());
         // Both sides keep an idle session alive so the peer can tell silence
         // from death.
@@ -928,6 +941,19 @@ struct Worker {
         }
     }
 
+    // One session's links as its scheduler sees them (the server's per-client
+    // D-Bus objects).
+    static void publish_session_gauges(Session* s) {
+        SessionStats& st = s->stats;
+        st.mode.store(uint8_t(s->bond.sched.cfg.mode), std::memory_order_relaxed);
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            const proto::LinkHealth& h = s->bond.health[i];
+            st.links[i].state.store(uint64_t(h.state()), std::memory_order_relaxed);
+            st.links[i].srtt_us.store(s->bond.est[i].srtt_ns() / 1000, std::memory_order_relaxed);
+            st.links[i].loss_pm.store(uint64_t(h.loss() * 1000 + 0.5), std::memory_order_relaxed);
+        }
+    }
+
     // Each link as the sessions' schedulers see it, for `stats:` and D-Bus:
     // the client's one session; on the server rates summed over sessions
     // (by the clients' link ids) and the largest smoothed RTT.
@@ -935,6 +961,7 @@ struct Worker {
         struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls; };
         Gauges g[kMaxLinks]{};
         auto add = [&](Session* s) {
+            publish_session_gauges(s);
             for (unsigned i = 0; i < kMaxLinks; ++i) {
                 const proto::LinkHealth& h = s->bond.health[i];
                 g[i].rate += s->bond.est[i].rate_bytes_per_s() * 8;
@@ -974,15 +1001,18 @@ struct Worker {
     }
 
     void publish_reorder_stats() {
-        uint64_t timeouts = 0, overflows = 0;
+        uint64_t timeouts = 0, overflows = 0, held = 0;
         if (client_session) {
             timeouts += client_session->reorder.timeouts;
             overflows += client_session->reorder.overflows;
+            held += client_session->reorder.held;
         }
         for (auto& [id, s] : by_id) {
             timeouts += s->reorder.timeouts;
             overflows += s->reorder.overflows;
+            held += s->reorder.held;
         }
+        counters.reorder_depth.store(held, std::memory_order_relaxed);
         // Sessions come and go; publish the live sum as a gauge-like total.
         counters.values[unsigned(Counter::reorder_timeouts)].store(timeouts, std::memory_order_relaxed);
         counters.values[unsigned(Counter::reorder_overflows)].store(overflows, std::memory_order_relaxed);

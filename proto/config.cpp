@@ -17,6 +17,16 @@
 
 namespace onebox::proto {
 
+bool parse_mode(std::string_view v, Mode& out) {
+    if (v == "bond") out = Mode::Bond;
+    else if (v == "round-robin") out = Mode::RoundRobin;
+    else if (v == "redundant") out = Mode::Redundant;
+    else if (v == "backup") out = Mode::Backup;
+    else return false;
+    return true;
+}
+
+
 static_assert(kMaxWanInterfaces == kMaxLinks, "one limit on WAN links");
 namespace {
 
@@ -285,11 +295,7 @@ std::string set_wan_interfaces(std::string_view v, Config& c) {
 }
 
 std::string set_mode(std::string_view v, Config& c) {
-    if (v == "bond") c.mode = Mode::Bond;
-    else if (v == "round-robin") c.mode = Mode::RoundRobin;
-    else if (v == "redundant") c.mode = Mode::Redundant;
-    else if (v == "backup") c.mode = Mode::Backup;
-    else return "mode must be bond, round-robin, redundant or backup, got " + shown(v);
+    if (!parse_mode(v, c.mode)) return std::string(kModeExpected) + ", got " + shown(v);
     return {};
 }
 

@@ -35,6 +35,9 @@ enum class LogLevel : uint8_t { Error, Warn, Info, Debug };
 // link, first copy wins), "backup" (only the links of the best `priority`
 // that are usable; the others only while all of those are down).
 enum class Mode : uint8_t { Bond, RoundRobin, Redundant, Backup };
+// "bond", "round-robin", "redundant", "backup" (the config's and SetMode's words).
+bool parse_mode(std::string_view v, Mode& out);
+inline constexpr const char* kModeExpected = "mode must be bond, round-robin, redundant or backup";
 
 inline constexpr unsigned kMaxWanInterfaces = 8;  // links the client can bond (= kMaxLinks)
 inline constexpr uint32_t kMaxFwmark = 0xffff;    // the upper 16 bits of the mark name the WAN link

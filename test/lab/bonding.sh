@@ -58,7 +58,7 @@ lab_client_with 'mode = "round-robin"'
 expect_ratio "(c) round-robin, up, client packets" "$(split client tx_packets 3)" 0.95 1.05
 
 lab_client_with "" $'[client.link.wan0]\nweight = 3\n[client.link.wan1]\nweight = 1'
-grep -q "up: wan0 .*weight 3" "$clog" || fails+=("client did not log wan0's weight")
+grep -q "added: wan0 .*weight 3" "$clog" || fails+=("client did not log wan0's weight")
 expect_ratio "(d) weights 3:1, up, client packets" "$(split client tx_packets 3)" 2.7 3.3
 expect_ratio "(d) weights 3:1, down, server packets" "$(split server tx_packets 3 -R)" 2.7 3.3
 

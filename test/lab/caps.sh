@@ -5,14 +5,17 @@
 # nftables, SO_MARK) out of their bounding set and no_new_privs (setpriv, as
 # CapabilityBoundingSet= and NoNewPrivileges= do under systemd). The client's
 # SO_BINDTODEVICE needs no CAP_NET_RAW on Linux 5.7 and later. The tunnel comes up, pings go through,
-# and both stop cleanly with routes and firewall restored. Without
-# CAP_NET_ADMIN the client refuses to start with one line and exit 1.
+# and both stop cleanly with routes and firewall restored; both take their
+# D-Bus names on a private system bus (Debian's policy and ours) and answer
+# `status`. Without CAP_NET_ADMIN the client refuses to start with one line
+# and exit 1.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
 source "$HERE/../../ci/lab.sh"
 command -v setpriv >/dev/null || { echo "SKIP: setpriv (util-linux) not installed"; exit 77; }
 lab_test_init caps
+lab_dbus_start
 
 # Wrappers in place of the binaries: the lab starts them as usual.
 wrap() { # NAME REAL CAPS
@@ -23,10 +26,17 @@ wrap onebox-client "$ONEBOX_CLIENT_BIN" +net_admin
 wrap onebox-server "$ONEBOX_SERVER_BIN" +net_admin
 wrap onebox-client-noadmin "$ONEBOX_CLIENT_BIN" +net_raw
 REAL_CLIENT=$ONEBOX_CLIENT_BIN
+REAL_SERVER=$ONEBOX_SERVER_BIN
 ONEBOX_CLIENT_BIN=$LAB_DIR/onebox-client
 ONEBOX_SERVER_BIN=$LAB_DIR/onebox-server
 
 lab_tunnel_up || lab_fail "tunnel did not come up with the units' capabilities only"
+sleep 1
+for who in client server; do
+  bin=$REAL_CLIENT; [ "$who" = server ] && bin=$REAL_SERVER
+  out=$("$bin" status 2>&1) || lab_fail "status of the $who with the units' capabilities: $out"
+  echo "measured: $who status: $(head -n 1 <<<"$out")"
+done
 for name in client server; do
   caps=$(grep CapBnd "/proc/$(daemon_pid $name)/status" | awk '{print $2}')
   nnp=$(grep NoNewPrivs "/proc/$(daemon_pid $name)/status" | awk '{print $2}')

@@ -41,11 +41,11 @@ tamp=$(j tampered); repl=$(j replayed)
 d_hdr=$(stat_delta "$s0" "$s1" drop_short drop_bad_header) || lab_fail "stats keys missing"
 d_unk=$(stat_delta "$s0" "$s1" drop_unknown_session) || lab_fail "stats keys missing"
 d_tag=$(stat_delta "$s0" "$s1" drop_bad_tag) || lab_fail "stats keys missing"
-d_rep=$(stat_delta "$s0" "$s1" drop_replay) || lab_fail "stats keys missing"
+d_rep=$(stat_delta "$s0" "$s1" drop_replay drop_duplicate) || lab_fail "stats keys missing"
 d_ok=$(stat_delta "$s0" "$s1" handshake_ok) || lab_fail "stats keys missing"
 echo "measured: drop_short+drop_bad_header +$d_hdr (sent $((short + badh)));" \
   "drop_unknown_session +$d_unk (sent $unk); drop_bad_tag +$d_tag (garbage $garb, tampered $tamp);" \
-  "drop_replay +$d_rep (replayed $repl)"
+  "drop_replay+drop_duplicate +$d_rep (replayed $repl)"
 
 fails=()
 [ "$d_hdr" -ge $((short + badh)) ] || fails+=("drop_short+drop_bad_header rose by $d_hdr < $((short + badh)) sent")
@@ -54,8 +54,8 @@ fails=()
 # A tampered packet carries an already-seen sequence number: a server may count
 # it as bad tag or as replay, depending on which check comes first.
 [ $((d_tag + d_rep)) -ge $((garb + tamp + repl)) ] ||
-  fails+=("drop_bad_tag+drop_replay rose by $((d_tag + d_rep)) < $((garb + tamp + repl)) (garbage+tampered+replayed)")
-[ "$d_rep" -ge "$repl" ] || fails+=("drop_replay rose by $d_rep < $repl replayed packets")
+  fails+=("drop_bad_tag+drop_replay+drop_duplicate rose by $((d_tag + d_rep)) < $((garb + tamp + repl)) (garbage+tampered+replayed)")
+[ "$d_rep" -ge "$repl" ] || fails+=("drop_replay+drop_duplicate rose by $d_rep < $repl replayed packets")
 [ "$d_ok" -eq 0 ] || fails+=("handshake_ok rose by $d_ok during the injection")
 
 # The tunnel must be unaffected.

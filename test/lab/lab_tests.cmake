@@ -19,6 +19,8 @@ set(ONEBOX_LAB_TESTS
   modes:180
   notify:120
   caps:120
+  dbus:180
+  journal:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})
