@@ -227,6 +227,9 @@ void build_table(Table& t, const std::string& interface, std::initializer_list<M
         // SD_BUS_METHOD_WITH_NAMES spelled out: its macro pastes literals.
         sd_bus_vtable e{};
         e.type = _SD_BUS_VTABLE_METHOD;
+        // Privileged (sd-bus's default): the caller must be root. A
+        // capability flag would not tighten that: dbus-daemon does not pass
+        // the caller's capabilities, and sd-bus then goes by the uid.
         e.flags = 0;
         e.x.method.member = m.name;
         e.x.method.signature = m.signature;

@@ -5,8 +5,9 @@
 #  - both daemons take their names; the introspection of every object matches
 #    control/org.onebox.{Client1,Server1}.xml, and every property listed
 #    there reads (GetAll) on every object;
-#  - `status` prints the links and totals as a table, and JSON; a user other
-#    than root may read (status, Get) but not call SetMode (policy);
+#  - `status` prints the links and totals as a table, and JSON, and again
+#    every second with --watch; a user other than root may read (status,
+#    Get) but not call SetMode (policy);
 #  - cutting wan1 shows in PropertiesChanged (its State goes "down"), at most
 #    a few announcements per object per second under a ping flood;
 #  - the methods: SetMode (the server's client object follows; a bad mode is
@@ -116,6 +117,10 @@ den=$("${AS_NOBODY[@]}" "${B[@]}" call "$C" /org/onebox/Client1 "$C" SetMode s r
   fails+=("SetMode as nobody was allowed")
 grep -qi 'denied' <<<"$den" || fails+=("SetMode as nobody: not 'access denied' but: $den")
 echo "as nobody: status $( [ -n "$nst" ] && echo read), SetMode: $den"
+w=$(timeout 2.5 "$ONEBOX_CLIENT_BIN" status --watch 2>&1)
+frames=$(grep -c 'onebox-client .*: connected' <<<"$w")
+echo "status --watch for 2.5 s: $frames frames"
+[ "$frames" -ge 2 ] || fails+=("status --watch printed $frames frames in 2.5 s")
 wait "$ping_pid"
 # Coalescing: announcements per object during that second and a half of ping flood.
 rate=$("$LAB_PY" - "$LAB_DIR/monitor.json" <<'PY'
