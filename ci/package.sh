@@ -9,7 +9,8 @@
 #   bash ci/package.sh --arch arm64      cross build (ci/aarch64-linux-gnu.cmake; ci/cross.sh
 #                                        installs the toolchain) -> build-deb-arm64/onebox_VERSION_arm64.deb
 # Options: --build-dir DIR (default build-deb or build-deb-ARCH), --tests (also build
-# the tests in that dir, as ci/cross.sh does to run them under qemu), --no-lintian.
+# the tests in that dir, as ci/cross.sh does to run them under qemu), --no-lintian,
+# -DNAME=VALUE (passed to cmake).
 # Env: ONEBOX_DEB_OUT, if set, gets the path of the .deb written to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +21,14 @@ arch=$host_arch
 build_dir=
 tests=OFF
 lintian=1
+extra_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --arch) [ $# -ge 2 ] || die "--arch needs a value"; arch=$2; shift 2 ;;
     --build-dir) [ $# -ge 2 ] || die "--build-dir needs a value"; build_dir=$2; shift 2 ;;
     --tests) tests=ON; shift ;;
     --no-lintian) lintian=0; shift ;;
+    -D*) extra_args+=("$1"); shift ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (try --help)" ;;
   esac
@@ -46,16 +49,21 @@ else
 fi
 
 # Debian's flags for this architecture; CMake does not read CPPFLAGS, so they
-# go into the compile flags (as debhelper's cmake build system does).
-flags() { DEB_HOST_ARCH=$arch DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1"; }
+# go into the compile flags (as debhelper's cmake build system does). With
+# --tests, without reproducible=fixfilepath (-ffile-prefix-map=$PWD=.): the
+# unit tests find the source tree through an absolute __FILE__.
+maint=hardening=+all
+[ "$tests" = ON ] && maint="$maint reproducible=-fixfilepath"
+flags() { DEB_HOST_ARCH=$arch DEB_BUILD_MAINT_OPTIONS=$maint dpkg-buildflags --get "$1"; }
 cppflags=$(flags CPPFLAGS)
 cmake_args+=(-DCMAKE_C_FLAGS="$(flags CFLAGS) $cppflags" -DCMAKE_CXX_FLAGS="$(flags CXXFLAGS) $cppflags"
              -DCMAKE_EXE_LINKER_FLAGS="$(flags LDFLAGS)")
 
+cmake_args+=("${extra_args[@]}")
 echo "package.sh: configure $build_dir ($arch, tests $tests)"
-cmake -S . -B "$build_dir" "${cmake_args[@]}" >"$build_dir.configure.log" 2>&1 \
-  || { tail -n 30 "$build_dir.configure.log"; die "cmake configure of $build_dir failed (log: $build_dir.configure.log)"; }
-rm -f "$build_dir.configure.log"
+mkdir -p "$build_dir"
+cmake -S . -B "$build_dir" "${cmake_args[@]}" >"$build_dir/configure.log" 2>&1 \
+  || { tail -n 30 "$build_dir/configure.log"; die "cmake configure of $build_dir failed (log: $build_dir/configure.log)"; }
 echo "package.sh: build $build_dir"
 cmake --build "$build_dir" || die "build of $build_dir failed"
 
