@@ -41,7 +41,16 @@ if [ "${1:-}" != --inner ]; then
   fi
 
   work=$(mktemp -d /tmp/deb-install-test.XXXXXX) || { echo "FAIL: mktemp"; exit 1; }
-  trap 'rm -rf "$work"' EXIT
+  # The mounts live and die with the test's namespace; should one ever be
+  # seen here, the directory is left alone rather than removed through it.
+  cleanup() {
+    if grep -qF "$work" /proc/self/mountinfo; then
+      echo "deb_install: $work is still mounted; not removing it" >&2
+    else
+      rm -rf --one-file-system "$work"
+    fi
+  }
+  trap cleanup EXIT
   touch "$work/marker"
   sleep 1   # so that -newer sees a change made in the same second
 
