@@ -14,6 +14,9 @@ PACKAGES=(
   iperf3 curl python3 procps psmisc iputils-ping coreutils util-linux
   # units_verify (systemd-analyze)
   systemd
+  # packaging: man_lint (groff, man), ci/package.sh (cpack's dpkg-shlibdeps
+  # comes with build-essential's dpkg-dev; lintian), deb_install (dpkg, unshare)
+  groff-base man-db lintian
 )
 
 missing=()

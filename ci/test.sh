@@ -4,10 +4,15 @@
 #   1. configure + build build/ (Ninja, RelWithDebInfo) and run its CTest suite:
 #      unit tests, fuzz corpus replays, lab (network namespace) tests;
 #   2. a clang libFuzzer build in build-fuzz/ and its fuzz_* tests
-#      (ONEBOX_FUZZ_SECONDS each).
-# Prints "N passed, N failed" over both CTest runs; exits non-zero on any failure.
+#      (ONEBOX_FUZZ_SECONDS each);
+#   3. the Debian package: ci/package.sh (build-deb/, Debian's flags, cpack,
+#      lintian without errors or warnings), counted as one check;
+#   4. the aarch64 cross build: ci/cross.sh (arm64 toolchain and -dev packages,
+#      build-arm64/ and its .deb), then its unit tests and fuzz corpus
+#      replays under qemu-aarch64 through CTest.
+# Prints "N passed, N failed" over all of them; exits non-zero on any failure.
 # Env: ONEBOX_FUZZ_SECONDS (20), CTEST_JOBS (nproc), SKIP_FUZZ=1 to skip step 2,
-#      SKIP_DEPS=1 to skip step 0.
+#      SKIP_PACKAGE=1 step 3, SKIP_CROSS=1 step 4, SKIP_DEPS=1 step 0.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 [ "${SKIP_DEPS:-0}" = 1 ] || bash ci/deps.sh || exit 1
@@ -70,6 +75,25 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     fi
   else
     build_failed "build-fuzz/ configure"
+  fi
+fi
+
+if [ "${SKIP_PACKAGE:-0}" != 1 ]; then
+  echo "=== build-deb/ (Debian package: ci/package.sh, lintian)"
+  if bash ci/package.sh; then
+    PASSED=$((PASSED + 1))
+  else
+    FAILED=$((FAILED + 1)); FAILURES+=("package: ci/package.sh (the .deb or lintian)")
+  fi
+fi
+
+if [ "${SKIP_CROSS:-0}" != 1 ]; then
+  echo "=== build-arm64/ (aarch64 cross build, .deb; unit tests under qemu-user)"
+  if bash ci/cross.sh deps && bash ci/cross.sh build; then
+    read -ra cross_args < <(bash ci/cross.sh ctest-args)
+    run_ctest arm64 build-arm64 "${cross_args[@]}"
+  else
+    build_failed "build-arm64/ (ci/cross.sh)"
   fi
 fi
 
