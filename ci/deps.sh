@@ -12,8 +12,8 @@ PACKAGES=(
   nftables iproute2
   # lab / integration tests / benchmark / demo
   iperf3 curl python3 procps psmisc iputils-ping coreutils util-linux
-  # units_verify (systemd-analyze)
-  systemd
+  # units_verify (systemd-analyze); lab dbus and caps (a private dbus-daemon, busctl)
+  systemd dbus-daemon
   # packaging: man_lint (groff, man), ci/package.sh (cpack's dpkg-shlibdeps
   # comes with build-essential's dpkg-dev; lintian), deb_install (dpkg, unshare)
   groff-base man-db lintian
