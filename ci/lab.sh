@@ -671,7 +671,9 @@ s = re.sub(r"<listen>.*?</listen>", "<listen>unix:path=%s/dbus.sock</listen>" % 
 s = s.replace("</busconfig>", "<include>%s</include>\n</busconfig>" % policy)
 open(d + "/dbus.conf", "w").write(s)
 PY2
-  dbus-daemon --config-file="$LAB_DIR/dbus.conf" --nofork >"$LAB_DIR/dbus.log" 2>&1 </dev/null &
+  rm -f "$LAB_DIR/dbus.sock"
+  dbus-daemon --config-file="$LAB_DIR/dbus.conf" --nofork >>"$LAB_DIR/dbus.log" 2>&1 </dev/null &
+  LAB_DBUS_PID=$!
   LAB_BG_PIDS+=("$!")
   local t
   for ((t = 0; t < 50; t++)); do [ -S "$LAB_DIR/dbus.sock" ] && break; sleep 0.1; done

@@ -52,12 +52,32 @@ struct Service {
     uint64_t next_announce = 0;
     uint64_t next_attempt = 0;
     bool failed_before = false;  // a failure was logged: log the recovery, not every retry
+    bool has_name = false;       // RequestName answered "primary owner"
+    bool asking = false;         // a RequestName is out
+    uint64_t next_ask = 0;       // when to ask again after a refusal
 };
+
+namespace {
+
+// Writes out what is queued (InterfacesRemoved, the last PropertiesChanged)
+// for at most `budget_ns`, then closes: a bus that stopped reading must not
+// hold up an exit.
+void close_bus(sd_bus* bus, uint64_t budget_ns) {
+    if (!bus) return;
+    uint64_t end = dataplane::now_ns() + budget_ns;
+    while ((sd_bus_get_events(bus) & POLLOUT) && dataplane::now_ns() < end) {
+        if (sd_bus_process(bus, nullptr) < 0) break;
+        sd_bus_wait(bus, 50'000);
+    }
+    sd_bus_close_unref(bus);
+}
+
+}  // namespace
 
 void ServiceDeleter::operator()(Service* s) const {
     if (!s) return;
     for (sd_bus_slot* slot : s->slots) sd_bus_slot_unref(slot);
-    if (s->bus) sd_bus_flush_close_unref(s->bus);
+    close_bus(s->bus, 0);
     delete s;
 }
 
@@ -227,10 +247,11 @@ void build_table(Table& t, const std::string& interface, std::initializer_list<M
         // SD_BUS_METHOD_WITH_NAMES spelled out: its macro pastes literals.
         sd_bus_vtable e{};
         e.type = _SD_BUS_VTABLE_METHOD;
-        // Privileged (sd-bus's default): the caller must be root. A
-        // capability flag would not tighten that: dbus-daemon does not pass
-        // the caller's capabilities, and sd-bus then goes by the uid.
-        e.flags = 0;
+        // Who may call is the policy file's say (root only). sd-bus's own
+        // "privileged" check would ask dbus-daemon for the caller's
+        // credentials with a blocking call inside sd_bus_process, and a stuck
+        // dbus-daemon would then hold up the control thread.
+        e.flags = SD_BUS_VTABLE_UNPRIVILEGED;
         e.x.method.member = m.name;
         e.x.method.signature = m.signature;
         e.x.method.result = "";
@@ -265,39 +286,72 @@ int register_objects(Daemon& d) {
     return 0;
 }
 
-void disconnect(Service& s) {
+void disconnect(Service& s, uint64_t flush_ns = 0) {
     for (sd_bus_slot* slot : s.slots) sd_bus_slot_unref(slot);
     s.slots.clear();
-    if (s.bus) sd_bus_flush_close_unref(s.bus);
+    close_bus(s.bus, flush_ns);
     s.bus = nullptr;
     s.announced.clear();
+    s.has_name = false;
+    s.asking = false;
 }
 
-// The answer to RequestName: only a refusal needs saying (another
-// instance holds the name, or the policy file is not installed).
+// Asynchronous: a bus that hangs must not hang the control thread.
+int on_name_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
+
+int ask_for_name(Daemon& d) {
+    Service& s = *d.bus;
+    int r = sd_bus_request_name_async(s.bus, nullptr, bus_name(d.role), 0, on_name_reply, &d);
+    s.asking = r >= 0;
+    return r;
+}
+
+// The answer to RequestName. Only "primary owner" counts: another process
+// holding the name (a second instance on this bus) comes back as a plain
+// reply too, and then `status` would be talking to that one. Refused, the
+// name is asked for again every 5 s.
 int on_name_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     Daemon& d = daemon_of(userdata);
+    Service& s = *d.bus;
+    s.asking = false;
+    uint32_t ret = 0;
     const sd_bus_error* e = sd_bus_message_get_error(m);
-    if (e)
-        log::warn("Failed to take the D-Bus name %s: %s; `status` cannot see this daemon (is %s installed?)",
-                  bus_name(d.role), e->message ? e->message : e->name,
-                  "/usr/share/dbus-1/system.d/org.onebox.conf");
+    if (!e && sd_bus_message_read(m, "u", &ret) >= 0 && (ret == 1 || ret == 4)) {  // primary owner, already
+        if (s.failed_before) log::info("on the system bus as %s", bus_name(d.role));
+        else log::debug("on the system bus as %s", bus_name(d.role));
+        s.failed_before = false;
+        s.has_name = true;
+        return 0;
+    }
+    s.next_ask = s.now + kRetryNs;
+    if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY)) return 0;  // the connection is going: process() says so
+    if (!s.failed_before) {
+        if (e)
+            log::warn("Failed to take the D-Bus name %s: %s; `status` cannot see this daemon (is "
+                      "/usr/share/dbus-1/system.d/org.onebox.conf installed?); asking again every 5 s",
+                      bus_name(d.role), e->message ? e->message : e->name);
+        else
+            log::warn("Failed to take the D-Bus name %s: another process holds it (a second instance?); "
+                      "asking again every 5 s", bus_name(d.role));
+    }
+    s.failed_before = true;
     return 0;
 }
 
 void try_connect(Daemon& d, uint64_t now) {
     Service& s = *d.bus;
     s.next_attempt = now + kRetryNs;
+    s.now = now;
     const char* step = "connect to the system bus";
     int r = sd_bus_open_system(&s.bus);
+    if (r >= 0) r = sd_bus_set_method_call_timeout(s.bus, 1'000'000);  // our own calls never wait long
     if (r >= 0) {
         step = "register the D-Bus objects";
         r = register_objects(d);
     }
     if (r >= 0) {
-        // Asynchronous: a bus that hangs must not hang the control thread.
         step = "ask for the D-Bus name";
-        r = sd_bus_request_name_async(s.bus, nullptr, bus_name(d.role), 0, on_name_reply, &d);
+        r = ask_for_name(d);
     }
     if (r < 0) {
         if (!s.failed_before)
@@ -306,11 +360,8 @@ void try_connect(Daemon& d, uint64_t now) {
         disconnect(s);
         return;
     }
-    if (s.failed_before) log::info("on the system bus as %s", bus_name(d.role));
-    else log::debug("on the system bus as %s", bus_name(d.role));
-    s.failed_before = false;
-    // Nobody has seen anything yet: what exists now is the baseline.
-    s.now = now;
+    // Nobody has seen anything yet: what exists now is the baseline. (Success
+    // is logged once the name is ours, in on_name_reply.)
     s.snapshot_valid = false;
     for (const Object& o : objects(d)) s.announced[o.path] = o;
 }
@@ -378,7 +429,9 @@ void process(Daemon& d) {
         int r = sd_bus_process(s->bus, nullptr);
         if (r == 0) break;
         if (r < 0) {
-            log::warn("Lost the system bus: %s; trying again every 5 s", std::strerror(-r));
+            // Said once: a connection that was never ready (refused while
+            // authenticating) would otherwise say it every 5 s.
+            if (!s->failed_before) log::warn("Lost the system bus: %s; trying again every 5 s", std::strerror(-r));
             s->failed_before = true;
             disconnect(*s);
             s->next_attempt = s->now + kRetryNs;
@@ -393,6 +446,10 @@ void tick(Daemon& d, uint64_t now) {
     if (!s->bus) {
         if (now >= s->next_attempt) try_connect(d, now);
         return;
+    }
+    if (!s->has_name && !s->asking && now >= s->next_ask) {
+        s->now = now;
+        ask_for_name(d);
     }
     if (now < s->next_announce) return;
     announce_now(d, now);
@@ -409,8 +466,9 @@ void announce_now(Daemon& d, uint64_t now) {
 }
 
 void stop(Daemon& d) {
-    // Closing the connection gives the name back (after what is queued is written).
-    if (d.bus) disconnect(*d.bus);
+    // Closing the connection gives the name back, after what is queued is
+    // written (1 s at most).
+    if (d.bus) disconnect(*d.bus, 1'000'000'000);
 }
 
 }  // namespace onebox::bus

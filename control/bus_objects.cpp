@@ -110,6 +110,10 @@ const Rate& rate_of(const BusView& view, const std::string& path) {
 }
 
 // The daemon object's properties both roles share: identity, uptime, totals.
+// What changes with every packet or probe (counters, rates, RTT) is not
+// announced: it would put two signals a second per object on the system bus
+// for as long as traffic flows (read it, as `status --watch` does); states,
+// modes and settings are.
 void common_props(const Daemon& d, const BusView& view, uint64_t now, const std::string& path, Props& p) {
     const Rate& r = rate_of(view, path);
     p.push_back({"Version", std::string(ONEBOX_VERSION)});
@@ -117,22 +121,22 @@ void common_props(const Daemon& d, const BusView& view, uint64_t now, const std:
     p.push_back({"StartedAt", view.started_wall_us});
     p.push_back({"TunnelInterface", d.cfg.tun.name});
     p.push_back({"TunnelAddress", proto::format_ipv4(d.cfg.tun.ip)});
-    p.push_back({"TxBytes", counter(d, Counter::tx_bytes)});
-    p.push_back({"TxPackets", counter(d, Counter::tx_packets)});
-    p.push_back({"RxBytes", counter(d, Counter::rx_bytes)});
-    p.push_back({"RxPackets", counter(d, Counter::rx_packets)});
-    p.push_back({"TxRate", r.tx_bps});
-    p.push_back({"RxRate", r.rx_bps});
-    p.push_back({"Drops", drops(d)});
-    p.push_back({"ReorderDepth", uint32_t(d.channel->counters.reorder_depth.load(std::memory_order_relaxed))});
-    p.push_back({"ReorderTimeouts", counter(d, Counter::reorder_timeouts)});
-    p.push_back({"Resent", counter(d, Counter::resent)});
-    p.push_back({"Counters", all_counters(d)});
+    p.push_back({"TxBytes", counter(d, Counter::tx_bytes), false});
+    p.push_back({"TxPackets", counter(d, Counter::tx_packets), false});
+    p.push_back({"RxBytes", counter(d, Counter::rx_bytes), false});
+    p.push_back({"RxPackets", counter(d, Counter::rx_packets), false});
+    p.push_back({"TxRate", r.tx_bps, false});
+    p.push_back({"RxRate", r.rx_bps, false});
+    p.push_back({"Drops", drops(d), false});
+    p.push_back({"ReorderDepth", uint32_t(d.channel->counters.reorder_depth.load(std::memory_order_relaxed)), false});
+    p.push_back({"ReorderTimeouts", counter(d, Counter::reorder_timeouts), false});
+    p.push_back({"Resent", counter(d, Counter::resent), false});
+    p.push_back({"Counters", all_counters(d), false});
 }
 
 Props client_daemon_props(const Daemon& d, const BusView& view, uint64_t now) {
     Props p;
-    bool up = d.client && d.client->live;
+    bool up = d.client && client_connected(d, now);
     p.push_back({"State", std::string(d.stopping ? "stopping" : up ? "connected" : "connecting")});
     p.push_back({"Mode", std::string(mode_name(d.cfg.mode))});
     p.push_back({"Server", format_addr(d.server_addr)});
@@ -170,16 +174,16 @@ Props link_props(const Daemon& d, const BusView& view, int slot, const std::stri
     p.push_back({"Enabled", slot >= 0});
     p.push_back({"State", std::string(lc ? link_state(*lc) : "disabled")});
     p.push_back({"Used", load(&dataplane::LinkCounters::used) != 0});
-    p.push_back({"RTT", load(&dataplane::LinkCounters::srtt_us)});
-    p.push_back({"Jitter", load(&dataplane::LinkCounters::jitter_us)});
-    p.push_back({"Loss", double(load(&dataplane::LinkCounters::loss_pm)) / 1000.0});
-    p.push_back({"Capacity", load(&dataplane::LinkCounters::rate_bps)});
-    p.push_back({"RateUp", r.tx_bps});
-    p.push_back({"RateDown", r.rx_bps});
-    p.push_back({"TxBytes", load(&dataplane::LinkCounters::tx_bytes)});
-    p.push_back({"RxBytes", load(&dataplane::LinkCounters::rx_bytes)});
-    p.push_back({"TxPackets", load(&dataplane::LinkCounters::tx_packets)});
-    p.push_back({"RxPackets", load(&dataplane::LinkCounters::rx_packets)});
+    p.push_back({"RTT", load(&dataplane::LinkCounters::srtt_us), false});
+    p.push_back({"Jitter", load(&dataplane::LinkCounters::jitter_us), false});
+    p.push_back({"Loss", double(load(&dataplane::LinkCounters::loss_pm)) / 1000.0, false});
+    p.push_back({"Capacity", load(&dataplane::LinkCounters::rate_bps), false});
+    p.push_back({"RateUp", r.tx_bps, false});
+    p.push_back({"RateDown", r.rx_bps, false});
+    p.push_back({"TxBytes", load(&dataplane::LinkCounters::tx_bytes), false});
+    p.push_back({"RxBytes", load(&dataplane::LinkCounters::rx_bytes), false});
+    p.push_back({"TxPackets", load(&dataplane::LinkCounters::tx_packets), false});
+    p.push_back({"RxPackets", load(&dataplane::LinkCounters::rx_packets), false});
     p.push_back({"Weight", ls ? ls->weight : 0.0});
     p.push_back({"Priority", uint8_t(ls ? ls->priority : 1)});
     p.push_back({"MaxRateUp", uint64_t(ls ? ls->max_rate_up_bps : 0)});
@@ -197,6 +201,7 @@ void for_each_client_link(const Daemon& d, F f) {
     for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
         const LinkSlot& s = d.links->slots[i];
         if (!s.used) continue;
+        if (s.removing && !s.fallback && d.links->disabled.count(s.link.ifname)) continue;  // shown as disabled below
         f(int(i), s.fallback ? std::string(kFallbackLinkName) : s.link.ifname, s.fallback ? nullptr : &s.link);
     }
     for (const auto& [name, last] : d.links->disabled) f(-1, name, last.ifindex ? &last : nullptr);
@@ -221,19 +226,17 @@ Props peer_props(const BusView& view, uint32_t id, const ServerEntry& e) {
     auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
     const Rate& r = rate_of(view, peer_path(id));
     Props p;
-    char hex[9];
-    std::snprintf(hex, sizeof hex, "%08x", id);
-    p.push_back({"Id", std::string(hex)});
+    p.push_back({"Id", session_hex(id)});
     p.push_back({"TunnelAddress", proto::format_ipv4(e.tunnel_ip)});
     p.push_back({"Address", format_addr(e.addr)});
     p.push_back({"Since", view.started_wall_us + (e.created > view.started_ns ? (e.created - view.started_ns) / 1000 : 0)});
     p.push_back({"Mode", std::string(sched_mode_name(st.mode.load(std::memory_order_relaxed)))});
-    p.push_back({"TxBytes", get(st.tx_bytes)});
-    p.push_back({"TxPackets", get(st.tx_packets)});
-    p.push_back({"RxBytes", get(st.rx_bytes)});
-    p.push_back({"RxPackets", get(st.rx_packets)});
-    p.push_back({"TxRate", r.tx_bps});
-    p.push_back({"RxRate", r.rx_bps});
+    p.push_back({"TxBytes", get(st.tx_bytes), false});
+    p.push_back({"TxPackets", get(st.tx_packets), false});
+    p.push_back({"RxBytes", get(st.rx_bytes), false});
+    p.push_back({"RxPackets", get(st.rx_packets), false});
+    p.push_back({"TxRate", r.tx_bps, false});
+    p.push_back({"RxRate", r.rx_bps, false});
     std::vector<LinkRow> rows;
     for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
         const dataplane::PeerLink& pl = s.links[i];
@@ -248,7 +251,7 @@ Props peer_props(const BusView& view, uint32_t id, const ServerEntry& e) {
                                proto::link_state_name(proto::LinkState(get(l.state))), get(l.srtt_us),
                                double(get(l.loss_pm)) / 1000.0, get(l.tx_bytes), get(l.rx_bytes)});
     }
-    p.push_back({"Links", rows});
+    p.push_back({"Links", rows, false});
     return p;
 }
 

@@ -42,6 +42,7 @@ bool not_running(const sd_bus_error& e) {
 
 Status from_error(int r, const sd_bus_error& e, const std::string& what) {
     if (not_running(e)) return Status::fail(ESRCH, what);
+    if (sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED)) return Status::fail(EACCES, what);
     if (sd_bus_error_is_set(&e)) return Status::fail_because(-r, what, e.message ? e.message : e.name);
     return Status::fail(-r, what);
 }

@@ -1,7 +1,9 @@
 // bus_query.h — the CLI's side of D-Bus: read every object of a running
 // onebox-client/onebox-server (GetManagedObjects) and call its methods.
-// Errors are values: ESRCH means the daemon is not on the bus (not
-// running); any other errno means the bus itself could not be reached.
+// Errors are values: ESRCH, the daemon is not on the bus (not running);
+// EACCES, the bus's policy refused the call (not root); a Status with a
+// reason, the daemon answered with that error; any other errno without a
+// reason, the bus itself could not be reached.
 #pragma once
 
 #include <cstdint>

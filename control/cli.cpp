@@ -82,6 +82,12 @@ int bus_unreachable(proto::Role role, const Status& st) {
     return 1;
 }
 
+int not_allowed(proto::Role role, const char* command) {
+    std::fprintf(stderr, "%s: %s: permission denied (the D-Bus policy lets only root do that; try sudo)\n",
+                 role_name(role), command);
+    return 4;  // LSB: insufficient privilege
+}
+
 int usage_error(proto::Role role, const std::string& msg) {
     std::fprintf(stderr, "%s: %s\nTry '%s --help'.\n", role_name(role), msg.c_str(), role_name(role));
     return 2;
@@ -107,10 +113,7 @@ int cmd_start(proto::Role role, const std::string& config_path, const std::strin
 // Without D-Bus: SIGTERM through the pid file, then wait for the process to go.
 int stop_by_signal(proto::Role role, const std::string& pid_file) {
     int pid = pidfile::running_pid(pid_file);
-    if (pid <= 0) {
-        std::fprintf(stderr, "%s: not running (no live pid in %s)\n", role_name(role), pid_file.c_str());
-        return 1;
-    }
+    if (pid <= 0) return not_running(role);
     if (::kill(pid, SIGTERM) < 0) {
         std::fprintf(stderr, "%s: Failed to signal pid %d: %s\n", role_name(role), pid, std::strerror(errno));
         return 1;
@@ -133,15 +136,20 @@ int cmd_stop(proto::Role role, const std::string& pid_file) {
         std::fprintf(stderr, "%s: did not stop within 15 s\n", role_name(role));
         return 1;
     }
-    if (st.err != ESRCH) return stop_by_signal(role, pid_file);  // no bus: the pid file
-    // Not on the bus; maybe running without it (dbus was down at its start).
-    if (pidfile::running_pid(pid_file) > 0) return stop_by_signal(role, pid_file);
-    return not_running(role);
+    if (st.err == EACCES) return not_allowed(role, "stop");
+    if (st.err != ESRCH && !st.reason.empty()) {  // the daemon answered with an error
+        std::fprintf(stderr, "%s: %s\n", role_name(role), st.reason.c_str());
+        return 1;
+    }
+    // No bus, or not on it (maybe running without one: dbus was down at its
+    // start): the pid file.
+    return stop_by_signal(role, pid_file);
 }
 
 int cmd_reload(proto::Role role, const std::string& pid_file) {
     Status st = bus::call_method(role, bus::root_path(role), bus::bus_name(role), "Reload");
     if (st.ok()) return 0;
+    if (st.err == EACCES) return not_allowed(role, "reload");
     if (st.err != ESRCH && !st.reason.empty()) {  // the daemon answered: refused, with the config's error
         std::fprintf(stderr, "%s: %s\n", role_name(role), st.reason.c_str());
         return 1;
@@ -175,7 +183,9 @@ int cmd_status(proto::Role role, bool json, bool watch) {
         if (watch && !json) std::fputs("\033[H\033[2J", stdout);  // home, clear
         if (!st.ok()) {
             std::fflush(stdout);
-            int rc = st.err == ESRCH ? not_running(role) : bus_unreachable(role, st);
+            int rc = st.err == ESRCH    ? not_running(role)
+                     : st.err == EACCES ? not_allowed(role, "status")
+                                        : bus_unreachable(role, st);
             if (!watch) return rc;
         } else {
             std::fputs(text.c_str(), stdout);

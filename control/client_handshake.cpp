@@ -60,6 +60,13 @@ static void send_init(Daemon& d, uint64_t now) {
                c.attempts);
 }
 
+static bool server_silent(const Daemon& d, uint64_t now);
+
+bool client_connected(const Daemon& d, uint64_t now) {
+    const ClientState& c = *d.client;
+    return c.live && !c.server_closed && !server_silent(d, now);
+}
+
 static bool server_silent(const Daemon& d, uint64_t now) {
     const ClientState& c = *d.client;
     if (!c.live) return true;
@@ -163,10 +170,9 @@ void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     c.attempts = 0;
     notify::ready(status_line(d));
     std::string addr = format_addr(d.server_addr);
-    char id[9];
-    std::snprintf(id, sizeof id, "%08x", c.session_id);
-    log::event(proto::LogLevel::Info, log::Event::Connected, {nullptr, id, addr.c_str()},
-               "session established with %s (session %s, tunnel %s)", addr.c_str(), id,
+    std::string id = session_hex(c.session_id);
+    log::event(proto::LogLevel::Info, log::Event::Connected, {nullptr, id.c_str(), addr.c_str()},
+               "session established with %s (session %s, tunnel %s)", addr.c_str(), id.c_str(),
                proto::format_ipv4(d.cfg.tun.ip).c_str());
 }
 

@@ -31,6 +31,12 @@ namespace onebox {
 Daemon::Daemon() = default;
 Daemon::~Daemon() = default;
 
+std::string session_hex(uint32_t id) {
+    char buf[9];
+    std::snprintf(buf, sizeof buf, "%08x", id);
+    return buf;
+}
+
 std::string format_addr(const sockaddr_in& a) {
     char buf[INET_ADDRSTRLEN] = "?";
     inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
@@ -215,11 +221,10 @@ std::string link_label(const Daemon& d, unsigned i) {
 // Once per failure, not per packet (and rate-limited per kind in log.cpp).
 void log_link_failed(const Daemon& d, const dataplane::Event& ev) {
     std::string link = link_label(d, ev.link);
-    char id[9];
-    std::snprintf(id, sizeof id, "%08x", ev.session_id);
-    log::event(proto::LogLevel::Warn, log::Event::LinkStalled, {link.c_str(), id},
+    std::string id = session_hex(ev.session_id);
+    log::event(proto::LogLevel::Warn, log::Event::LinkStalled, {link.c_str(), id.c_str()},
                "session %s link %s stopped delivering: %d datagram(s) of the last %u ms sent again on other links",
-               id, link.c_str(), ev.err, ev.since_ms);
+               id.c_str(), link.c_str(), ev.err, ev.since_ms);
 }
 
 void on_worker_events(Daemon& d, uint64_t now) {

@@ -89,6 +89,10 @@ uint64_t wall_clock_ns();
 
 // Client engine (client_handshake.cpp).
 void client_init(Daemon& d);
+// The session is up: keys in use, the server has not closed it and is not silent.
+bool client_connected(const Daemon& d, uint64_t now);
+// "0badc0de": how session ids are written in logs and on D-Bus.
+std::string session_hex(uint32_t id);
 void client_tick(Daemon& d, uint64_t now);
 void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now);
 void client_on_closed(Daemon& d, const dataplane::Event& ev);

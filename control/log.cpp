@@ -77,10 +77,17 @@ bool stderr_is_journal() {
 }
 
 void write_stderr(int prio, const std::string& msg) {
-    // Under systemd without the native socket, "<N>" still gives journald the priority.
-    static const bool journal_stream = std::getenv("JOURNAL_STREAM") != nullptr;
-    if (journal_stream) std::fprintf(stderr, "<%d>", prio);
+    // Stderr is the journal stream but its native socket failed us: "<N>"
+    // still gives journald the priority. Anywhere else it would be noise.
+    if (to_journal()) std::fprintf(stderr, "<%d>", prio);
     std::fprintf(stderr, "%s: %s\n", g_prefix, msg.c_str());
+}
+
+// Kinds that can repeat fast (a flapping link, a stuck worker). The rest
+// are rare or are records someone may need each of (a reconnect storm's
+// connected lines); auth-failed is limited where it is logged, per reason.
+bool rate_limited(Event e) {
+    return e == Event::LinkUp || e == Event::LinkDown || e == Event::LinkStalled || e == Event::Watchdog;
 }
 
 void write_journal(int prio, const std::string& msg, const Event* e, const Tags& tags) {
@@ -118,7 +125,7 @@ void write_journal(int prio, const std::string& msg, const Event* e, const Tags&
     }
     va_end(again);
     std::lock_guard<std::mutex> lock(g_mutex);
-    if (e) {
+    if (e && rate_limited(*e)) {
         Limiter& l = g_limiters[size_t(*e)];
         uint64_t dropped = l.dropped;
         if (!l.allow(monotonic_ns())) return;

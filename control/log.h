@@ -6,8 +6,10 @@
 // `journalctl MESSAGE_ID=…` finds them), ONEBOX_EVENT= and, where there is
 // one, ONEBOX_LINK=, ONEBOX_CLIENT= (a session id) and ONEBOX_ADDRESS=.
 // Anywhere else: plain lines on stderr. Levels follow the config's
-// log_level. Events of one kind are rate-limited (a burst of 10, then one
-// a second), and the next line that passes says how many were dropped.
+// log_level. The events that can repeat fast (link up, down and stalled,
+// watchdog) are rate-limited per kind (a burst of 10, then one a second),
+// and the next line that passes says how many were dropped; handshake
+// rejections are limited where they are logged (server_sessions.h).
 #pragma once
 
 #include <cstdint>

@@ -31,11 +31,10 @@ static void forget(Daemon& d, uint32_t id, const char* why, bool tell_client = f
     if (it == st.by_id.end()) return;
     const ServerEntry& e = it->second;
     if (e.confirmed) {
-        char hex[9];
-        std::snprintf(hex, sizeof hex, "%08x", id);
-        std::string addr = format_addr(e.addr);
-        log::event(proto::LogLevel::Info, log::Event::Disconnected, {nullptr, hex, addr.c_str()},
-                   "client session %s (tunnel %s) removed: %s", hex, proto::format_ipv4(e.tunnel_ip).c_str(), why);
+        std::string hex = session_hex(id), addr = format_addr(e.addr);
+        log::event(proto::LogLevel::Info, log::Event::Disconnected, {nullptr, hex.c_str(), addr.c_str()},
+                   "client session %s (tunnel %s) removed: %s", hex.c_str(), proto::format_ipv4(e.tunnel_ip).c_str(),
+                   why);
     }
     auto owner = st.owner_of_ip.find(e.tunnel_ip);
     if (owner != st.owner_of_ip.end() && owner->second == id) st.owner_of_ip.erase(owner);
@@ -202,15 +201,14 @@ void server_on_confirmed(Daemon& d, const dataplane::Event& ev) {
     ServerEntry& e = it->second;
     bool first = !e.confirmed;
     e.confirmed = true;
-    char hex[9];
-    std::snprintf(hex, sizeof hex, "%08x", ev.session_id);
-    std::string addr = format_addr(e.addr);
+    std::string hex = session_hex(ev.session_id), addr = format_addr(e.addr);
     if (first)
-        log::event(proto::LogLevel::Info, log::Event::Connected, {nullptr, hex, addr.c_str()},
-                   "client %s session %s connected (tunnel %s)", addr.c_str(), hex,
+        log::event(proto::LogLevel::Info, log::Event::Connected, {nullptr, hex.c_str(), addr.c_str()},
+                   "client %s session %s connected (tunnel %s)", addr.c_str(), hex.c_str(),
                    proto::format_ipv4(e.tunnel_ip).c_str());
     else
-        log::info("client %s session %s rekeyed (tunnel %s)", addr.c_str(), hex, proto::format_ipv4(e.tunnel_ip).c_str());
+        log::info("client %s session %s rekeyed (tunnel %s)", addr.c_str(), hex.c_str(),
+                  proto::format_ipv4(e.tunnel_ip).c_str());
 }
 
 void server_on_closed(Daemon& d, const dataplane::Event& ev) {
@@ -226,14 +224,13 @@ static void log_link_health(uint32_t id, ServerEntry& e) {
         auto state = proto::LinkState(e.session->stats.links[i].state.load(std::memory_order_relaxed));
         if (state == e.link_state_seen[i]) continue;
         e.link_state_seen[i] = state;
-        char hex[9], link[4];
-        std::snprintf(hex, sizeof hex, "%08x", id);
-        std::snprintf(link, sizeof link, "%u", i);
+        std::string hex = session_hex(id), link = std::to_string(i);
         if (state == proto::LinkState::Up)
-            log::event(proto::LogLevel::Info, log::Event::LinkUp, {link, hex}, "client %s link %u is up", hex, i);
+            log::event(proto::LogLevel::Info, log::Event::LinkUp, {link.c_str(), hex.c_str()}, "client %s link %u is up",
+                       hex.c_str(), i);
         else if (state == proto::LinkState::Down)
-            log::event(proto::LogLevel::Warn, log::Event::LinkDown, {link, hex},
-                       "client %s link %u is down: its probes go unanswered", hex, i);
+            log::event(proto::LogLevel::Warn, log::Event::LinkDown, {link.c_str(), hex.c_str()},
+                       "client %s link %u is down: its probes go unanswered", hex.c_str(), i);
     }
 }
 

@@ -71,6 +71,12 @@ inline constexpr const char* kCounterNames[] = {
 // Per WAN link (the client's link ids; on the server, summed over clients).
 struct LinkCounters {
     std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
+    // A slot taken by a new link starts from zero (the worker, its only writer).
+    void reset() {
+        for (auto* a : {&tx_packets, &tx_bytes, &rx_packets, &rx_bytes, &rate_bps, &pace_bps, &srtt_us, &state,
+                        &used, &loss_pm, &jitter_us, &downs, &stalls})
+            a->store(0, std::memory_order_relaxed);
+    }
     // Gauges, every 5 ms: estimated delivery rate, the scheduler's pacing
     // rate, smoothed RTT (the client's session; on the server, rates summed
     // over sessions and the largest RTT).

@@ -842,6 +842,7 @@ struct Worker {
         links[i] = ClientLink{};
         links[i].fd = cmd.fd;
         links[i].active = true;
+        counters.links[i].reset();  // another interface may have had this slot
         take_overrides(links[i], cmd);
         if (client_session) apply_client_links(client_session);
         // At once: the server learns the new link's address and the new set.
@@ -1106,9 +1107,12 @@ struct Worker {
             now = now_ns();
             reap_completions();
             if (now >= next_timer || now >= next_reorder_deadline) {
+                bool tick = now >= next_timer;  // gauges on the 5 ms tick, not on every reorder deadline
                 run_timers();
-                publish_reorder_stats();
-                publish_link_gauges();
+                if (tick) {
+                    publish_reorder_stats();
+                    publish_link_gauges();
+                }
             }
             if (events_pending) {
                 uint64_t one = 1;

@@ -27,6 +27,10 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${ONEBOX_BUILD:-$HERE/build}
 skip() { echo "SKIP: $*"; exit 77; }
+# A build dir configured before the install prefix became /usr still has
+# /usr/local: the package and the recipe are about /usr.
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+[ "${prefix:-/usr}" = /usr ] || { echo "FAIL: $BUILD has CMAKE_INSTALL_PREFIX=$prefix; reconfigure it: cmake -S . -B $BUILD -DCMAKE_INSTALL_PREFIX=/usr"; exit 1; }
 
 if [ "${1:-}" != --inner ]; then
   # ---------------------------------------------------------------- outer

@@ -59,7 +59,7 @@ snap_cmp "$CLI_NS" "$LAB_DIR/cli.before" "client after kill -9, restart, stop"
 out=$(ip netns exec "$CLI_NS" "$ONEBOX_CLIENT_BIN" stop -c "$LAB_DIR/client.conf" --pid-file "$(lab_pid_file client)" 2>&1)
 rc=$?
 echo "onebox-client stop when not running: exit $rc: $out"
-[ "$rc" -eq 1 ] || fails+=("'stop' with nothing running exited $rc, expected 1")
+[ "$rc" -eq 3 ] || fails+=("'stop' with nothing running exited $rc, expected 3 (not running)")
 
 # 3. the original default route works again (ISP NAT, no tunnel)
 lab_ping cli "$LAB_INET_IP" 5 || fails+=("$LAB_INET_IP unreachable from the client ns after the client stopped")

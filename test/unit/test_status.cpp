@@ -125,6 +125,9 @@ ObjectMap client_objects() {
     };
     m["/org/onebox/Client1/link/wan0"][bus::kLinkInterface] = link("wan0", "up", true, "192.168.10.2");
     m["/org/onebox/Client1/link/wan1"][bus::kLinkInterface] = link("wan1", "up", false, "192.168.20.2");
+    m["/org/onebox/Client1/link/wwan0"][bus::kLinkInterface] = {
+        {"Name", std::string("wwan0")}, {"State", std::string("disabled")}, {"Used", false}, {"Enabled", false},
+        {"RTT", uint64_t(0)}, {"Addresses", std::vector<std::string>{}}};
     return m;
 }
 
@@ -135,8 +138,9 @@ TEST_CASE("status: the client's table") {
     CAPTURE(t);
     CHECK(t.find("onebox-client 0.1.0: connected 192.0.2.2:8080 (session 1a2b3c4d), mode bond, up 2m 13s") == 0);
     CHECK(t.find("\nLINK ") != std::string::npos);
-    CHECK(t.find("\nwan0  up ") != std::string::npos);
-    CHECK(t.find("\nwan1  standby ") != std::string::npos);  // up but not used
+    CHECK(t.find("\nwan0   up        ") != std::string::npos);
+    CHECK(t.find("\nwan1   standby   ") != std::string::npos);  // up but not used
+    CHECK(t.find("\nwwan0  disabled  -  ") != std::string::npos);  // switched off: no figures
     CHECK(t.find("21.3 ms") != std::string::npos);
     CHECK(t.find("38.2 Mbit/s") != std::string::npos);
     CHECK(t.find("total: up 12.1 Mbit/s (1.2 MB, 900 packets), down 35.0 Mbit/s (3.40 GB, 2300000 packets)") !=
@@ -161,12 +165,17 @@ TEST_CASE("status: the server's table, one row per client link") {
         {"Uptime", uint64_t(5'000'000)}};
     m["/org/onebox/Server1/client/0badc0de"][bus::kPeerInterface] = {
         {"Id", std::string("0badc0de")}, {"TunnelAddress", std::string("10.0.0.2")}, {"Mode", std::string("bond")},
+        {"RxRate", uint64_t(3'000'000)}, {"TxRate", uint64_t(50'000'000)}, {"RxBytes", uint64_t(4'000'000)},
+        {"TxBytes", uint64_t(70'000'000)},
         {"Links", std::vector<LinkRow>{{0, "192.0.2.1:5000", "up", 20'000, 0, 1, 2},
                                        {1, "192.0.2.1:5001", "down", 0, 1.0, 3, 4}}}};
     std::string t = status::render_text(proto::Role::Server, m);
     CAPTURE(t);
     CHECK(t.find("onebox-server 0.1.0: running on 0.0.0.0:8080, 1 of 256 clients, up 5s") == 0);
     CHECK(t.find("0badc0de  10.0.0.2") != std::string::npos);
+    // UP (from the client) before DOWN (to it), then RECEIVED before SENT, as the header says.
+    CHECK(t.find("CLIENT    TUNNEL    MODE  UP          DOWN         RECEIVED  SENT") != std::string::npos);
+    CHECK(t.find("bond  3.0 Mbit/s  50.0 Mbit/s  4.0 MB    70.0 MB") != std::string::npos);
     CHECK(t.find("192.0.2.1:5000") != std::string::npos);
     CHECK(t.find("192.0.2.1:5001  down") != std::string::npos);
     CHECK(t.find("100.0 %") != std::string::npos);
