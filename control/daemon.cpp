@@ -128,6 +128,7 @@ void start_worker(Daemon& d) {
     wc.mode = sched_mode(d.cfg.mode);
     wc.probe_interval_ns = d.cfg.probe_interval_ns;
     wc.link_hold_ns = d.cfg.link_hold_ns;
+    wc.offloads = d.cfg.offloads;
     d.worker = std::thread([&d, wc] {
         d.worker_result = dataplane::run_worker(wc, *d.channel);
         if (d.worker_result < 0) {

@@ -51,6 +51,7 @@ std::vector<std::string> needing_restart(const Daemon& d, const proto::Config& f
               sodium_memcmp(key.bytes, d.psk.bytes, sizeof key.bytes) == 0,
           "preshared_key");
     check(same_tun(old.tun, fresh.tun), "tun");
+    check(old.offloads == fresh.offloads, "offloads");
     if (d.role == proto::Role::Client) {
         check(old.server_address == fresh.server_address, "server_address");
         check(old.server_port == fresh.server_port, "server_port");

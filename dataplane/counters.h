@@ -53,6 +53,9 @@ namespace onebox::dataplane {
     X(reorder_timeouts)     /* gaps given up on after the gap timeout */                \
     X(reorder_overflows)    /* gaps given up on because the buffer was full */          \
     X(sessions_promoted)    /* sessions confirmed by their first sealed packet */       \
+    X(gso_sends)            /* UDP GSO: sendmsg calls that carried several datagrams */ \
+    X(gso_datagrams)        /* ... and the datagrams they carried */                    \
+    X(gso_fallbacks)        /* a socket whose path refused GSO: back to one by one */   \
     X(events_lost)          /* control events lost with ring and backlog full */
 
 enum class Counter : unsigned {

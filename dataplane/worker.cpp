@@ -13,9 +13,14 @@
 #include <ctime>
 #include <unordered_map>
 
+#include <netinet/udp.h>
+
+#include <memory>
+
 #include "buffers.h"
 #include "proto/link_policy.h"
 #include "resend.h"
+#include "send_batch.h"
 
 namespace onebox::dataplane {
 
@@ -31,7 +36,7 @@ using proto::kHeaderSize;
 
 // What a completion is for, in user_data: the operation (bits 40+), the WAN
 // link (bits 32-39) and the buffer index (low 32 bits).
-enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpSend, Wake, Cancel };
+enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpSend, UdpSendBatch, Wake, Cancel };
 
 uint64_t make_tag(Op op, uint32_t idx, unsigned link = 0) {
     return uint64_t(op) << 40 | uint64_t(link & 0xff) << 32 | idx;
@@ -50,6 +55,7 @@ struct ClientLink {
     bool removing = false;    // told to stop; waiting for its receives to finish
     unsigned recvs_armed = 0;
     uint64_t last_tx_ns = 0;
+    bool gso = false;         // sends are batched (send_batch.h) until the path refuses
     // The user's overrides ([client.link.NAME]); 0 = learned.
     double weight = 0;
     uint64_t max_rate_up_bps = 0;
@@ -62,6 +68,17 @@ constexpr uint64_t kMaxWaitNs = 100'000'000;        // wake at least this often
 // The server spreads a session's traffic over the client links it heard from
 // within this long (clients send a keepalive on every idle link each second).
 constexpr uint64_t kPeerLinkTimeoutNs = 3'000'000'000;
+
+// UDP_SEGMENT is known to this kernel (4.18 and later). Whether a given
+// path can segment shows at the first batch (on_batch_sent).
+bool kernel_has_udp_gso() {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int size = 1400;
+    bool ok = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, sizeof size) == 0;
+    ::close(fd);
+    return ok;
+}
 
 struct Worker {
     const WorkerConfig& cfg;
@@ -89,6 +106,10 @@ struct Worker {
 
     // Sent data datagrams, kept for resending on a live link if theirs stalls.
     SentRing sent_ring;
+    // UDP GSO: datagrams in a row for one destination go out in one sendmsg.
+    std::unique_ptr<SendBatcher> batcher = std::make_unique<SendBatcher>();
+    bool gso = false;         // the kernel has UDP_SEGMENT and the config allows it
+    bool server_gso = false;  // the server socket still batches
     // What a reload may change (SetPolicy); from cfg at start.
     proto::SchedMode mode;          // client: its mode, told to the server
     uint64_t probe_interval_ns;
@@ -207,17 +228,73 @@ struct Worker {
         }
     }
 
+    // Sends a sealed datagram on `link`: batched with the ones before it for
+    // the same destination when GSO is on (flushed before the next submit),
+    // on its own otherwise.
     void send_datagram(Session* s, unsigned link, uint32_t idx, size_t len) {
-        io_uring_sqe* q = sqe();
-        if (!q) return drop(idx, Counter::drop_send_error);
+        int fd;
+        const sockaddr_in* dest = nullptr;
+        bool batch;
         if (is_server()) {
             const PeerLink& p = s->links[link];
             pool.meta[idx].addr = p.key.load(std::memory_order_relaxed) ? p.addr : s->peer;
-            io_uring_prep_sendmsg(q, cfg.udp_fd, prepare_msghdr(idx, len), 0);
+            fd = cfg.udp_fd;
+            dest = &pool.meta[idx].addr;
+            batch = server_gso;
         } else {
-            io_uring_prep_send(q, links[link].fd, pool.data(idx), len, 0);
+            fd = links[link].fd;
+            batch = links[link].gso;
         }
+        if (batch && batcher->add(fd, dest, uint8_t(link), idx, pool.data(idx), uint32_t(len),
+                                  [&](uint32_t b) { submit_batch(b); }))
+            return;
+        send_single(link, idx, len);
+    }
+
+    // One datagram, one send (the server's destination is in the buffer's meta).
+    void send_single(unsigned link, uint32_t idx, size_t len) {
+        io_uring_sqe* q = sqe();
+        if (!q) return drop(idx, Counter::drop_send_error);
+        if (is_server()) io_uring_prep_sendmsg(q, cfg.udp_fd, prepare_msghdr(idx, len), 0);
+        else io_uring_prep_send(q, links[link].fd, pool.data(idx), len, 0);
         io_uring_sqe_set_data64(q, make_tag(Op::UdpSend, idx, link));
+    }
+
+    void submit_batch(uint32_t bi) {
+        SendBatch& b = batcher->batches[bi];
+        if (b.count == 1) {
+            send_single(b.link, b.idx[0], b.iov[0].iov_len);
+            return batcher->release(bi);
+        }
+        io_uring_sqe* q = sqe();
+        if (!q) {
+            for (unsigned i = 0; i < b.count; ++i) drop(b.idx[i], Counter::drop_send_error);
+            return batcher->release(bi);
+        }
+        io_uring_prep_sendmsg(q, b.fd, &b.msg, 0);
+        io_uring_sqe_set_data64(q, make_tag(Op::UdpSendBatch, bi, b.link));
+        counters.add(Counter::gso_sends);
+        counters.add(Counter::gso_datagrams, b.count);
+    }
+
+    // A batch's sendmsg completed. A path that cannot segment (EIO: no
+    // checksum offload, EINVAL) gets its datagrams one by one, now and from
+    // then on; anything else is each datagram's result.
+    void on_batch_sent(uint32_t bi, int res) {
+        SendBatch& b = batcher->batches[bi];
+        if (res == -EIO || res == -EINVAL || res == -EOPNOTSUPP) {
+            counters.add(Counter::gso_fallbacks);
+            if (is_server()) server_gso = false;
+            else if (links[b.link].fd == b.fd) links[b.link].gso = false;
+            for (unsigned i = 0; i < b.count; ++i) send_single(b.link, b.idx[i], b.iov[i].iov_len);
+        } else {
+            for (unsigned i = 0; i < b.count; ++i) on_sent(b.idx[i], res < 0 ? res : 1);
+        }
+        batcher->release(bi);
+    }
+
+    void flush_sends() {
+        batcher->flush_all([&](uint32_t b) { submit_batch(b); });
     }
 
     // A send completed: a data datagram is kept (resend.h) until a newer one
@@ -842,6 +919,7 @@ struct Worker {
         links[i] = ClientLink{};
         links[i].fd = cmd.fd;
         links[i].active = true;
+        links[i].gso = gso;
         counters.links[i].reset();  // another interface may have had this slot
         take_overrides(links[i], cmd);
         if (client_session) apply_client_links(client_session);
@@ -853,6 +931,7 @@ struct Worker {
     // control thread when the fd is no longer referenced by any receive.
     void remove_link(unsigned i) {
         if (i >= kMaxLinks || !links[i].active) return;
+        flush_sends();  // nothing of this link's may wait in a batch once its fd is given back
         links[i].active = false;
         links[i].removing = true;
         if (client_session) apply_client_links(client_session);
@@ -1029,6 +1108,7 @@ struct Worker {
         case Op::TunRead: on_tun_read(idx, cqe->res); break;
         case Op::UdpRecv: on_udp_recv(tag_link(tag), idx, cqe->res); break;
         case Op::UdpSend: on_sent(idx, cqe->res); break;
+        case Op::UdpSendBatch: on_batch_sent(idx, cqe->res); break;
         case Op::TunWrite:
             if (cqe->res < 0) counters.add(Counter::drop_tun_write);
             pool.put(idx);
@@ -1058,6 +1138,7 @@ struct Worker {
     // Cancels every outstanding operation and waits for their completions, so
     // the kernel writes into no buffer after the pool is gone.
     void cancel_all() {
+        flush_sends();
         io_uring_sqe* s = sqe();
         if (s) {
             io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY);
@@ -1089,6 +1170,8 @@ struct Worker {
         while (params.cq_entries < 2 * (pool.count + kReapChunk + 2)) params.cq_entries <<= 1;
         int r = io_uring_queue_init_params(1024, &ring, &params);
         if (r < 0) return r;
+        gso = cfg.offloads && kernel_has_udp_gso();
+        server_gso = is_server() && gso;
         arm_wake();
         return 0;
     }
@@ -1100,6 +1183,7 @@ struct Worker {
             refill_receives();
             if (!wake_armed) arm_wake();
             flush_backlog();
+            flush_sends();
             uint64_t budget = wait_budget();
             __kernel_timespec ts{int64_t(budget / 1'000'000'000u), int64_t(budget % 1'000'000'000u)};
             io_uring_cqe* first = nullptr;

@@ -29,6 +29,7 @@ struct WorkerConfig {
     proto::SchedMode mode = proto::SchedMode::Bond;  // client: [client] mode (told to the server)
     uint64_t probe_interval_ns = 500'000'000;   // idle probe interval per link
     uint64_t link_hold_ns = 2'000'000'000;      // a failed link's clean time before reuse
+    bool offloads = true;                       // UDP GSO when the kernel has it (send_batch.h)
 };
 
 // Runs the worker loop on the calling thread until channel.stop is set.

@@ -232,6 +232,7 @@ std::string set_fwmark(std::string_view v, Config& c) {
     return {};
 }
 std::string set_masquerade_lan(std::string_view v, Config& c) { return set_bool(v, c.masquerade_lan); }
+std::string set_offloads(std::string_view v, Config& c) { return set_bool(v, c.offloads); }
 std::string set_masquerade(std::string_view v, Config& c) { return set_bool(v, c.masquerade); }
 
 std::string set_route_table(std::string_view v, Config& c) {
@@ -414,6 +415,7 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kClient, "mode", set_mode},
     {Section::Main, kBoth, "probe_interval", set_probe_interval},
     {Section::Main, kBoth, "link_hold", set_link_hold},
+    {Section::Main, kBoth, "offloads", set_offloads},
     {Section::Main, kServer, "listen_address", set_listen_address},
     {Section::Main, kServer, "listen_port", set_listen_port},
     {Section::Main, kServer, "max_clients", set_max_clients},

@@ -4,12 +4,12 @@
 // Format: INI as read by inih, compatible with the seed's config.toml examples:
 //   [client] server_address, server_port, preshared_key, log_level, fwmark,
 //            route_table, masquerade_lan, wan_interfaces, mode,
-//            probe_interval, link_hold
+//            probe_interval, link_hold, offloads
 //   [client.tun] name, ip, netmask, mtu
 //   [client.link.NAME] weight, max_rate, max_rate_up, max_rate_down, priority
 //            (overrides for WAN interface NAME; at most kMaxWanInterfaces)
 //   [server] listen_address, listen_port, preshared_key, log_level,
-//            probe_interval, link_hold
+//            probe_interval, link_hold, offloads
 //   [server.tun] name, ip, netmask, mtu
 // Values may be "double-quoted" (inside quotes, \" and \\ are escapes).
 // Comments start with # or ; at the start of a line or after whitespace. Lines
@@ -73,6 +73,7 @@ struct Config {
     // kMaxWanInterfaces tables hold the WAN links' default routes.
     uint32_t route_table = 0x6f6e;
     bool masquerade_lan = true;  // [client] masquerade_lan: NAT LAN hosts to the tunnel address
+    bool offloads = true;        // [client]/[server] offloads: UDP GSO where the kernel and path allow
     // [client] wan_interfaces = ["wan0", "wlan0"] (or one name): the interfaces
     // onebox may bond; empty = every interface with a default route. At most
     // kMaxWanInterfaces valid interface names, no duplicates, not the TUN.

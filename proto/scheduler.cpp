@@ -177,6 +177,25 @@ uint64_t Scheduler::budget(uint64_t max_owd_ns) const {
     return std::max(cfg.budget_ns, max_owd_ns);
 }
 
+// The link's rate was found stale-low: back to Startup, doubling per round.
+void Scheduler::restart_startup(unsigned i, uint64_t now) {
+    LinkState& s = st_[i];
+    s.stale_samples = 0;
+    s.phase = Phase::Startup;
+    s.phase_start = now;
+    s.full_bw = 0;
+    s.full_bw_rounds = 0;
+    s.round_bytes = 0;
+    ++restarts_;
+}
+
+// Link i's last probe, taken lately, saw less than a quarter of the budget
+// of real queue.
+bool Scheduler::network_idle(unsigned i, uint64_t now) const {
+    const LinkState& s = st_[i];
+    return s.last_queue.within(now, kRecentQueueNs) && s.last_queue_ns < cfg.budget_ns / 4;
+}
+
 int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
     if (cfg.mode == SchedMode::RoundRobin) return pick_round_robin();
 
@@ -210,8 +229,18 @@ int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
     // Mode redundant never refuses: it exists for packets that must arrive
     // (calls, games), and sends little.
     if (over && cfg.mode != SchedMode::Redundant && all_queues_seen(now)) {
-        ++refused_;
-        return -1;
+        // Every link full on paper, and the earliest one's last probe found
+        // its real queue nearly empty: the rate on paper is stale-low (learned
+        // while it carried only acknowledgements, say) and refusing now would
+        // cut a flow that the link could carry; a refused initial window
+        // leaves TCP in retransmission timeouts, sending too little to ever
+        // look loaded again. Find the rate (Startup) instead.
+        if (network_idle(unsigned(best), now)) {
+            restart_startup(unsigned(best), now);
+        } else {
+            ++refused_;
+            return -1;
+        }
     }
     LinkState& s = st_[unsigned(best)];
     s.free_at = std::max(now, s.free_at) + best_tx;
@@ -240,15 +269,7 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
     bool idle_but_modeled_busy = s.started && s.phase == Phase::ProbeBw && gain(i) >= 1 &&
                                  cfg.budget_ns && loaded && measured_ns < cfg.budget_ns / 8;
     s.stale_samples = idle_but_modeled_busy ? s.stale_samples + 1 : 0;
-    if (s.stale_samples >= 2) {
-        s.stale_samples = 0;
-        s.phase = Phase::Startup;
-        s.phase_start = now;
-        s.full_bw = 0;
-        s.full_bw_rounds = 0;
-        s.round_bytes = 0;
-        ++restarts_;
-    }
+    if (s.stale_samples >= 2) restart_startup(i, now);
     if (measured_ns >= cfg.budget_ns / 4) s.queue_seen.mark(now);
     s.last_queue.mark(now);
     s.last_queue_ns = measured_ns;

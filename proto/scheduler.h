@@ -143,6 +143,8 @@ struct Scheduler {
 
     void advance(unsigned i, uint64_t now);
     bool all_queues_seen(uint64_t now) const;
+    void restart_startup(unsigned i, uint64_t now);
+    bool network_idle(unsigned i, uint64_t now) const;
     bool startup_round_app_limited(unsigned i, uint64_t now) const;
     uint64_t budget(uint64_t max_owd_ns) const;
     // Paced at the user's max_rate (the cap, not the network, sets its queue).

@@ -21,6 +21,7 @@ set(ONEBOX_LAB_TESTS
   caps:120
   dbus:180
   journal:120
+  offloads:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

@@ -105,6 +105,7 @@ TEST_CASE("defaults") {
     CHECK(c.masquerade_lan);
     CHECK(c.wan_interfaces.empty());
     CHECK(c.mode == Mode::Bond);
+    CHECK(c.offloads);
 
     Config s;
     REQUIRE(parse_config(kMinServer, Role::Server, s).ok);
@@ -129,6 +130,7 @@ TEST_CASE("every key, comments, quoting and top-level keys") {
         "fwmark = 0xCAFE\n"
         "route_table = 1000\n"
         "masquerade_lan = false\n"
+        "offloads = false\n"
         "[client.tun]\n"
         "name = tun-ob.1\n"
         "ip = 192.168.7.9\n"
@@ -144,6 +146,7 @@ TEST_CASE("every key, comments, quoting and top-level keys") {
     CHECK(c.fwmark == 0xcafe);
     CHECK(c.route_table == 1000);
     CHECK_FALSE(c.masquerade_lan);
+    CHECK_FALSE(c.offloads);
     CHECK(c.tun.name == "tun-ob.1");
     CHECK(c.tun.ip == ip("192.168.7.9"));
     CHECK(c.tun.netmask == ip("255.255.0.0"));
@@ -397,6 +400,7 @@ TEST_CASE("bad configs: line, key and message") {
         {Role::Client, cl + "log_level = verbose\n", 5, "client.log_level", "error, warn, info or debug"},
         {Role::Client, "log_level = loud\n" + cl, 1, "log_level", "error, warn, info or debug"},
         {Role::Client, cl + "masquerade_lan = yes\n", 5, "client.masquerade_lan", "expected true or false"},
+        {Role::Client, cl + "offloads = on\n", 5, "client.offloads", "expected true or false"},
         {Role::Client, cl + "fwmark = 0\n", 5, "client.fwmark", "must not be 0"},
         {Role::Client, cl + "fwmark = 0x\n", 5, "client.fwmark", "not a 32-bit number"},
         {Role::Client, cl + "fwmark = 0x100000000\n", 5, "client.fwmark", "not a 32-bit number"},

@@ -484,6 +484,36 @@ TEST_CASE("sched: budget refuses once every link is full, and recovers") {
     CHECK(c.refused() == 1);
 }
 
+TEST_CASE("sched: a full model over an empty network is a stale rate: Startup, not a refusal") {
+    // The rate was learned while the link carried acknowledgements only; a
+    // download then arrives. Refusing its first window on paper would leave
+    // TCP in retransmission timeouts (seen on the veth lab: 1 Mbit/s for good).
+    Scheduler s;
+    s.cfg.budget_ns = 10 * kMs;
+    s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
+    uint64_t t = settle_in_probe_bw(s, 0, 0);
+    s.on_queue_sample(0, t, 0, 3 * kMs);  // admission armed: a real queue was seen
+    t += 50 * kMs;
+    s.on_queue_sample(0, t, 0, 0);        // and now the network is idle
+    int ok = 0;
+    for (int k = 0; k < 40; ++k) ok += s.pick(t, 1000) >= 0;
+    CHECK(ok == 40);
+    CHECK(s.refused() == 0);
+    CHECK(s.phase(0) == Scheduler::Phase::Startup);
+    CHECK(s.restarts() == 1);
+    // With the network's queue real, the same burst is refused.
+    Scheduler r;
+    r.cfg.budget_ns = 10 * kMs;
+    r.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
+    t = settle_in_probe_bw(r, 0, 0);
+    r.on_queue_sample(0, t, 0, 3 * kMs);
+    ok = 0;
+    for (int k = 0; k < 40; ++k) ok += r.pick(t, 1000) >= 0;
+    CHECK(ok == 7);
+    CHECK(r.refused() == 33);
+    CHECK(r.phase(0) == Scheduler::Phase::ProbeBw);
+}
+
 TEST_CASE("sched: headroom adds to the admission budget for that pick") {
     Scheduler s;
     s.cfg.budget_ns = 10 * kMs;

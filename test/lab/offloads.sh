@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# lab_offloads: UDP GSO and its fallbacks, on the unlimited veth lab.
+#  (a) offloads on (the default): an iperf3 upload and download go through,
+#      and both daemons batch their sends (gso_sends, gso_datagrams > 0);
+#  (b) a WAN path that refuses GSO: wan1's MTU at 1400, below the tunnel's
+#      datagrams, so the kernel refuses a GSO send on it (EINVAL): the client
+#      counts a fallback and goes on one datagram at a time on that link
+#      (fragmented by IP, as without GSO); traffic keeps flowing;
+#  (c) offloads = false in both configs: nothing is batched, traffic flows.
+# Throughput is printed for each, not judged (bench/tunnel.sh measures it).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
+source "$HERE/../../ci/lab.sh"
+lab_test_init offloads
+fails=()
+lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
+
+# run_iperf DIR: Mbit/s of a 3 s iperf3 run (-R for down), or 0.
+run_iperf() {
+  local a=(); [ "$1" = down ] && a=(-R)
+  lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -p 5201 -t 3 -J "${a[@]}" 2>/dev/null |
+    "$LAB_PY" -c 'import json,sys
+try: print("%.0f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))
+except Exception: print(0)'
+}
+restart_with() { # VALUE of offloads
+  stop_daemon client TERM 5 >/dev/null 2>&1; stop_daemon server TERM 5 >/dev/null 2>&1
+  write_configs "$LAB_DIR"
+  if [ -n "$1" ]; then
+    sed -i "s/^\[client\]$/[client]\noffloads = $1/" "$LAB_DIR/client.conf"
+    sed -i "s/^\[server\]$/[server]\noffloads = $1/" "$LAB_DIR/server.conf"
+  fi
+  lab_tunnel_up || lab_fail "tunnel did not come up (offloads=${1:-default})"
+}
+
+# (a)
+restart_with ""
+up=$(run_iperf up); down=$(run_iperf down)
+c=$(daemon_stats client); s=$(daemon_stats server)
+echo "measured: (a) offloads on: up $up, down $down Mbit/s; client gso_sends=$(stat_text "$c" gso_sends) gso_datagrams=$(stat_text "$c" gso_datagrams), server gso_sends=$(stat_text "$s" gso_sends) gso_datagrams=$(stat_text "$s" gso_datagrams)"
+[ "$up" -gt 0 ] && [ "$down" -gt 0 ] || fails+=("(a) iperf3 failed: up $up, down $down")
+[ "$(stat_text "$c" gso_sends)" -gt 0 ] || fails+=("(a) the client batched nothing")
+[ "$(stat_text "$s" gso_sends)" -gt 0 ] || fails+=("(a) the server batched nothing")
+[ "$(stat_text "$c" gso_datagrams)" -gt "$(stat_text "$c" gso_sends)" ] || fails+=("(a) client batches of one datagram")
+
+# (b) wan1 cannot take the tunnel's datagrams whole
+lab_exec cli ip link set wan1 mtu 1400
+lab_exec rtr ip link set rwan1 mtu 1400
+restart_with ""
+up=$(run_iperf up)
+c=$(daemon_stats client)
+echo "measured: (b) wan1 at MTU 1400: up $up Mbit/s; client gso_fallbacks=$(stat_text "$c" gso_fallbacks) gso_sends=$(stat_text "$c" gso_sends) link1_tx_packets=$(stat_text "$c" "link$(lab_link_slot wan1)_tx_packets")"
+[ "$up" -gt 0 ] || fails+=("(b) no upload with wan1 at MTU 1400")
+[ "$(stat_text "$c" gso_fallbacks)" -ge 1 ] || fails+=("(b) no GSO fallback counted for wan1")
+lab_ping cli "$LAB_INET_IP" 10 || fails+=("(b) pings failed")
+lab_exec cli ip link set wan1 mtu 1500
+lab_exec rtr ip link set rwan1 mtu 1500
+
+# (c)
+restart_with false
+up=$(run_iperf up); down=$(run_iperf down)
+c=$(daemon_stats client); s=$(daemon_stats server)
+echo "measured: (c) offloads = false: up $up, down $down Mbit/s; gso_sends client $(stat_text "$c" gso_sends), server $(stat_text "$s" gso_sends)"
+[ "$up" -gt 0 ] && [ "$down" -gt 0 ] || fails+=("(c) iperf3 failed: up $up, down $down")
+[ "$(stat_text "$c" gso_sends)" -eq 0 ] && [ "$(stat_text "$s" gso_sends)" -eq 0 ] || fails+=("(c) batched with offloads = false")
+
+if [ ${#fails[@]} -gt 0 ]; then
+  printf 'FAIL: %s\n' "${fails[@]}"
+  exit 1
+fi
+echo "PASS: UDP GSO on, its fallback on a path that refuses it, and off"
