@@ -39,22 +39,74 @@ struct BufferMeta {
     msghdr msg{};
 };
 
+// GRO slabs. A UDP socket with UDP_GRO may hand over many datagrams of one
+// flow in one receive, back to back; such receives land in a slab of
+// kSlabSize bytes. Each datagram in it then becomes a handle of its own
+// (above the ordinary buffers: handle = count + slab * kSlabSegments + j)
+// that points into the slab, is opened in place and written to the TUN from
+// there, like any buffer. The slab is free again once every one of its
+// datagrams is put back. (The worker copies a datagram out only when the
+// reorder buffer would hold it, so slabs never wait on a gap.)
+inline constexpr size_t kSlabSize = 65536;       // the largest GRO receive
+inline constexpr unsigned kSlabSegments = 64;    // UDP_GRO_CNT_MAX
+
+struct SlabMeta {
+    sockaddr_in addr{};  // where the datagrams came from (server)
+    iovec iov{};
+    msghdr msg{};
+    alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(int))]{};  // UDP_GRO: the segment size
+    uint32_t refs = 0;   // its datagrams not yet put back
+};
+
 struct BufferPool {
-    uint32_t count = 0;
+    uint32_t count = 0;                   // ordinary buffers
+    uint32_t slabs = 0;                   // GRO slabs
     std::unique_ptr<uint8_t[]> memory;    // count * kBufferSize, allocated once
-    std::unique_ptr<BufferMeta[]> meta;
+    std::unique_ptr<BufferMeta[]> meta;   // count + slabs * kSlabSegments (ordinary, then slab datagrams)
     std::unique_ptr<uint32_t[]> free_stack;
     uint32_t free_top = 0;                // number of free buffers
+    std::unique_ptr<uint8_t[]> slab_memory;
+    std::unique_ptr<SlabMeta[]> slab_meta;
+    std::unique_ptr<uint32_t[]> sub_offset;  // per slab datagram: its offset in the slab
+    std::unique_ptr<uint32_t[]> slab_stack;
+    uint32_t slab_top = 0;
 
-    explicit BufferPool(uint32_t n)
-        : count(n), memory(new uint8_t[size_t(n) * kBufferSize]), meta(new BufferMeta[n]),
-          free_stack(new uint32_t[n]), free_top(n) {
+    explicit BufferPool(uint32_t n, uint32_t n_slabs = 0)
+        : count(n), slabs(n_slabs), memory(new uint8_t[size_t(n) * kBufferSize]),
+          meta(new BufferMeta[size_t(n) + size_t(n_slabs) * kSlabSegments]), free_stack(new uint32_t[n]),
+          free_top(n), slab_memory(new uint8_t[size_t(n_slabs) * kSlabSize]), slab_meta(new SlabMeta[n_slabs]),
+          sub_offset(new uint32_t[size_t(n_slabs) * kSlabSegments]()), slab_stack(new uint32_t[n_slabs]),
+          slab_top(n_slabs) {
         for (uint32_t i = 0; i < n; ++i) free_stack[i] = n - 1 - i;
+        for (uint32_t i = 0; i < n_slabs; ++i) slab_stack[i] = n_slabs - 1 - i;
     }
-    uint8_t* data(uint32_t idx) { return memory.get() + size_t(idx) * kBufferSize; }
+    bool is_sub(uint32_t h) const { return h >= count; }
+    uint8_t* data(uint32_t h) {
+        if (h < count) return memory.get() + size_t(h) * kBufferSize;
+        uint32_t k = h - count;
+        return slab_data(k / kSlabSegments) + sub_offset[k];
+    }
     uint32_t get() { return free_top ? free_stack[--free_top] : kNoBuffer; }
-    void put(uint32_t idx) { free_stack[free_top++] = idx; }
+    void put(uint32_t h) {
+        if (h < count) {
+            free_stack[free_top++] = h;
+            return;
+        }
+        uint32_t slab = (h - count) / kSlabSegments;
+        if (--slab_meta[slab].refs == 0) put_slab(slab);
+    }
     uint32_t available() const { return free_top; }
+
+    uint8_t* slab_data(uint32_t slab) { return slab_memory.get() + size_t(slab) * kSlabSize; }
+    uint32_t get_slab() { return slab_top ? slab_stack[--slab_top] : kNoBuffer; }
+    void put_slab(uint32_t slab) { slab_stack[slab_top++] = slab; }
+    // Datagram j of a received slab, at `offset`: its handle. The caller sets
+    // slab_meta[slab].refs to the number of datagrams first.
+    uint32_t sub(uint32_t slab, unsigned j, uint32_t offset) {
+        uint32_t k = slab * kSlabSegments + j;
+        sub_offset[k] = offset;
+        return count + k;
+    }
 };
 
 }  // namespace onebox::dataplane

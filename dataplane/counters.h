@@ -56,6 +56,9 @@ namespace onebox::dataplane {
     X(gso_sends)            /* UDP GSO: sendmsg calls that carried several datagrams */ \
     X(gso_datagrams)        /* ... and the datagrams they carried */                    \
     X(gso_fallbacks)        /* a socket whose path refused GSO: back to one by one */   \
+    X(gro_receives)         /* UDP GRO: receives that held several datagrams */         \
+    X(gro_datagrams)        /* ... and the datagrams they held */                       \
+    X(gro_copied)           /* datagrams copied out of a slab for the reorder buffer */ \
     X(events_lost)          /* control events lost with ring and backlog full */
 
 enum class Counter : unsigned {

@@ -36,7 +36,7 @@ using proto::kHeaderSize;
 
 // What a completion is for, in user_data: the operation (bits 40+), the WAN
 // link (bits 32-39) and the buffer index (low 32 bits).
-enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpSend, UdpSendBatch, Wake, Cancel };
+enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpRecvSlab, UdpSend, UdpSendBatch, Wake, Cancel };
 
 uint64_t make_tag(Op op, uint32_t idx, unsigned link = 0) {
     return uint64_t(op) << 40 | uint64_t(link & 0xff) << 32 | idx;
@@ -56,6 +56,7 @@ struct ClientLink {
     unsigned recvs_armed = 0;
     uint64_t last_tx_ns = 0;
     bool gso = false;         // sends are batched (send_batch.h) until the path refuses
+    bool gro = false;         // UDP_GRO on: receives land in slabs (buffers.h)
     // The user's overrides ([client.link.NAME]); 0 = learned.
     double weight = 0;
     uint64_t max_rate_up_bps = 0;
@@ -110,13 +111,15 @@ struct Worker {
     std::unique_ptr<SendBatcher> batcher = std::make_unique<SendBatcher>();
     bool gso = false;         // the kernel has UDP_SEGMENT and the config allows it
     bool server_gso = false;  // the server socket still batches
+    bool server_gro = false;  // the server socket has UDP_GRO (receives into slabs)
     // What a reload may change (SetPolicy); from cfg at start.
     proto::SchedMode mode;          // client: its mode, told to the server
     uint64_t probe_interval_ns;
     uint64_t link_hold_ns;
 
     Worker(const WorkerConfig& c, Channel& channel)
-        : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers), sent_ring(c.buffers / 4),
+        : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers, c.offloads ? c.slabs : 0),
+          sent_ring(c.buffers / 4),
           mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns) {}
     ~Worker() { io_uring_queue_exit(&ring); }
 
@@ -184,7 +187,32 @@ struct Worker {
         return true;
     }
 
+    // A receive on a UDP_GRO socket: into a slab, whose datagrams are split
+    // out when it completes (on_slab_recv).
+    bool arm_slab_recv(unsigned link) {
+        uint32_t slab = pool.get_slab();
+        if (slab == kNoBuffer) return false;
+        io_uring_sqe* s = sqe();
+        if (!s) { pool.put_slab(slab); return false; }
+        SlabMeta& m = pool.slab_meta[slab];
+        m.iov = {pool.slab_data(slab), kSlabSize};
+        m.msg = {};
+        m.msg.msg_name = is_server() ? &m.addr : nullptr;
+        m.msg.msg_namelen = is_server() ? sizeof m.addr : 0;
+        m.msg.msg_iov = &m.iov;
+        m.msg.msg_iovlen = 1;
+        m.msg.msg_control = m.control;
+        m.msg.msg_controllen = sizeof m.control;
+        int fd = is_server() ? cfg.udp_fd : links[link].fd;
+        io_uring_prep_recvmsg(s, fd, &m.msg, 0);
+        io_uring_sqe_set_data64(s, make_tag(Op::UdpRecvSlab, slab, link));
+        if (is_server()) ++udp_recvs_armed;
+        else ++links[link].recvs_armed;
+        return true;
+    }
+
     bool arm_udp_recv(unsigned link) {
+        if (is_server() ? server_gro : links[link].gro) return arm_slab_recv(link);
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) return false;
         io_uring_sqe* s = sqe();
@@ -213,13 +241,15 @@ struct Worker {
     // delays them until buffers come back.
     void refill_receives() {
         if (is_server()) {
-            while (udp_recvs_armed < cfg.udp_recv_depth) {
+            unsigned depth = server_gro ? cfg.slab_recv_depth * 4 : cfg.udp_recv_depth;
+            while (udp_recvs_armed < depth) {
                 if (!arm_udp_recv(0)) { counters.add(Counter::no_buffer); break; }
             }
         }
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             ClientLink& l = links[i];
-            while (l.active && l.recvs_armed < cfg.udp_recv_depth) {
+            unsigned depth = l.gro ? cfg.slab_recv_depth : cfg.udp_recv_depth;
+            while (l.active && l.recvs_armed < depth) {
                 if (!arm_udp_recv(i)) { counters.add(Counter::no_buffer); break; }
             }
         }
@@ -291,6 +321,13 @@ struct Worker {
             for (unsigned i = 0; i < b.count; ++i) on_sent(b.idx[i], res < 0 ? res : 1);
         }
         batcher->release(bi);
+    }
+
+    // UDP_GRO on `fd`, when offloads are on and there are slabs to receive into.
+    bool enable_gro(int fd) const {
+        if (!cfg.offloads || pool.slabs == 0 || fd < 0) return false;
+        int one = 1;
+        return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
     }
 
     void flush_sends() {
@@ -713,6 +750,18 @@ struct Worker {
             deliver_len = 0;  // still consumes its sequence number in the reorder buffer
         }
         pool.meta[idx].len = deliver_len;
+        // The reorder buffer would hold it (a number after the next one
+        // expected): out of its slab into a buffer of its own, so no slab
+        // waits on a gap.
+        if (pool.is_sub(idx) && h.seq > s->reorder.next) {
+            uint32_t own = pool.get();
+            if (own == kNoBuffer) return drop(idx, Counter::no_buffer);
+            std::memcpy(pool.data(own) + kHeaderSize, pool.data(idx) + kHeaderSize, deliver_len);
+            pool.meta[own].len = deliver_len;
+            pool.put(idx);
+            idx = own;
+            counters.add(Counter::gro_copied);
+        }
 
         size_t n = 0;
         auto verdict = s->reorder.insert(h.seq, idx, now, released, &n);
@@ -760,19 +809,57 @@ struct Worker {
     }
 
     void on_udp_recv(unsigned link, uint32_t idx, int res) {
+        // A receive cancelled by RemoveLink (or one that raced it), or an
+        // error (ECONNREFUSED while the server is down): the buffer goes back.
+        if (!receive_done(link) || res < 0) return pool.put(idx);
+        on_datagram(link, idx, size_t(res));
+    }
+
+    // A slab receive completed: its datagrams, back to back, each
+    // UDP_GRO's segment size long (the last may be shorter), become handles
+    // of their own and go their ways like any received datagram.
+    void on_slab_recv(unsigned link, uint32_t slab, int res) {
+        if (!receive_done(link)) return pool.put_slab(slab);
+        if (res <= 0) return pool.put_slab(slab);
+        SlabMeta& m = pool.slab_meta[slab];
+        int seg = res;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg); c; c = CMSG_NXTHDR(&m.msg, c))
+            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        if (seg <= 0 || seg > res) seg = res;
+        unsigned n = unsigned((res + seg - 1) / seg);
+        if (n > kSlabSegments) {  // never from the kernel; a slab has no more handles
+            counters.add(Counter::drop_bad_header, n);
+            return pool.put_slab(slab);
+        }
+        if (n > 1) {
+            counters.add(Counter::gro_receives);
+            counters.add(Counter::gro_datagrams, n);
+        }
+        m.refs = n;  // before any is handled: one put back early must not free the slab
+        for (unsigned j = 0; j < n; ++j) {
+            uint32_t off = uint32_t(j) * uint32_t(seg);
+            uint32_t h = pool.sub(slab, j, off);
+            if (is_server()) pool.meta[h].addr = m.addr;
+            on_datagram(link, h, std::min<size_t>(size_t(seg), size_t(res) - off));
+        }
+    }
+
+    // One receive fewer in flight; false if its link is being removed (the
+    // caller gives its buffer back).
+    bool receive_done(unsigned link) {
         if (is_server()) {
             --udp_recvs_armed;
-        } else {
-            ClientLink& l = links[link];
-            --l.recvs_armed;
-            if (l.removing) {  // a receive cancelled by RemoveLink (or one that raced it)
-                pool.put(idx);
-                finish_link_removal(link);
-                return;
-            }
+            return true;
         }
-        if (res < 0) { pool.put(idx); return; }  // e.g. ECONNREFUSED while the server is down
-        size_t len = size_t(res);
+        ClientLink& l = links[link];
+        --l.recvs_armed;
+        if (!l.removing) return true;
+        finish_link_removal(link);
+        return false;
+    }
+
+    // A received datagram (`len` bytes in buffer `idx`), on `link`.
+    void on_datagram(unsigned link, uint32_t idx, size_t len) {
         const sockaddr_in& from = pool.meta[idx].addr;
         proto::Header h{};
         switch (proto::read_header(pool.data(idx), len, h)) {
@@ -783,10 +870,10 @@ struct Worker {
         switch (h.type) {
         case proto::PacketType::HandshakeInit:
             if (!is_server()) return drop(idx, Counter::drop_bad_header);
-            return forward_handshake(idx, res, from);
+            return forward_handshake(idx, int(len), from);
         case proto::PacketType::HandshakeResp:
             if (is_server()) return drop(idx, Counter::drop_bad_header);
-            return forward_handshake(idx, res, from);
+            return forward_handshake(idx, int(len), from);
         case proto::PacketType::Data:
         case proto::PacketType::Keepalive:
         case proto::PacketType::Close:
@@ -920,6 +1007,7 @@ struct Worker {
         links[i].fd = cmd.fd;
         links[i].active = true;
         links[i].gso = gso;
+        links[i].gro = enable_gro(cmd.fd);
         counters.links[i].reset();  // another interface may have had this slot
         take_overrides(links[i], cmd);
         if (client_session) apply_client_links(client_session);
@@ -1107,6 +1195,7 @@ struct Worker {
         switch (tag_op(tag)) {
         case Op::TunRead: on_tun_read(idx, cqe->res); break;
         case Op::UdpRecv: on_udp_recv(tag_link(tag), idx, cqe->res); break;
+        case Op::UdpRecvSlab: on_slab_recv(tag_link(tag), idx, cqe->res); break;
         case Op::UdpSend: on_sent(idx, cqe->res); break;
         case Op::UdpSendBatch: on_batch_sent(idx, cqe->res); break;
         case Op::TunWrite:
@@ -1172,6 +1261,7 @@ struct Worker {
         if (r < 0) return r;
         gso = cfg.offloads && kernel_has_udp_gso();
         server_gso = is_server() && gso;
+        server_gro = is_server() && enable_gro(cfg.udp_fd);
         arm_wake();
         return 0;
     }

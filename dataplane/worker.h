@@ -29,7 +29,9 @@ struct WorkerConfig {
     proto::SchedMode mode = proto::SchedMode::Bond;  // client: [client] mode (told to the server)
     uint64_t probe_interval_ns = 500'000'000;   // idle probe interval per link
     uint64_t link_hold_ns = 2'000'000'000;      // a failed link's clean time before reuse
-    bool offloads = true;                       // UDP GSO when the kernel has it (send_batch.h)
+    bool offloads = true;                       // UDP GSO and GRO when the kernel has them
+    uint32_t slabs = 64;                        // GRO receive slabs of 64 KiB (buffers.h)
+    unsigned slab_recv_depth = 8;               // slab receives in flight per client link (server: 4x)
 };
 
 // Runs the worker loop on the calling thread until channel.stop is set.
