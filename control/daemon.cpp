@@ -129,6 +129,7 @@ void start_worker(Daemon& d) {
     wc.probe_interval_ns = d.cfg.probe_interval_ns;
     wc.link_hold_ns = d.cfg.link_hold_ns;
     wc.offloads = d.cfg.offloads;
+    wc.tun_vnet = d.tun_offloads;
     d.worker = std::thread([&d, wc] {
         d.worker_result = dataplane::run_worker(wc, *d.channel);
         if (d.worker_result < 0) {
@@ -381,7 +382,7 @@ Status bring_up(Daemon& d) {
         Status st = resolve_server(d);
         if (!st.ok()) return st;
     }
-    int fd = dataplane::open_tun(d.cfg.tun.name);
+    int fd = dataplane::open_tun(d.cfg.tun.name, d.cfg.offloads, &d.tun_offloads);
     if (fd < 0) return Status::fail(-fd, "create TUN device " + d.cfg.tun.name);
     d.tun = dataplane::Fd(fd);
     Status st = setup::apply(d.cfg, d.paths.state_file());

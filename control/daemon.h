@@ -47,6 +47,7 @@ struct Daemon {
     sockaddr_in server_addr{};  // client: where the server is
 
     dataplane::Fd tun;
+    bool tun_offloads = false;  // the TUN has IFF_VNET_HDR and TSO (proto/tso.h)
     dataplane::Fd udp;
     dataplane::Fd worker_wake;
     dataplane::Fd control_wake;

@@ -59,6 +59,8 @@ namespace onebox::dataplane {
     X(gro_receives)         /* UDP GRO: receives that held several datagrams */         \
     X(gro_datagrams)        /* ... and the datagrams they held */                       \
     X(gro_copied)           /* datagrams copied out of a slab for the reorder buffer */ \
+    X(tso_reads)            /* TUN reads that stood for several packets (TSO) */        \
+    X(tso_packets)          /* ... and the packets cut from them */                     \
     X(events_lost)          /* control events lost with ring and backlog full */
 
 enum class Counter : unsigned {

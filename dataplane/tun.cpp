@@ -10,13 +10,13 @@
 
 namespace onebox::dataplane {
 
-int open_tun(const std::string& name) {
-    if (name.empty() || name.size() >= IFNAMSIZ) return -EINVAL;
+namespace {
+
+int open_with(const std::string& name, short flags) {
     int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return -errno;
     ifreq ifr{};
-    // IFF_NO_PI: every read is exactly one IP packet, nothing in front of it.
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = flags;
     std::memcpy(ifr.ifr_name, name.data(), name.size());
     if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
         int err = errno;
@@ -24,6 +24,26 @@ int open_tun(const std::string& name) {
         return -err;
     }
     return fd;
+}
+
+}  // namespace
+
+int open_tun(const std::string& name, bool offloads, bool* got_offloads) {
+    if (got_offloads) *got_offloads = false;
+    if (name.empty() || name.size() >= IFNAMSIZ) return -EINVAL;
+    // IFF_NO_PI: every read is exactly one IP packet, nothing in front of it
+    // (but the virtio_net_hdr, with IFF_VNET_HDR).
+    if (offloads) {
+        int fd = open_with(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
+        if (fd >= 0) {
+            if (::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) == 0) {
+                if (got_offloads) *got_offloads = true;
+                return fd;
+            }
+            ::close(fd);  // the device goes with its last fd: made again below, plain
+        }
+    }
+    return open_with(name, IFF_TUN | IFF_NO_PI);
 }
 
 }  // namespace onebox::dataplane

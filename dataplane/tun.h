@@ -9,6 +9,11 @@ namespace onebox::dataplane {
 
 // Creates (or attaches to) TUN device `name` without packet information
 // headers, non-blocking. Returns the fd or -errno.
-int open_tun(const std::string& name);
+// With `offloads`, it also asks for a virtio_net_hdr in front of every packet
+// (IFF_VNET_HDR) and lets the kernel hand over TSO segments and packets with
+// their checksum left to finish (TUN_F_TSO4, TUN_F_CSUM; proto/tso.h).
+// *got_offloads says whether it did: a kernel that refuses TUNSETOFFLOAD
+// gets a plain TUN.
+int open_tun(const std::string& name, bool offloads = false, bool* got_offloads = nullptr);
 
 }  // namespace onebox::dataplane

@@ -19,6 +19,7 @@
 
 #include "buffers.h"
 #include "proto/link_policy.h"
+#include "proto/tso.h"
 #include "resend.h"
 #include "send_batch.h"
 
@@ -36,7 +37,7 @@ using proto::kHeaderSize;
 
 // What a completion is for, in user_data: the operation (bits 40+), the WAN
 // link (bits 32-39) and the buffer index (low 32 bits).
-enum class Op : uint32_t { TunRead = 1, TunWrite, UdpRecv, UdpRecvSlab, UdpSend, UdpSendBatch, Wake, Cancel };
+enum class Op : uint32_t { TunRead = 1, TunReadSlab, TunWrite, UdpRecv, UdpRecvSlab, UdpSend, UdpSendBatch, Wake, Cancel };
 
 uint64_t make_tag(Op op, uint32_t idx, unsigned link = 0) {
     return uint64_t(op) << 40 | uint64_t(link & 0xff) << 32 | idx;
@@ -175,7 +176,21 @@ struct Worker {
         return &m.msg;
     }
 
+    // A TUN with offloads may hand over 64 KiB at once: its reads go into a
+    // slab, cut into packets when they complete (on_tun_slab).
+    bool arm_tun_slab_read() {
+        uint32_t slab = pool.get_slab();
+        if (slab == kNoBuffer) return false;
+        io_uring_sqe* s = sqe();
+        if (!s) { pool.put_slab(slab); return false; }
+        io_uring_prep_read(s, cfg.tun_fd, pool.slab_data(slab), unsigned(kSlabSize), 0);
+        io_uring_sqe_set_data64(s, make_tag(Op::TunReadSlab, slab));
+        ++tun_reads_armed;
+        return true;
+    }
+
     bool arm_tun_read() {
+        if (cfg.tun_vnet) return arm_tun_slab_read();
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) return false;
         io_uring_sqe* s = sqe();
@@ -253,7 +268,8 @@ struct Worker {
                 if (!arm_udp_recv(i)) { counters.add(Counter::no_buffer); break; }
             }
         }
-        while (!tun_failed && tun_reads_armed < cfg.tun_read_depth) {
+        unsigned tun_depth = cfg.tun_vnet ? cfg.tun_slab_reads : cfg.tun_read_depth;
+        while (!tun_failed && tun_reads_armed < tun_depth) {
             if (!arm_tun_read()) { counters.add(Counter::no_buffer); break; }
         }
     }
@@ -385,10 +401,19 @@ struct Worker {
         sent_ring.release_all([&](uint32_t idx) { pool.put(idx); }, s->id, true);
     }
 
+    // The plaintext sits at kHeaderSize; with offloads a virtio_net_hdr of
+    // zeros (a finished packet, nothing to segment) goes in the bytes before
+    // it, which our own header no longer needs.
     void write_tun(uint32_t idx, size_t len) {
         io_uring_sqe* q = sqe();
         if (!q) return drop(idx, Counter::drop_tun_write);
-        io_uring_prep_write(q, cfg.tun_fd, pool.data(idx) + kHeaderSize, unsigned(len), 0);
+        uint8_t* p = pool.data(idx) + kHeaderSize;
+        if (cfg.tun_vnet) {
+            p -= proto::kVnetHdrSize;
+            std::memset(p, 0, proto::kVnetHdrSize);
+            len += proto::kVnetHdrSize;
+        }
+        io_uring_prep_write(q, cfg.tun_fd, p, unsigned(len), 0);
         io_uring_sqe_set_data64(q, make_tag(Op::TunWrite, idx));
     }
 
@@ -546,6 +571,49 @@ struct Worker {
             if (res < 0) on_tun_error(-res);
             return;
         }
+        on_inner_packet(idx, res);
+    }
+
+    // A read from a TUN with offloads: a virtio_net_hdr and one packet that
+    // may stand for many (TSO) or want its checksum finished; each packet it
+    // stands for goes into a buffer of its own, at kHeaderSize, and on.
+    void on_tun_slab(uint32_t slab, int res) {
+        --tun_reads_armed;
+        if (res <= 0) {
+            pool.put_slab(slab);
+            if (res < 0) on_tun_error(-res);
+            return;
+        }
+        const uint8_t* in = pool.slab_data(slab);
+        proto::TunPacket tp;
+        if (size_t(res) <= proto::kVnetHdrSize ||
+            !proto::parse_tun_packet(proto::read_vnet_hdr(in), in + proto::kVnetHdrSize,
+                                     size_t(res) - proto::kVnetHdrSize, tp)) {
+            counters.add(Counter::drop_not_ipv4);
+            return pool.put_slab(slab);
+        }
+        if (tp.count > 1) {
+            counters.add(Counter::tso_reads);
+            counters.add(Counter::tso_packets, tp.count);
+        }
+        for (unsigned i = 0; i < tp.count; ++i) {
+            uint32_t idx = pool.get();
+            if (idx == kNoBuffer) {
+                counters.add(Counter::no_buffer, tp.count - i);
+                break;
+            }
+            size_t n = proto::tun_segment(tp, i, pool.data(idx) + kHeaderSize, proto::kMaxInnerPacket);
+            if (n == 0) {
+                drop(idx, Counter::drop_not_ipv4);
+                continue;
+            }
+            on_inner_packet(idx, int(n));
+        }
+        pool.put_slab(slab);
+    }
+
+    // One inner packet at kHeaderSize of buffer `idx`: to its session, sealed, sent.
+    void on_inner_packet(uint32_t idx, int res) {
         const uint8_t* ip = pool.data(idx) + kHeaderSize;
         if (res < 20 || (ip[0] >> 4) != 4) return drop(idx, Counter::drop_not_ipv4);
         Session* s = session_for_outbound(ip);
@@ -1194,6 +1262,7 @@ struct Worker {
         uint32_t idx = tag_index(tag);
         switch (tag_op(tag)) {
         case Op::TunRead: on_tun_read(idx, cqe->res); break;
+        case Op::TunReadSlab: on_tun_slab(idx, cqe->res); break;
         case Op::UdpRecv: on_udp_recv(tag_link(tag), idx, cqe->res); break;
         case Op::UdpRecvSlab: on_slab_recv(tag_link(tag), idx, cqe->res); break;
         case Op::UdpSend: on_sent(idx, cqe->res); break;

@@ -30,7 +30,9 @@ struct WorkerConfig {
     uint64_t probe_interval_ns = 500'000'000;   // idle probe interval per link
     uint64_t link_hold_ns = 2'000'000'000;      // a failed link's clean time before reuse
     bool offloads = true;                       // UDP GSO and GRO when the kernel has them
-    uint32_t slabs = 64;                        // GRO receive slabs of 64 KiB (buffers.h)
+    bool tun_vnet = false;                      // the TUN has IFF_VNET_HDR and TSO (tun.h, proto/tso.h)
+    uint32_t slabs = 80;                        // GRO and TSO slabs of 64 KiB (buffers.h)
+    unsigned tun_slab_reads = 8;                // TUN reads in flight into slabs, with tun_vnet
     unsigned slab_recv_depth = 8;               // slab receives in flight per client link (server: 4x)
 };
 
