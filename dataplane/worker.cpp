@@ -1368,7 +1368,6 @@ struct Worker {
 };
 
 void pin_to_cpu(int cpu) {
-    if (cpu < 0) cpu = sched_getcpu();
     if (cpu < 0) return;
     cpu_set_t set;
     CPU_ZERO(&set);
