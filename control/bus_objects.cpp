@@ -178,6 +178,7 @@ Props link_props(const Daemon& d, const BusView& view, int slot, const std::stri
     p.push_back({"Jitter", load(&dataplane::LinkCounters::jitter_us), false});
     p.push_back({"Loss", double(load(&dataplane::LinkCounters::loss_pm)) / 1000.0, false});
     p.push_back({"Capacity", load(&dataplane::LinkCounters::rate_bps), false});
+    p.push_back({"PathMTU", uint32_t(load(&dataplane::LinkCounters::pmtu))});
     p.push_back({"RateUp", r.tx_bps, false});
     p.push_back({"RateDown", r.rx_bps, false});
     p.push_back({"TxBytes", load(&dataplane::LinkCounters::tx_bytes), false});

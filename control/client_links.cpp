@@ -8,12 +8,15 @@
 #include "daemon.h"
 #include "dataplane/udp.h"
 #include "log.h"
+#include "netlink.h"
+#include "proto/pmtu.h"
 #include "setup.h"
 
 namespace onebox {
 namespace {
 
 constexpr unsigned kNoSlot = proto::kMaxLinks;
+constexpr unsigned kMinTunMtu = proto::kPmtuFloor - proto::kIpUdpHeaders - proto::kDataOverhead;  // 1220
 
 unsigned slot_of(const ClientLinks& cl, const std::string& ifname) {
     for (unsigned i = 0; i < proto::kMaxLinks; ++i)
@@ -27,8 +30,9 @@ unsigned free_slot(const ClientLinks& cl) {
     return kNoSlot;
 }
 
+// An MTU change counts too: the link's path MTU search starts from it.
 bool same_path(const wan::WanLink& a, const wan::WanLink& b) {
-    return a.ifindex == b.ifindex && a.gateway == b.gateway && a.address == b.address;
+    return a.ifindex == b.ifindex && a.gateway == b.gateway && a.address == b.address && a.mtu == b.mtu;
 }
 
 // ", weight 2, max rate up 40 Mbit/s, priority 2" for the log line, or "".
@@ -73,6 +77,7 @@ bool add_link(Daemon& d, unsigned i, const wan::WanLink& link) {
     s.link = link;
     s.fd = fd;
     dataplane::Command cmd{dataplane::Command::Kind::AddLink, nullptr, 0, uint8_t(i), fd};
+    cmd.mtu = uint16_t(std::min<uint32_t>(link.mtu, 65535));
     std::string overrides;
     if (const proto::LinkSettings* ls = d.cfg.link_settings(link.ifname)) {
         cmd.weight = ls->weight;
@@ -177,6 +182,37 @@ Status links_start(Daemon& d) {
 
 void links_on_netlink(Daemon& d) {
     if (d.links->monitor.drain()) d.links->rescan = true;
+}
+
+void links_follow_mtu(Daemon& d) {
+    ClientLinks& cl = *d.links;
+    unsigned configured = d.cfg.tun.mtu ? d.cfg.tun.mtu : proto::kDefaultTunMtu;
+    unsigned want = configured, smallest = 0;
+    std::string which;
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
+        const LinkSlot& s = cl.slots[i];
+        if (!s.used || s.removing) continue;
+        uint64_t pmtu = d.channel->counters.links[i].pmtu.load(std::memory_order_relaxed);
+        if (pmtu == 0) continue;  // no session yet: nothing measured
+        unsigned inner = unsigned(pmtu) > proto::kIpUdpHeaders + proto::kDataOverhead
+                             ? unsigned(pmtu) - proto::kIpUdpHeaders - proto::kDataOverhead
+                             : 0;
+        if (smallest == 0 || inner < smallest) {
+            smallest = inner;
+            which = s.fallback ? kFallbackLinkName : s.link.ifname;
+        }
+    }
+    if (smallest) want = std::clamp(smallest, kMinTunMtu, configured);
+    if (cl.tun_mtu == 0) cl.tun_mtu = configured;  // as setup made it
+    if (want == cl.tun_mtu) return;
+    Status st = netlink::link_set_up(d.cfg.tun.name, want);
+    if (!st.ok()) {
+        log::warn("%s", st.message().c_str());
+        return;
+    }
+    log::info("tunnel MTU %u (was %u): %s", want, cl.tun_mtu,
+              want < configured ? ("link " + which + " carries no more").c_str() : "every link carries the configured MTU");
+    cl.tun_mtu = want;
 }
 
 void links_tick(Daemon& d) {

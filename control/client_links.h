@@ -33,6 +33,7 @@ struct ClientLinks {
     // until switched on again or the daemon restarts, with what discovery
     // last saw of them (ifindex 0 if it never saw them).
     std::map<std::string, wan::WanLink> disabled;
+    unsigned tun_mtu = 0;    // the TUN's MTU as last set (links_follow_mtu)
 };
 
 // Finds the links, opens their sockets and routes, and queues AddLink
@@ -50,6 +51,10 @@ int links_handshake_fd(const Daemon& d, unsigned attempt = 0);
 // at once) or back on (used again once discovery finds it). Refuses to
 // switch off the last link in use, and names it.
 Status links_set_enabled(Daemon& d, const std::string& ifname, bool enabled);
+// The TUN's MTU follows the smallest path MTU of the links in use (what the
+// worker's searches found, less our overhead), at most the configured MTU
+// and at least 1220, so every packet fits every link whole.
+void links_follow_mtu(Daemon& d);
 // Closes every fd (after the worker has stopped).
 void links_close_all(Daemon& d);
 

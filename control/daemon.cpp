@@ -179,6 +179,7 @@ void log_stats(const Daemon& d) {
             line += p + "jitter_us=" + std::to_string(l.jitter_us.load(std::memory_order_relaxed));
             line += p + "downs=" + std::to_string(l.downs.load(std::memory_order_relaxed));
             line += p + "stalls=" + std::to_string(l.stalls.load(std::memory_order_relaxed));
+            line += p + "pmtu=" + std::to_string(l.pmtu.load(std::memory_order_relaxed));
         }
     }
     const ControlCounters& c = d.stats;
@@ -337,6 +338,7 @@ void control_loop(Daemon& d) {
         if (fds[2].revents) links_on_netlink(d);
         if (d.role == proto::Role::Client) {
             links_tick(d);
+            links_follow_mtu(d);
             client_tick(d, now);
         } else {
             server_tick(d, now);

@@ -196,6 +196,7 @@ bool parse_link_msg(const nlmsghdr* nlh, LinkMsg& out) {
         if (n == 0 || n >= IFNAMSIZ) return false;  // the kernel's names are 1-15 bytes
         out.ifname.assign(name.data, n);
     }
+    if (!read_u32(attrs[IFLA_MTU], out.mtu)) return false;
     return true;
 }
 
@@ -291,6 +292,7 @@ std::vector<WanLink> select_links(const std::vector<LinkMsg>& links, const std::
         WanLink w;
         w.ifname = l.ifname;
         w.ifindex = l.ifindex;
+        w.mtu = l.mtu;
         w.metric = route->second.first;
         w.gateway = route->second.second;
         for (const auto& a : addrs) {

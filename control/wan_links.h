@@ -33,6 +33,7 @@ struct WanLink {
     uint32_t gateway = 0;   // host order; 0 if the default route has no gateway (point-to-point)
     uint32_t address = 0;   // host order; the interface's primary IPv4 address (0 if none)
     uint32_t metric = 0;    // of its default route
+    uint32_t mtu = 0;       // the interface's MTU (0 if the kernel did not say)
 };
 
 // Every interface that
@@ -97,6 +98,7 @@ struct LinkMsg {
     unsigned ifindex = 0;
     unsigned flags = 0;        // IFF_*
     std::string ifname;        // IFLA_IFNAME, at most 15 characters; empty if absent
+    uint32_t mtu = 0;          // IFLA_MTU, 0 if absent
 };
 bool parse_link_msg(const nlmsghdr* nlh, LinkMsg& out);
 

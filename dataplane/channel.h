@@ -39,6 +39,7 @@ struct Command {
     uint64_t max_rate_up_bps = 0;      // cap on what the client sends on it
     uint64_t max_rate_down_bps = 0;    // cap on what the server sends on it (told in keepalives)
     uint8_t priority = 1;              // mode backup: 1 first
+    uint16_t mtu = 0;                  // AddLink: the interface's MTU (0 = unknown: 1500)
     // SetPolicy.
     proto::SchedMode mode = proto::SchedMode::Bond;
     uint64_t probe_interval_ns = 0;

@@ -42,6 +42,8 @@ namespace onebox::dataplane {
     X(drop_not_ipv4)        /* inner packet is not IPv4 */                              \
     X(drop_handshake_queue) /* handshake message arrived while control was backed up */ \
     X(drop_send_error)      /* the kernel refused a send */                             \
+    X(drop_too_big)         /* bigger than the path MTU the kernel knows of (EMSGSIZE) */\
+    X(pmtu_probes)          /* path MTU size probes sent */                             \
     X(drop_tun_write)       /* the kernel refused a TUN write */                        \
     X(no_buffer)            /* a receive could not be re-armed for want of a buffer */  \
     X(handshake_rx)         /* handshake messages passed to the control thread */       \
@@ -55,6 +57,7 @@ namespace onebox::dataplane {
     X(sessions_promoted)    /* sessions confirmed by their first sealed packet */       \
     X(gso_sends)            /* UDP GSO: sendmsg calls that carried several datagrams */ \
     X(gso_datagrams)        /* ... and the datagrams they carried */                    \
+    X(gso_refused)          /* GSO batches the kernel refused (sent again one by one) */\
     X(gso_fallbacks)        /* a socket whose path refused GSO: back to one by one */   \
     X(gro_receives)         /* UDP GRO: receives that held several datagrams */         \
     X(gro_datagrams)        /* ... and the datagrams they held */                       \
@@ -82,7 +85,7 @@ struct LinkCounters {
     // A slot taken by a new link starts from zero (the worker, its only writer).
     void reset() {
         for (auto* a : {&tx_packets, &tx_bytes, &rx_packets, &rx_bytes, &rate_bps, &pace_bps, &srtt_us, &state,
-                        &used, &loss_pm, &jitter_us, &downs, &stalls})
+                        &used, &loss_pm, &jitter_us, &downs, &stalls, &pmtu})
             a->store(0, std::memory_order_relaxed);
     }
     // Gauges, every 5 ms: estimated delivery rate, the scheduler's pacing
@@ -94,6 +97,7 @@ struct LinkCounters {
     // how often it went Down or stalled (on the server: the worst state, loss
     // and jitter over sessions; the counts summed).
     std::atomic<uint64_t> state{0}, used{0}, loss_pm{0}, jitter_us{0}, downs{0}, stalls{0};
+    std::atomic<uint64_t> pmtu{0};  // path MTU in use (the whole IPv4 datagram; pmtu.h); 0 = no session
 };
 
 inline void bump(std::atomic<uint64_t>& v, uint64_t n) {

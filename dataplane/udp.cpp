@@ -1,5 +1,6 @@
 #include "udp.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +21,16 @@ void grow_buffers(int fd) {
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 }
 
+// DF on everything, and the kernel's path MTU (from ICMP) honoured: a
+// datagram too big for the path fails at once with EMSGSIZE instead of being
+// fragmented, and the path MTU search (proto/pmtu.h) hears of it. Local
+// fragmentation would hide a smaller path from the search and cost every
+// fragment's loss twice.
+void set_dont_fragment(int fd) {
+    int v = IP_PMTUDISC_DO;
+    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
+}
+
 int fail(int fd) {
     int err = errno;
     ::close(fd);
@@ -33,6 +44,7 @@ int open_client_socket(const sockaddr_in& server, uint32_t fwmark) {
     if (fd < 0) return -errno;
     if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark) < 0) return fail(fd);
     grow_buffers(fd);
+    set_dont_fragment(fd);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof server) < 0)
         return fail(fd);
     return fd;
@@ -45,6 +57,7 @@ int open_link_socket(const sockaddr_in& server, uint32_t fwmark, const char* ifn
     if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, socklen_t(std::strlen(ifname))) < 0)
         return fail(fd);
     grow_buffers(fd);
+    set_dont_fragment(fd);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof server) < 0) return fail(fd);
     return fd;
 }
@@ -55,6 +68,7 @@ int open_server_socket(uint32_t addr_host_order, uint16_t port) {
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     grow_buffers(fd);
+    set_dont_fragment(fd);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);

@@ -58,6 +58,8 @@ struct ClientLink {
     uint64_t last_tx_ns = 0;
     bool gso = false;         // sends are batched (send_batch.h) until the path refuses
     bool gro = false;         // UDP_GRO on: receives land in slabs (buffers.h)
+    uint16_t mtu = 0;         // the interface's MTU: where its path MTU search starts
+    unsigned gso_failures = 0;  // batches refused in a row (send_batch.h)
     // The user's overrides ([client.link.NAME]); 0 = learned.
     double weight = 0;
     uint64_t max_rate_up_bps = 0;
@@ -113,6 +115,8 @@ struct Worker {
     bool gso = false;         // the kernel has UDP_SEGMENT and the config allows it
     bool server_gso = false;  // the server socket still batches
     bool server_gro = false;  // the server socket has UDP_GRO (receives into slabs)
+    unsigned server_gso_failures = 0;
+    static constexpr unsigned kGsoGiveUp = 16;  // batches refused in a row before a socket gives up GSO
     // What a reload may change (SetPolicy); from cfg at start.
     proto::SchedMode mode;          // client: its mode, told to the server
     uint64_t probe_interval_ns;
@@ -328,12 +332,20 @@ struct Worker {
     // then on; anything else is each datagram's result.
     void on_batch_sent(uint32_t bi, int res) {
         SendBatch& b = batcher->batches[bi];
+        unsigned& failures = is_server() ? server_gso_failures : links[b.link].gso_failures;
         if (res == -EIO || res == -EINVAL || res == -EOPNOTSUPP) {
-            counters.add(Counter::gso_fallbacks);
-            if (is_server()) server_gso = false;
-            else if (links[b.link].fd == b.fd) links[b.link].gso = false;
+            // Refused as a batch: sent again one by one (each then meets
+            // EMSGSIZE, if its size was the trouble, and the path MTU search
+            // goes down). Many refusals in a row: the path cannot segment.
+            counters.add(Counter::gso_refused);
+            if (++failures >= kGsoGiveUp) {
+                counters.add(Counter::gso_fallbacks);
+                if (is_server()) server_gso = false;
+                else if (links[b.link].fd == b.fd) links[b.link].gso = false;
+            }
             for (unsigned i = 0; i < b.count; ++i) send_single(b.link, b.idx[i], b.iov[i].iov_len);
         } else {
+            if (res >= 0) failures = 0;
             for (unsigned i = 0; i < b.count; ++i) on_sent(b.idx[i], res < 0 ? res : 1);
         }
         batcher->release(bi);
@@ -353,8 +365,13 @@ struct Worker {
     // A send completed: a data datagram is kept (resend.h) until a newer one
     // pushes it out; anything else goes back to the pool.
     void on_sent(uint32_t idx, int res) {
-        if (res < 0) counters.add(Counter::drop_send_error);
         BufferMeta& m = pool.meta[idx];
+        if (res == -EMSGSIZE) {  // bigger than the path the kernel knows of (ICMP): the search hears it
+            counters.add(Counter::drop_too_big);
+            if (Session* s = find_session(m.session_id)) s->bond.on_too_big(m.link, now, uint16_t(m.len + proto::kIpUdpHeaders));
+        } else if (res < 0) {
+            counters.add(Counter::drop_send_error);
+        }
         if (res < 0 || !m.keep) return pool.put(idx);
         m.keep = false;
         uint32_t evicted = sent_ring.keep(SentRecord{idx, m.session_id, m.key_gen, m.len, m.link, m.seq, m.sent_ns});
@@ -486,6 +503,7 @@ struct Worker {
     void apply_client_links(Session* s) {
         s->bond.sched.cfg.mode = mode;
         for (unsigned i = 0; i < kMaxLinks; ++i) {
+            s->bond.set_interface_mtu(i, links[i].mtu);
             s->bond.set_usable(i, links[i].active);
             s->bond.sched.links[i].weight = links[i].weight;
             s->bond.sched.links[i].max_rate_bps = links[i].max_rate_up_bps;
@@ -542,8 +560,15 @@ struct Worker {
     int pick_link(Session* s, uint32_t bytes, Counter* why) {
         int link = s->bond.pick(now, bytes);
         if (link >= 0) return link;
-        for (unsigned i = 0; i < kMaxLinks; ++i)
-            if (s->bond.usable(i)) { *why = Counter::drop_over_budget; return -1; }
+        bool any = false, fits = false;
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            any |= s->bond.usable(i);
+            fits |= s->bond.usable(i) && bytes <= s->bond.max_datagram(i);
+        }
+        if (any) {
+            *why = fits ? Counter::drop_over_budget : Counter::drop_too_big;
+            return -1;
+        }
         if (is_server()) return int(newest_server_link(s));
         *why = Counter::drop_no_link;
         return -1;
@@ -860,11 +885,12 @@ struct Worker {
             if (uint8_t stalled = s->bond.take_stalled()) resend_stalled(s, stalled);
             return;
         }
-        switch (s->bond.on_probe(link, now, body, payload)) {
+        size_t echo_len = payload;
+        switch (s->bond.on_probe(link, now, body, payload, &echo_len)) {
         case proto::Bond::ProbeAction::SendEcho:
             if (!may_send(s)) break;
             counters.add(Counter::probe_echoed);
-            return seal_and_send(s, link, idx, payload, proto::PacketType::Probe);
+            return seal_and_send(s, link, idx, echo_len, proto::PacketType::Probe);
         case proto::Bond::ProbeAction::Sampled: counters.add(Counter::probe_rtt); break;
         case proto::Bond::ProbeAction::Ignored: counters.add(Counter::drop_bad_control); break;
         }
@@ -1076,6 +1102,7 @@ struct Worker {
         links[i].active = true;
         links[i].gso = gso;
         links[i].gro = enable_gro(cmd.fd);
+        links[i].mtu = cmd.mtu;
         counters.links[i].reset();  // another interface may have had this slot
         take_overrides(links[i], cmd);
         if (client_session) apply_client_links(client_session);
@@ -1175,6 +1202,17 @@ struct Worker {
             seal_and_send(s, unsigned(link), idx, n, proto::PacketType::Probe);
             counters.add(Counter::probe_tx);
         }
+        // Path MTU: a size probe, padded to the size being tried (pmtu.h).
+        uint16_t size = 0;
+        for (int link; (link = s->bond.size_probe_due(now, &size)) >= 0;) {
+            uint32_t idx = pool.get();
+            if (idx == kNoBuffer) { counters.add(Counter::no_buffer); return; }
+            size_t n = s->bond.make_size_probe(unsigned(link), now, size, pool.data(idx) + kHeaderSize,
+                                               proto::kMaxInnerPacket);
+            if (n == 0) { pool.put(idx); break; }
+            seal_and_send(s, unsigned(link), idx, n, proto::PacketType::Probe);
+            counters.add(Counter::pmtu_probes);
+        }
     }
 
     // One session's links as its scheduler sees them (the server's per-client
@@ -1194,7 +1232,7 @@ struct Worker {
     // the client's one session; on the server rates summed over sessions
     // (by the clients' link ids) and the largest smoothed RTT.
     void publish_link_gauges() {
-        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls; };
+        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls, pmtu; };
         Gauges g[kMaxLinks]{};
         auto add = [&](Session* s) {
             publish_session_gauges(s);
@@ -1211,6 +1249,9 @@ struct Worker {
                 g[i].jitter_us = std::max(g[i].jitter_us, h.jitter_ns() / 1000);
                 g[i].downs += h.downs();
                 g[i].stalls += h.stalls();
+                // The smallest over sessions (the client has one).
+                uint64_t m = s->bond.pmtu[i].mtu();
+                if (s->bond.exists(i)) g[i].pmtu = g[i].pmtu ? std::min(g[i].pmtu, m) : m;
             }
         };
         if (client_session) add(client_session);
@@ -1226,6 +1267,7 @@ struct Worker {
             lc.jitter_us.store(g[i].jitter_us, std::memory_order_relaxed);
             lc.downs.store(g[i].downs, std::memory_order_relaxed);
             lc.stalls.store(g[i].stalls, std::memory_order_relaxed);
+            lc.pmtu.store(g[i].pmtu, std::memory_order_relaxed);
         }
     }
 

@@ -19,6 +19,7 @@ void Bond::set_usable(unsigned i, bool usable) {
     if (usable) {
         exists_ |= uint8_t(1u << i);
         last_probe_[i] = Moment{};  // probe it at once
+        start_pmtu(i, last_update_, if_mtu_[i]);
     } else {
         exists_ &= uint8_t(~(1u << i));
     }
@@ -89,7 +90,15 @@ void Bond::update(uint64_t now) {
     for (unsigned i = 0; i < kMaxLinks; ++i) {
         uint64_t timeout = probe_timeout_ns(i);
         for (Outstanding& o : probes_[i]) {
-            if (!o.used || now - o.sent_ns < timeout) continue;
+            if (!o.used) continue;
+            if (o.size) {  // a size probe: its loss is the size's, not the link's
+                if (now - o.sent_ns < pmtu[i].cfg.probe_timeout_ns) continue;
+                o.used = false;
+                pmtu[i].on_lost(now, o.size);
+                sched.links[i].max_datagram = max_datagram(i);
+                continue;
+            }
+            if (now - o.sent_ns < timeout) continue;
             o.used = false;
             probe_lost(i, now);
         }
@@ -244,23 +253,72 @@ size_t Bond::make_probe(unsigned i, uint64_t now, uint8_t* out, size_t out_cap) 
         if (!o.used) { slot = &o; break; }
         if (o.sent_ns < slot->sent_ns) slot = &o;
     }
-    if (slot->used) probe_lost(i, now);
-    *slot = Outstanding{p.probe_seq, now, sched.backlog_ns(i, now), true};
+    if (slot->used) slot->size ? pmtu[i].on_lost(now, slot->size) : probe_lost(i, now);
+    *slot = Outstanding{p.probe_seq, now, sched.backlog_ns(i, now), true, 0};
     last_probe_[i].mark(now);
     return n;
 }
 
-Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len) {
+void Bond::start_pmtu(unsigned i, uint64_t now, uint16_t interface_mtu) {
+    if (i >= kMaxLinks) return;
+    pmtu[i].start(now, interface_mtu);
+    sched.links[i].max_datagram = max_datagram(i);
+}
+
+int Bond::size_probe_due(uint64_t now, uint16_t* size) {
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!exists(i) || health[i].state() != LinkState::Up) continue;  // a dead link's losses say nothing of size
+        pmtu[i].update(now);
+        uint16_t s = pmtu[i].due(now);
+        if (s == 0) continue;
+        *size = s;
+        return int(i);
+    }
+    return -1;
+}
+
+size_t Bond::make_size_probe(unsigned i, uint64_t now, uint16_t size, uint8_t* out, size_t out_cap) {
+    if (i >= kMaxLinks || size < kIpUdpHeaders + kDataOverhead + kProbeSize) return 0;
+    size_t len = size - kIpUdpHeaders - kDataOverhead;
+    if (len > out_cap) return 0;
+    Probe p{uint8_t(i), ProbeFlags::SizeProbe, ++probe_seq_, now};
+    if (encode_probe(p, out, out_cap) == 0) return 0;
+    std::memset(out + kProbeSize, 0, len - kProbeSize);
+    Outstanding* slot = &probes_[i][0];
+    for (Outstanding& o : probes_[i]) {
+        if (!o.used) { slot = &o; break; }
+        if (o.sent_ns < slot->sent_ns) slot = &o;
+    }
+    if (slot->used) slot->size ? pmtu[i].on_lost(now, slot->size) : probe_lost(i, now);
+    *slot = Outstanding{p.probe_seq, now, 0, true, size};
+    pmtu[i].on_sent(now, size);
+    return len;
+}
+
+void Bond::on_too_big(unsigned i, uint64_t now, uint16_t size) {
+    if (i >= kMaxLinks) return;
+    pmtu[i].on_too_big(now, size);
+    sched.links[i].max_datagram = max_datagram(i);
+}
+
+Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len, size_t* echo_len) {
     Probe p;
     if (i >= kMaxLinks || !decode_probe(payload, len, p) || p.link != i) return ProbeAction::Ignored;
-    if (p.flags == ProbeFlags::Probe) {
-        encode_probe(echo_of(p), payload, len);
+    if (!is_echo(p.flags)) {
+        size_t n = encode_probe(echo_of(p), payload, len);
+        if (echo_len) *echo_len = n;  // the body only: the padding stays behind
         return ProbeAction::SendEcho;
     }
     // Our own record, not the echoed time, gives the RTT: the peer cannot skew it.
     for (Outstanding& o : probes_[i]) {
         if (!o.used || o.seq != p.probe_seq) continue;
+        if (is_size_probe(p.flags) != (o.size != 0)) break;  // an echo of another kind: not ours
         o.used = false;
+        if (o.size) {
+            pmtu[i].on_echo(now, o.size);
+            sched.links[i].max_datagram = max_datagram(i);
+            return ProbeAction::Sampled;
+        }
         uint64_t rtt = now > o.sent_ns ? now - o.sent_ns : 0;
         est[i].on_rtt(now, rtt);
         health[i].on_probe_echoed(now, rtt);

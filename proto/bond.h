@@ -20,6 +20,7 @@
 #include "link_estimator.h"
 #include "link_health.h"
 #include "moment.h"
+#include "pmtu.h"
 #include "scheduler.h"
 #include "wire.h"
 
@@ -64,6 +65,7 @@ struct Bond {
     Scheduler sched{};
     LinkEstimator est[kMaxLinks]{};
     LinkHealth health[kMaxLinks]{};
+    PmtuSearch pmtu[kMaxLinks]{};  // how big a datagram each link carries (pmtu.h)
 
     Bond() {
         // Real feedback comes in bursts (a receive batch, a timer tick), so a
@@ -216,7 +218,28 @@ struct Bond {
         Sampled,   // the echo of one of our probes: RTT and queue sample taken
         Ignored,   // malformed, on the wrong link, or an echo we did not ask for
     };
-    ProbeAction on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len);
+    // `*echo_len` (when SendEcho): how many bytes of payload the echo is (a
+    // size probe's comes back without its padding).
+    ProbeAction on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len, size_t* echo_len = nullptr);
+
+    // ---- path MTU (pmtu.h) ------------------------------------------------------
+    // Link i's interface MTU: its search starts (the server, knowing nothing
+    // of the client's interfaces, starts every link at 1500).
+    void start_pmtu(unsigned i, uint64_t now, uint16_t interface_mtu);
+    // The interface MTU link i's search starts from when it becomes usable
+    // (set_usable); 0 = 1500.
+    void set_interface_mtu(unsigned i, uint16_t mtu) {
+        if (i < kMaxLinks) if_mtu_[i] = mtu ? mtu : 1500;
+    }
+    // A link whose size probe is due, with the size (whole IPv4 datagram), or -1.
+    int size_probe_due(uint64_t now, uint16_t* size);
+    // A size probe of `size` for link i: the payload (probe + padding) to
+    // seal; its sealed datagram plus IP and UDP headers is `size` bytes.
+    size_t make_size_probe(unsigned i, uint64_t now, uint16_t size, uint8_t* out, size_t out_cap);
+    // The kernel refused a datagram of `size` on link i (EMSGSIZE).
+    void on_too_big(unsigned i, uint64_t now, uint16_t size);
+    // The largest sealed datagram link i carries now.
+    uint32_t max_datagram(unsigned i) const { return i < kMaxLinks ? pmtu[i].mtu() - kIpUdpHeaders : 0; }
 
     // ---- receiver's reorder buffer ----------------------------------------------
     // gap_timeout_for() over the links' (all that exist: the peer decides
@@ -249,6 +272,7 @@ struct Bond {
     uint64_t last_update_ = 0;  // the clock as of the last update()
     uint8_t new_stalls_ = 0;    // for take_stalled()
     Moment last_failure_;       // the last stall or Down (headroom())
+    uint16_t if_mtu_[kMaxLinks] = {1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500};
     // Receiver: cumulative per-link counts (what Feedback reports).
     uint64_t rx_bytes_[kMaxLinks]{};
     uint32_t rx_pkts_[kMaxLinks]{};
@@ -265,6 +289,7 @@ struct Bond {
         uint64_t sent_ns = 0;
         uint64_t modeled_ns = 0;  // the scheduler's backlog on the link when sent
         bool used = false;
+        uint16_t size = 0;        // a size probe's size (0: an RTT probe)
     };
     Outstanding probes_[kMaxLinks][kProbeSlots]{};
     Moment last_probe_[kMaxLinks]{};

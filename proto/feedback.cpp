@@ -59,7 +59,7 @@ bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb) {
 
 size_t encode_probe(const Probe& p, uint8_t* out, size_t out_cap) {
     if (p.link >= kMaxLinks) return 0;
-    if (p.flags != ProbeFlags::Probe && p.flags != ProbeFlags::Echo) return 0;
+    if (uint8_t(p.flags) > uint8_t(ProbeFlags::SizeEcho)) return 0;
     if (out == nullptr || out_cap < kProbeSize) return 0;
     out[0] = p.link;
     out[1] = uint8_t(p.flags);
@@ -70,9 +70,10 @@ size_t encode_probe(const Probe& p, uint8_t* out, size_t out_cap) {
 }
 
 bool decode_probe(const uint8_t* in, size_t len, Probe& p) {
-    if (in == nullptr || len != kProbeSize) return false;
+    if (in == nullptr || len < kProbeSize) return false;
     if (in[0] >= kMaxLinks) return false;
-    if (in[1] > uint8_t(ProbeFlags::Echo)) return false;
+    if (in[1] > uint8_t(ProbeFlags::SizeEcho)) return false;
+    if (len != kProbeSize && in[1] != uint8_t(ProbeFlags::SizeProbe)) return false;  // only size probes are padded
     if (get_be16(in + 2) != 0) return false;
     p.link = in[0];
     p.flags = ProbeFlags(in[1]);

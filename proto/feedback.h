@@ -39,10 +39,14 @@ struct Feedback {
 };
 
 // Probe (sender -> receiver, echoed back on the same link with flags = Echo):
-//   u8 link | u8 flags (0 probe, 1 echo) | u16 reserved=0 | u32 probe_seq | u64 sender_time_ns
+//   u8 link | u8 flags | u16 reserved=0 | u32 probe_seq | u64 sender_time_ns
+// flags: bit 0 echo; bit 1 size probe (pmtu.h): the body is followed by
+// padding to the size being tried, and its echo comes back without it.
 inline constexpr size_t kProbeSize = 16;
 
-enum class ProbeFlags : uint8_t { Probe = 0, Echo = 1 };
+enum class ProbeFlags : uint8_t { Probe = 0, Echo = 1, SizeProbe = 2, SizeEcho = 3 };
+inline bool is_echo(ProbeFlags f) { return uint8_t(f) & 1; }
+inline bool is_size_probe(ProbeFlags f) { return uint8_t(f) & 2; }
 
 struct Probe {
     uint8_t link = 0;
@@ -57,17 +61,19 @@ struct Probe {
 size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap);
 size_t encode_probe(const Probe& p, uint8_t* out, size_t out_cap);
 
-// Parse the payload exactly: false on a wrong length, count > kMaxLinks, a link
+// Parse the payload exactly (a size probe: at least kProbeSize, the rest
+// padding): false on a wrong length, count > kMaxLinks, a link
 // >= kMaxLinks, a duplicate link, a non-zero reserved field, an unknown flag
 // or a newest_seq without its flag.
 // On false the output is unspecified.
 bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb);
 bool decode_probe(const uint8_t* in, size_t len, Probe& p);
 
-// The echo a receiver sends back for a probe: the same fields, flags = Echo.
+// The echo a receiver sends back for a probe: the same fields, the echo
+// bit set (a size probe's echo stays a size echo, and comes without padding).
 inline Probe echo_of(const Probe& p) {
     Probe e = p;
-    e.flags = ProbeFlags::Echo;
+    e.flags = ProbeFlags(uint8_t(p.flags) | 1);
     return e;
 }
 

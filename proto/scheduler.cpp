@@ -96,10 +96,10 @@ void Scheduler::advance(unsigned i, uint64_t now) {
     }
 }
 
-int Scheduler::pick_round_robin() {
+int Scheduler::pick_round_robin(uint32_t bytes) {
     for (unsigned k = 0; k < kMaxLinks; ++k) {
         unsigned i = (rr_next_ + k) % kMaxLinks;
-        if (links[i].usable) {
+        if (takes(i, bytes)) {
             rr_next_ = (i + 1) % kMaxLinks;
             return int(i);
         }
@@ -108,11 +108,11 @@ int Scheduler::pick_round_robin() {
 }
 
 // Smooth weighted round robin (nginx): exact split by weight, evenly interleaved.
-int Scheduler::pick_weighted() {
+int Scheduler::pick_weighted(uint32_t bytes) {
     double total = 0;
     int best = -1;
     for (unsigned i = 0; i < kMaxLinks; ++i) {
-        if (!links[i].usable) continue;
+        if (!takes(i, bytes)) continue;
         st_[i].wrr_current += links[i].weight;
         total += links[i].weight;
         if (best < 0 || st_[i].wrr_current > st_[unsigned(best)].wrr_current) best = int(i);
@@ -197,21 +197,21 @@ bool Scheduler::network_idle(unsigned i, uint64_t now) const {
 }
 
 int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
-    if (cfg.mode == SchedMode::RoundRobin) return pick_round_robin();
+    if (cfg.mode == SchedMode::RoundRobin) return pick_round_robin(bytes);
 
     bool any = false, all_weighted = true;
     for (unsigned i = 0; i < kMaxLinks; ++i) {
-        if (!links[i].usable) continue;
+        if (!takes(i, bytes)) continue;
         any = true;
         if (!(links[i].weight > 0)) all_weighted = false;
     }
     if (!any) return -1;
-    if (all_weighted) return pick_weighted();
+    if (all_weighted) return pick_weighted(bytes);
 
     int best = -1;
     uint64_t best_arrival = UINT64_MAX, best_tx = 0, max_owd = 0;
     for (unsigned i = 0; i < kMaxLinks; ++i) {
-        if (!links[i].usable) continue;
+        if (!takes(i, bytes)) continue;
         advance(i, now);
         uint64_t rate = pacing_rate(i);
         uint64_t tx = uint64_t((long double)bytes * kNs / rate);

@@ -65,6 +65,7 @@ struct SchedLink {
     uint64_t min_rtt_ns = 0;
     uint64_t srtt_ns = 0;
     uint8_t priority = 1;         // user's order for mode Backup: 1 first
+    uint32_t max_datagram = UINT32_MAX;  // its path MTU less IP and UDP (pmtu.h): bigger ones go elsewhere
 };
 
 void sched_inputs_from(const LinkEstimator& e, SchedLink& l);
@@ -143,6 +144,8 @@ struct Scheduler {
 
     void advance(unsigned i, uint64_t now);
     bool all_queues_seen(uint64_t now) const;
+    // Usable, and its path carries a datagram of `bytes`.
+    bool takes(unsigned i, uint32_t bytes) const { return links[i].usable && bytes <= links[i].max_datagram; }
     void restart_startup(unsigned i, uint64_t now);
     bool network_idle(unsigned i, uint64_t now) const;
     bool startup_round_app_limited(unsigned i, uint64_t now) const;
@@ -153,8 +156,8 @@ struct Scheduler {
     }
     bool later_elsewhere(unsigned i, uint64_t now) const;
     uint64_t phase_len(unsigned i) const;
-    int pick_weighted();
-    int pick_round_robin();
+    int pick_weighted(uint32_t bytes);
+    int pick_round_robin(uint32_t bytes);
 };
 
 // Reorder gap timeout from the links' delays (PROTOCOL.md):

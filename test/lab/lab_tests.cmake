@@ -22,6 +22,7 @@ set(ONEBOX_LAB_TESTS
   dbus:180
   journal:120
   offloads:120
+  pmtu:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

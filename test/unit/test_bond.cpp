@@ -333,7 +333,7 @@ TEST_CASE("bond: echoes are matched to our probes by probe_seq") {
         {"one long", kProbeSize + 1, -1, 0},
         {"reserved", kProbeSize, 2, 0x01},
         {"reserved low", kProbeSize, 3, 0x80},
-        {"flags 2", kProbeSize, 1, 2},
+        {"flags 4", kProbeSize, 1, 4},
         {"flags 255", kProbeSize, 1, 0xff},
         {"link 8", kProbeSize, 0, kMaxLinks},
     };
@@ -457,6 +457,8 @@ TEST_CASE("bond: a link that becomes usable again restarts its discovery") {
     Bond b;
     b.set_usable(0, true);
     b.set_usable(1, true);
+    // Rounds of one big pick each, as the scheduler's own test does: no path MTU in the way.
+    for (unsigned i = 0; i < 2; ++i) b.sched.links[i].max_datagram = UINT32_MAX;
     b.sched.cfg.budget_ns = 0;
     // Drive both links out of Startup (as in the scheduler's Startup test).
     uint64_t t = 0, rate = 125'000;

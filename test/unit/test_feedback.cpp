@@ -167,7 +167,9 @@ TEST_CASE("probe: decode rejects malformed payloads, encode refuses bad values")
         {"short", "05 00 0000 deadbeef 01020304050607"},
         {"long", "05 00 0000 deadbeef 0102030405060708 00"},
         {"link 8", "08 00 0000 deadbeef 0102030405060708"},
-        {"flag 2", "05 02 0000 deadbeef 0102030405060708"},
+        {"flag 4", "05 04 0000 deadbeef 0102030405060708"},
+        {"padded echo", "05 01 0000 deadbeef 0102030405060708 00"},
+        {"padded size echo", "05 03 0000 deadbeef 0102030405060708 00"},
         {"reserved", "05 00 0001 deadbeef 0102030405060708"},
     };
     for (const Row& r : rows) {
