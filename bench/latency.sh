@@ -39,6 +39,7 @@ CC_ARGS=(); [ -n "${BENCH_CC:-}" ] && CC_ARGS=(-C "$BENCH_CC")
 lab_check_binaries || lab_fail "build first: cmake -B build -G Ninja && cmake --build build"
 [ -x "$LAB_LINKEMU_BIN" ] || lab_fail "$LAB_LINKEMU_BIN not built (cmake --build build --target linkemu)"
 T_START=$(date +%s)
+LOAD_START=$(lab_loadavg)
 
 # pings LABEL OUT [COUNT]: pings every 10 ms from cli to the internet host,
 # summarised by ping_stats into a row of ROWS and MED/P99[LABEL].
@@ -136,6 +137,7 @@ SECTION=$(mktemp)
   echo "### Latency, idle and under load (issue #7)"
   echo
   lab_bench_header "$CMDLINE"
+  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg)"
   echo "- ping -i 0.01 from the client namespace to the internet host; RTTs in ms; took"
   echo "  $((T_END - T_START)) s in all; TCP congestion control of the load: ${BENCH_CC:-$CC (the kernel default)}"
   echo "- veth: the unlimited lab, $PINGS pings each; emu: linkemu, wan0 40 Mbit/s and wan1"

@@ -41,6 +41,7 @@ if [ -n "$PEERS" ]; then
   lab_pkg_ensure $(peer_packages) || lab_fail "could not install the peers' packages ($(peer_packages))"
 fi
 T_START=$(date +%s)
+LOAD_START=$(lab_loadavg)
 lab_start bench-pps
 write_configs "$LAB_DIR"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
@@ -105,7 +106,7 @@ def cell(a, b):
 cc, cp = cell(c0, c1)
 sc, sp = cell(s0, s1)
 print("| %s | %s | %.0f | %.0f | %.1f %% | %s / %s | %s / %s |" % (path, dtxt, sent / secs, rx_pps,
-      100.0 * (sent - rx) / sent if sent else 0, cc, sc, cp, sp))
+      max(0.0, 100.0 * (sent - rx) / sent) if sent else 0, cc, sc, cp, sp))
 ' "$path" "$dir" "$c0" "$c1" "$s0" "$s1" "$r0" "$r1" "$TCK" "$([ "$path" = bare ] && echo 0 || echo 1)")
   echo "$row"
   ROWS+=("$row")
@@ -144,6 +145,7 @@ SECTION=$LAB_DIR/section.md
   echo "### Small packets: 64-byte UDP (veth, unlimited; issue #7)"
   echo
   lab_bench_header "$CMDLINE"
+  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg)"
   echo "- iperf3 -u -l 64 -b 0, one stream, ${SECS} s per run, from the client namespace to the"
   echo "  internet host (up) and back (-R); took $((T_END - T_START)) s in all; sent = iperf3's"
   echo "  packets / s; received = an nft counter in the receiving namespace's input hook"

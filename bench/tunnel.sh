@@ -50,6 +50,7 @@ if [ -n "$PEERS" ]; then
   lab_pkg_ensure $(peer_packages) || lab_fail "could not install the peers' packages ($(peer_packages))"
 fi
 T_START=$(date +%s)
+LOAD_START=$(lab_loadavg)
 lab_start bench
 write_configs "$LAB_DIR"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
@@ -191,6 +192,7 @@ SECTION=$LAB_DIR/section.md
   echo "### Tunnel vs bare path and peer VPNs (veth, unlimited; issue #7)"
   echo
   lab_bench_header "$CMDLINE"
+  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg)"
   echo "- iperf3 TCP from the client namespace to the internet host, ${SECS} s per run, all"
   echo "  paths in one lab and one run, one tunnel at a time; took $((T_END - T_START)) s in all;"
   echo "  CPU s/GB = utime+stime of that end's process during the run / GB received;"

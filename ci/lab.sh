@@ -930,3 +930,7 @@ lab_pool_size() {
 # lab_rtr_tcp_leak BEFORE: TCP packets that crossed rtr unencapsulated since the
 # counter read BEFORE (lab_rtr_counter wan_tcp): 0 when all went through a tunnel.
 lab_rtr_tcp_leak() { echo $(( $(lab_rtr_counter wan_tcp) - $1 )); }
+
+# lab_loadavg: the machine's 1/5/15-minute load averages (for benchmark headers:
+# others' work on the same cores skews the figures).
+lab_loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
