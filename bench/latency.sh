@@ -40,6 +40,8 @@ lab_check_binaries || lab_fail "build first: cmake -B build -G Ninja && cmake --
 [ -x "$LAB_LINKEMU_BIN" ] || lab_fail "$LAB_LINKEMU_BIN not built (cmake --build build --target linkemu)"
 T_START=$(date +%s)
 LOAD_START=$(lab_loadavg)
+OTHERS=$(mktemp /tmp/onebox-bench-others.XXXXXX)
+lab_watch_others "$OTHERS"
 
 # pings LABEL OUT [COUNT]: pings every 10 ms from cli to the internet host,
 # summarised by ping_stats into a row of ROWS and MED/P99[LABEL].
@@ -137,7 +139,8 @@ SECTION=$(mktemp)
   echo "### Latency, idle and under load (issue #7)"
   echo
   lab_bench_header "$CMDLINE"
-  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg)"
+  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg);"
+  echo "  other labs and builds seen on the machine during the run (sampled every 2 s): $(lab_others_seen "$OTHERS")"
   echo "- ping -i 0.01 from the client namespace to the internet host; RTTs in ms; took"
   echo "  $((T_END - T_START)) s in all; TCP congestion control of the load: ${BENCH_CC:-$CC (the kernel default)}"
   echo "- veth: the unlimited lab, $PINGS pings each; emu: linkemu, wan0 40 Mbit/s and wan1"
@@ -155,6 +158,7 @@ SECTION=$(mktemp)
   echo "  ${MED[$IDLE]} ms): loaded median $V_MED; loaded p99 $V_P99"
   echo "<!-- latency:end -->"
 } >"$SECTION"
+kill "$LAB_LAST_WATCH" 2>/dev/null; rm -f "$OTHERS"
 lab_write_section "$RESULTS" latency "$SECTION"
 echo "== wrote $RESULTS"
 cat "$SECTION"

@@ -42,6 +42,8 @@ if [ -n "$PEERS" ]; then
 fi
 T_START=$(date +%s)
 LOAD_START=$(lab_loadavg)
+OTHERS=$(mktemp /tmp/onebox-bench-others.XXXXXX)
+lab_watch_others "$OTHERS"
 lab_start bench-pps
 write_configs "$LAB_DIR"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
@@ -145,7 +147,8 @@ SECTION=$LAB_DIR/section.md
   echo "### Small packets: 64-byte UDP (veth, unlimited; issue #7)"
   echo
   lab_bench_header "$CMDLINE"
-  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg)"
+  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg);"
+  echo "  other labs and builds seen on the machine during the run (sampled every 2 s): $(lab_others_seen "$OTHERS")"
   echo "- iperf3 -u -l 64 -b 0, one stream, ${SECS} s per run, from the client namespace to the"
   echo "  internet host (up) and back (-R); took $((T_END - T_START)) s in all; sent = iperf3's"
   echo "  packets / s; received = an nft counter in the receiving namespace's input hook"
@@ -159,6 +162,7 @@ SECTION=$LAB_DIR/section.md
   printf '%s\n' "${ROWS[@]}"
   echo "<!-- small-packets:end -->"
 } >"$SECTION"
+kill "$LAB_LAST_WATCH" 2>/dev/null; rm -f "$OTHERS"
 
 lab_write_section "$RESULTS" small-packets "$SECTION"
 echo "== wrote $RESULTS"

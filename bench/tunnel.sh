@@ -51,6 +51,8 @@ if [ -n "$PEERS" ]; then
 fi
 T_START=$(date +%s)
 LOAD_START=$(lab_loadavg)
+OTHERS=$(mktemp /tmp/onebox-bench-others.XXXXXX)
+lab_watch_others "$OTHERS"
 lab_start bench
 write_configs "$LAB_DIR"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
@@ -192,7 +194,8 @@ SECTION=$LAB_DIR/section.md
   echo "### Tunnel vs bare path and peer VPNs (veth, unlimited; issue #7)"
   echo
   lab_bench_header "$CMDLINE"
-  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg)"
+  echo "- load average (1/5/15 min) before the run: $LOAD_START; at its end (this run included): $(lab_loadavg);"
+  echo "  other labs and builds seen on the machine during the run (sampled every 2 s): $(lab_others_seen "$OTHERS")"
   echo "- iperf3 TCP from the client namespace to the internet host, ${SECS} s per run, all"
   echo "  paths in one lab and one run, one tunnel at a time; took $((T_END - T_START)) s in all;"
   echo "  CPU s/GB = utime+stime of that end's process during the run / GB received;"
@@ -217,6 +220,7 @@ SECTION=$LAB_DIR/section.md
   printf '%s\n' "${MEMROWS[@]}"
   echo "<!-- tunnel:end -->"
 } >"$SECTION"
+kill "$LAB_LAST_WATCH" 2>/dev/null; rm -f "$OTHERS"
 
 lab_write_section "$RESULTS" tunnel "$SECTION"
 echo "== wrote $RESULTS"

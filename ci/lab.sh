@@ -934,3 +934,31 @@ lab_rtr_tcp_leak() { echo $(( $(lab_rtr_counter wan_tcp) - $1 )); }
 # lab_loadavg: the machine's 1/5/15-minute load averages (for benchmark headers:
 # others' work on the same cores skews the figures).
 lab_loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# lab_watch_others OUT: in the background, every 2 s, note in OUT (one per line,
+# deduplicated at the end by lab_others_seen) other labs' prefixes (namespaces
+# not made by this shell, whose labs are "ob$$_...") and builds or test runs
+# (cc1plus, ninja, ctest, make) on the machine: work that competes for the
+# cores during a benchmark. Its pid is LAB_LAST_WATCH; it outlives lab
+# teardowns (a script may run several labs) and ends with the shell that
+# started it, or with kill "$LAB_LAST_WATCH".
+lab_watch_others() {
+  local out=$1 mine="ob$$_" parent=$$
+  : >"$out"
+  (
+    while kill -0 "$parent" 2>/dev/null; do
+      ip netns list 2>/dev/null | awk '{print $1}' | sed -nE 's/^(ob[a-z0-9]*_[0-9a-f]+)-[a-z0-9]+$/\1/p' \
+        | grep -v "^$mine" | sort -u | sed 's/^/lab /' >>"$out"
+      pgrep -x 'cc1plus|ninja|ctest|make' 2>/dev/null | while read -r p; do echo "process $(cat "/proc/$p/comm" 2>/dev/null)"; done >>"$out"
+      sleep 2
+    done
+    rm -f "$out"   # the shell died without reading it
+  ) &
+  LAB_LAST_WATCH=$!
+}
+# lab_others_seen OUT: "none", or what lab_watch_others saw (e.g. "lab ob123_abc, process cc1plus").
+lab_others_seen() {
+  local s
+  s=$(sort -u "$1" 2>/dev/null | paste -sd, - | sed 's/,/, /g')
+  echo "${s:-none}"
+}
