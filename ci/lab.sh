@@ -949,7 +949,7 @@ lab_watch_others() {
     while kill -0 "$parent" 2>/dev/null; do
       ip netns list 2>/dev/null | awk '{print $1}' | sed -nE 's/^(ob[a-z0-9]*_[0-9a-f]+)-[a-z0-9]+$/\1/p' \
         | grep -v "^$mine" | sort -u | sed 's/^/lab /' >>"$out"
-      pgrep -x 'cc1plus|ninja|ctest|make' 2>/dev/null | while read -r p; do echo "process $(cat "/proc/$p/comm" 2>/dev/null)"; done >>"$out"
+      for n in cc1plus ninja ctest make; do pgrep -x "$n" >/dev/null 2>&1 && echo "process $n"; done >>"$out"
       sleep 2
     done
     rm -f "$out"   # the shell died without reading it
