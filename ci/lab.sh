@@ -935,30 +935,35 @@ lab_rtr_tcp_leak() { echo $(( $(lab_rtr_counter wan_tcp) - $1 )); }
 # others' work on the same cores skews the figures).
 lab_loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# lab_watch_others OUT: in the background, every 2 s, note in OUT (one per line,
-# deduplicated at the end by lab_others_seen) other labs' prefixes (namespaces
-# not made by this shell, whose labs are "ob$$_...") and builds or test runs
-# (cc1plus, ninja, ctest, make) on the machine: work that competes for the
-# cores during a benchmark. Its pid is LAB_LAST_WATCH; it outlives lab
-# teardowns (a script may run several labs) and ends with the shell that
-# started it, or with kill "$LAB_LAST_WATCH".
+# lab_watch_others OUT: in the background, every 2 s, note in OUT other labs'
+# prefixes (namespaces not made by this shell, whose labs are "ob$$_...") and
+# builds or test runs (cc1plus, ninja, ctest, make) on the machine: work that
+# competes for the cores during a benchmark. Its pid is LAB_LAST_WATCH; it
+# outlives lab teardowns (a script may run several labs) and ends with the
+# shell that started it, or with kill "$LAB_LAST_WATCH".
 lab_watch_others() {
   local out=$1 mine="ob$$_" parent=$$
   : >"$out"
   (
     while kill -0 "$parent" 2>/dev/null; do
-      ip netns list 2>/dev/null | awk '{print $1}' | sed -nE 's/^(ob[a-z0-9]*_[0-9a-f]+)-[a-z0-9]+$/\1/p' \
-        | grep -v "^$mine" | sort -u | sed 's/^/lab /' >>"$out"
-      for n in cc1plus ninja ctest make; do pgrep -x "$n" >/dev/null 2>&1 && echo "process $n"; done >>"$out"
+      {
+        ip netns list 2>/dev/null | awk '{print $1}' | sed -nE 's/^(ob[a-z0-9]*_[0-9a-f]+)-[a-z0-9]+$/\1/p' \
+          | grep -v "^$mine" | sort -u | sed 's/^/lab /'
+        for n in cc1plus ninja ctest make; do pgrep -x "$n" >/dev/null 2>&1 && echo "process $n"; done
+      } >"$out.now"
+      if [ -s "$out.now" ]; then echo "sample busy" >>"$out"; cat "$out.now" >>"$out"; else echo "sample quiet" >>"$out"; fi
       sleep 2
     done
-    rm -f "$out"   # the shell died without reading it
+    rm -f "$out" "$out.now"   # the shell died without reading it
   ) &
   LAB_LAST_WATCH=$!
 }
-# lab_others_seen OUT: "none", or what lab_watch_others saw (e.g. "lab ob123_abc, process cc1plus").
+# lab_others_seen OUT: "none (in N samples)", or what lab_watch_others saw and
+# in how many of its samples, e.g. "lab ob123_abc, process cc1plus (in 7 of 100 samples)".
 lab_others_seen() {
-  local s
-  s=$(sort -u "$1" 2>/dev/null | paste -sd, - | sed 's/,/, /g')
-  echo "${s:-none}"
+  local s n k
+  n=$(grep -c '^sample ' "$1" 2>/dev/null); k=$(grep -c '^sample busy' "$1" 2>/dev/null)
+  s=$(grep -v '^sample ' "$1" 2>/dev/null | sort -u | paste -sd, - | sed 's/,/, /g')
+  rm -f "$1.now"
+  if [ -z "$s" ]; then echo "none (in ${n:-0} samples)"; else echo "$s (in ${k:-0} of ${n:-0} samples)"; fi
 }
