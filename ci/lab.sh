@@ -851,3 +851,119 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     *) echo "usage: $0 up [PREFIX] | down PREFIX | demo | list | gc | emu PREFIX WAN COMMAND" >&2; exit 2 ;;
   esac
 fi
+
+# ---------------------------------------------------------------- benchmark helpers (issue #7)
+# Defined after the CLI block on purpose: only scripts that source this file use them.
+
+# lab_pkg_ensure PKG...: apt-get install the Debian packages that are missing
+# (benchmarks only; tests get theirs from ci/deps.sh). Fails with one line.
+lab_pkg_ensure() {
+  local p miss=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || miss+=("$p"); done
+  [ ${#miss[@]} -eq 0 ] && return 0
+  lab_log "installing ${miss[*]} (apt-get install -y -q)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${miss[@]}" >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${miss[@]}" >/dev/null 2>&1; } \
+    || { lab_log "apt-get install ${miss[*]} failed"; return 1; }
+}
+
+# lab_cpu_ticks PID...: utime+stime (clock ticks, all threads) summed over the
+# PIDs; a PID that is gone or empty counts 0.
+lab_cpu_ticks() {
+  local pid sum=0 t
+  for pid in "$@"; do
+    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || continue
+    t=$(sed -E 's/^.*\) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}')
+    sum=$((sum + ${t:-0}))
+  done
+  echo "$sum"
+}
+
+# lab_proc_mem PID: "VmRSS VmHWM" of PID in kB ("0 0" if it is gone).
+lab_proc_mem() {
+  awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } END { printf "%d %d\n", r, h }' "/proc/$1/status" 2>/dev/null || echo "0 0"
+}
+
+# lab_mem_sampler OUT PID...: in the background, the largest VmRSS (kB) of each
+# PID every 0.2 s, rewritten into OUT as "PID MAX_KB" lines; stop it with
+# kill "$LAB_LAST_SAMPLER" (its pid, also in LAB_BG_PIDS).
+lab_mem_sampler() {
+  local out=$1; shift
+  (
+    declare -A max=()
+    local p r
+    while :; do
+      for p in "$@"; do
+        r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+        [ -n "$r" ] && [ "$r" -gt "${max[$p]:-0}" ] && max[$p]=$r
+      done
+      : >"$out.tmp"; for p in "$@"; do echo "$p ${max[$p]:-0}" >>"$out.tmp"; done
+      mv -f "$out.tmp" "$out"
+      sleep 0.2
+    done
+  ) &
+  LAB_LAST_SAMPLER=$!
+  LAB_BG_PIDS+=("$!")
+}
+
+# lab_ping_rtts PING_OUTPUT: the RTTs (ms) of the replies, one per line.
+lab_ping_rtts() { sed -nE 's/.* time=([0-9.]+) ms.*/\1/p' "$1"; }
+
+# lab_percentiles [FILE]: of numbers one per line (stdin without FILE):
+# "count median p95 p99 max min" (nearest-rank percentiles; zeros if empty).
+lab_percentiles() {
+  sort -g ${1:+"$1"} | awk '{ v[NR] = $1 }
+    function q(p,  k) { k = int(p * NR + 0.999999); if (k < 1) k = 1; if (k > NR) k = NR; return v[k] }
+    END { if (NR == 0) { print "0 0 0 0 0 0"; exit }
+          printf "%d %.3f %.3f %.3f %.3f %.3f\n", NR, q(0.5), q(0.95), q(0.99), v[NR], v[1] }'
+}
+
+# lab_pool_size: the data-plane worker's compiled-in buffer pool, from the
+# sources the binaries were built from: "BUFFERS BYTES_EACH" (e.g. 8192 2048).
+lab_pool_size() {
+  local n s
+  n=$(sed -nE 's/.*uint32_t buffers = ([0-9]+);.*/\1/p' "$LAB_REPO/dataplane/worker.h" | head -n 1)
+  s=$(sed -nE 's/.*kBufferSize = ([0-9]+);.*/\1/p' "$LAB_REPO/dataplane/buffers.h" | head -n 1)
+  echo "${n:-?} ${s:-?}"
+}
+
+# lab_rtr_tcp_leak BEFORE: TCP packets that crossed rtr unencapsulated since the
+# counter read BEFORE (lab_rtr_counter wan_tcp): 0 when all went through a tunnel.
+lab_rtr_tcp_leak() { echo $(( $(lab_rtr_counter wan_tcp) - $1 )); }
+
+# lab_loadavg: the machine's 1/5/15-minute load averages (for benchmark headers:
+# others' work on the same cores skews the figures).
+lab_loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# lab_watch_others OUT: in the background, every 2 s, note in OUT other labs'
+# prefixes (namespaces not made by this shell, whose labs are "ob$$_...") and
+# builds or test runs (cc1plus, ninja, ctest, make) on the machine: work that
+# competes for the cores during a benchmark. Its pid is LAB_LAST_WATCH; it
+# outlives lab teardowns (a script may run several labs) and ends with the
+# shell that started it, or with kill "$LAB_LAST_WATCH".
+lab_watch_others() {
+  local out=$1 mine="ob$$_" parent=$$
+  : >"$out"
+  (
+    while kill -0 "$parent" 2>/dev/null; do
+      {
+        ip netns list 2>/dev/null | awk '{print $1}' | sed -nE 's/^(ob[a-z0-9]*_[0-9a-f]+)-[a-z0-9]+$/\1/p' \
+          | grep -v "^$mine" | sort -u | sed 's/^/lab /'
+        for n in cc1plus ninja ctest make; do pgrep -x "$n" >/dev/null 2>&1 && echo "process $n"; done
+      } >"$out.now"
+      if [ -s "$out.now" ]; then echo "sample busy" >>"$out"; cat "$out.now" >>"$out"; else echo "sample quiet" >>"$out"; fi
+      sleep 2
+    done
+    rm -f "$out" "$out.now"   # the shell died without reading it
+  ) &
+  LAB_LAST_WATCH=$!
+}
+# lab_others_seen OUT: "none (in N samples)", or what lab_watch_others saw and
+# in how many of its samples, e.g. "lab ob123_abc, process cc1plus (in 7 of 100 samples)".
+lab_others_seen() {
+  local s n k
+  n=$(grep -c '^sample ' "$1" 2>/dev/null); k=$(grep -c '^sample busy' "$1" 2>/dev/null)
+  s=$(grep -v '^sample ' "$1" 2>/dev/null | sort -u | paste -sd, - | sed 's/,/, /g')
+  rm -f "$1.now"
+  if [ -z "$s" ]; then echo "none (in ${n:-0} samples)"; else echo "$s (in ${k:-0} of ${n:-0} samples)"; fi
+}
