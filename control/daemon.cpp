@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -130,6 +131,10 @@ void start_worker(Daemon& d) {
     wc.link_hold_ns = d.cfg.link_hold_ns;
     wc.offloads = d.cfg.offloads;
     wc.tun_vnet = d.tun_offloads;
+    // A test knob, not config: the one-receive-per-slab path of kernels
+    // without buffer rings, on this one.
+    const char* ms = std::getenv("ONEBOX_MULTISHOT");
+    wc.multishot = !(ms && std::strcmp(ms, "0") == 0);
     d.worker = std::thread([&d, wc] {
         d.worker_result = dataplane::run_worker(wc, *d.channel);
         if (d.worker_result < 0) {

@@ -49,6 +49,11 @@ struct BufferMeta {
 // reorder buffer would hold it, so slabs never wait on a gap.)
 inline constexpr size_t kSlabSize = 65536;       // the largest GRO receive
 inline constexpr unsigned kSlabSegments = 64;    // UDP_GRO_CNT_MAX
+// A multishot receive writes io_uring_recvmsg_out, the peer's address and
+// the GRO control message in front of the datagrams (at most 56 bytes), so
+// a slab is this much longer than the largest receive.
+inline constexpr size_t kSlabHeadroom = 256;
+inline constexpr size_t kSlabStride = kSlabSize + kSlabHeadroom;
 
 struct SlabMeta {
     sockaddr_in addr{};  // where the datagrams came from (server)
@@ -70,13 +75,19 @@ struct BufferPool {
     std::unique_ptr<uint32_t[]> sub_offset;  // per slab datagram: its offset in the slab
     std::unique_ptr<uint32_t[]> slab_stack;
     uint32_t slab_top = 0;
+    // Slabs from ring_base on belong to a provided buffer ring (buf_ring.h):
+    // put back, they wait in ring_returns until the worker hands them to the
+    // kernel again; get_slab() never gives them out.
+    uint32_t ring_base = UINT32_MAX;
+    std::unique_ptr<uint32_t[]> ring_returns;
+    uint32_t ring_returns_n = 0;
 
     explicit BufferPool(uint32_t n, uint32_t n_slabs = 0)
         : count(n), slabs(n_slabs), memory(new uint8_t[size_t(n) * kBufferSize]),
           meta(new BufferMeta[size_t(n) + size_t(n_slabs) * kSlabSegments]), free_stack(new uint32_t[n]),
-          free_top(n), slab_memory(new uint8_t[size_t(n_slabs) * kSlabSize]), slab_meta(new SlabMeta[n_slabs]),
+          free_top(n), slab_memory(new uint8_t[size_t(n_slabs) * kSlabStride]), slab_meta(new SlabMeta[n_slabs]),
           sub_offset(new uint32_t[size_t(n_slabs) * kSlabSegments]()), slab_stack(new uint32_t[n_slabs]),
-          slab_top(n_slabs) {
+          slab_top(n_slabs), ring_returns(new uint32_t[n_slabs]) {
         for (uint32_t i = 0; i < n; ++i) free_stack[i] = n - 1 - i;
         for (uint32_t i = 0; i < n_slabs; ++i) slab_stack[i] = n_slabs - 1 - i;
     }
@@ -97,9 +108,22 @@ struct BufferPool {
     }
     uint32_t available() const { return free_top; }
 
-    uint8_t* slab_data(uint32_t slab) { return slab_memory.get() + size_t(slab) * kSlabSize; }
+    uint8_t* slab_data(uint32_t slab) { return slab_memory.get() + size_t(slab) * kSlabStride; }
     uint32_t get_slab() { return slab_top ? slab_stack[--slab_top] : kNoBuffer; }
-    void put_slab(uint32_t slab) { slab_stack[slab_top++] = slab; }
+    void put_slab(uint32_t slab) {
+        if (slab >= ring_base) ring_returns[ring_returns_n++] = slab;
+        else slab_stack[slab_top++] = slab;
+    }
+    // The last `n` slabs become the ring's, all of them waiting in
+    // ring_returns for their first hand-over. Before any get_slab().
+    void reserve_ring_slabs(uint32_t n) {
+        if (n > slabs) n = slabs;
+        ring_base = slabs - n;
+        slab_top = 0;
+        for (uint32_t i = 0; i < ring_base; ++i) slab_stack[slab_top++] = ring_base - 1 - i;
+        ring_returns_n = 0;
+        for (uint32_t i = ring_base; i < slabs; ++i) ring_returns[ring_returns_n++] = i;
+    }
     // Datagram j of a received slab, at `offset`: its handle. The caller sets
     // slab_meta[slab].refs to the number of datagrams first.
     uint32_t sub(uint32_t slab, unsigned j, uint32_t offset) {

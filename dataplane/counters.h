@@ -62,6 +62,9 @@ namespace onebox::dataplane {
     X(gro_receives)         /* UDP GRO: receives that held several datagrams */         \
     X(gro_datagrams)        /* ... and the datagrams they held */                       \
     X(gro_copied)           /* datagrams copied out of a slab for the reorder buffer */ \
+    X(tun_runs)             /* TUN writes that carried a run of TCP packets as one */ \
+    X(tun_run_packets)      /* ... and the packets they carried */                      \
+    X(multishot_arms)       /* multishot receives armed (each ends when the ring runs dry) */ \
     X(tso_reads)            /* TUN reads that stood for several packets (TSO) */        \
     X(tso_packets)          /* ... and the packets cut from them */                     \
     X(events_lost)          /* control events lost with ring and backlog full */

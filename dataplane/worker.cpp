@@ -17,8 +17,10 @@
 
 #include <memory>
 
+#include "buf_ring.h"
 #include "buffers.h"
 #include "proto/link_policy.h"
+#include "proto/tcp_coalesce.h"
 #include "proto/tso.h"
 #include "resend.h"
 #include "send_batch.h"
@@ -37,7 +39,7 @@ using proto::kHeaderSize;
 
 // What a completion is for, in user_data: the operation (bits 40+), the WAN
 // link (bits 32-39) and the buffer index (low 32 bits).
-enum class Op : uint32_t { TunRead = 1, TunReadSlab, TunWrite, UdpRecv, UdpRecvSlab, UdpSend, UdpSendBatch, Wake, Cancel };
+enum class Op : uint32_t { TunRead = 1, TunReadSlab, TunWrite, UdpRecv, UdpRecvSlab, UdpRecvMulti, UdpSend, UdpSendBatch, TunWriteRun, Wake, Cancel };
 
 uint64_t make_tag(Op op, uint32_t idx, unsigned link = 0) {
     return uint64_t(op) << 40 | uint64_t(link & 0xff) << 32 | idx;
@@ -117,6 +119,33 @@ struct Worker {
     bool server_gro = false;  // the server socket has UDP_GRO (receives into slabs)
     unsigned server_gso_failures = 0;
     static constexpr unsigned kGsoGiveUp = 16;  // batches refused in a row before a socket gives up GSO
+    // TUN writes held to the end of the loop pass (write_tun), and the
+    // gather lists of the runs written as one (tcp_coalesce.h).
+    struct PendingWrite {
+        uint32_t idx;
+        uint32_t len;
+    };
+    static constexpr unsigned kTunPendingMax = 256;
+    PendingWrite tun_pending[kTunPendingMax];
+    unsigned tun_pending_n = 0;
+    struct TunRunWrite {
+        iovec iov[proto::kMaxRunPackets];
+        uint32_t handles[proto::kMaxRunPackets];
+        unsigned count = 0;
+    };
+    static constexpr unsigned kRunWrites = 64;
+    std::unique_ptr<TunRunWrite[]> run_writes = std::make_unique<TunRunWrite[]>(kRunWrites);
+    uint32_t run_free[kRunWrites];
+    unsigned run_free_n = 0;
+    // Multishot receives: a GRO socket's one recvmsg takes slabs from a
+    // provided buffer ring (buf_ring.h) until the ring runs dry (ENOBUFS),
+    // then is armed again once slabs are back. Off: one recvmsg per slab.
+    ProvidedRing slab_ring;
+    bool multishot = false;
+    unsigned ring_avail = 0;   // slabs the kernel holds for the ring now
+    msghdr multishot_msg{};    // the shape of each receive: name (server) and control lengths
+    static constexpr unsigned kRingSlabsMax = 64;
+    static constexpr uint16_t kSlabGroup = 1;
     // What a reload may change (SetPolicy); from cfg at start.
     proto::SchedMode mode;          // client: its mode, told to the server
     uint64_t probe_interval_ns;
@@ -126,7 +155,10 @@ struct Worker {
         : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers, c.offloads ? c.slabs : 0),
           sent_ring(c.buffers / 4),
           mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns) {}
-    ~Worker() { io_uring_queue_exit(&ring); }
+    ~Worker() {
+        slab_ring.reset();
+        io_uring_queue_exit(&ring);
+    }
 
     bool is_server() const { return cfg.role == proto::Role::Server; }
 
@@ -230,8 +262,39 @@ struct Worker {
         return true;
     }
 
+    // The socket's multishot recvmsg, taking slabs from the ring. Armed only
+    // while the ring has slabs: on an empty one it would end at once.
+    bool arm_multishot_recv(unsigned link) {
+        if (ring_avail == 0) return false;
+        io_uring_sqe* s = sqe();
+        if (!s) return false;
+        int fd = is_server() ? cfg.udp_fd : links[link].fd;
+        io_uring_prep_recvmsg_multishot(s, fd, &multishot_msg, 0);
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = slab_ring.group;
+        io_uring_sqe_set_data64(s, make_tag(Op::UdpRecvMulti, 0, link));
+        counters.add(Counter::multishot_arms);
+        if (is_server()) ++udp_recvs_armed;
+        else ++links[link].recvs_armed;
+        return true;
+    }
+
+    // Slabs put back since the last pass go to the kernel again, in one go.
+    void return_ring_slabs() {
+        if (!multishot || pool.ring_returns_n == 0) return;
+        for (uint32_t k = 0; k < pool.ring_returns_n; ++k) {
+            uint32_t slab = pool.ring_returns[k];
+            slab_ring.add(uint16_t(slab - pool.ring_base), pool.slab_data(slab), unsigned(kSlabStride));
+        }
+        ring_avail += pool.ring_returns_n;
+        pool.ring_returns_n = 0;
+        slab_ring.publish();
+    }
+
     bool arm_udp_recv(unsigned link) {
-        if (is_server() ? server_gro : links[link].gro) return arm_slab_recv(link);
+        bool gro = is_server() ? server_gro : links[link].gro;
+        if (gro && multishot) return arm_multishot_recv(link);
+        if (gro) return arm_slab_recv(link);
         uint32_t idx = pool.get();
         if (idx == kNoBuffer) return false;
         io_uring_sqe* s = sqe();
@@ -259,15 +322,16 @@ struct Worker {
     // here rather than in their completion handler so a buffer shortage only
     // delays them until buffers come back.
     void refill_receives() {
+        return_ring_slabs();
         if (is_server()) {
-            unsigned depth = server_gro ? cfg.slab_recv_depth * 4 : cfg.udp_recv_depth;
+            unsigned depth = server_gro ? (multishot ? 1 : cfg.slab_recv_depth * 4) : cfg.udp_recv_depth;
             while (udp_recvs_armed < depth) {
                 if (!arm_udp_recv(0)) { counters.add(Counter::no_buffer); break; }
             }
         }
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             ClientLink& l = links[i];
-            unsigned depth = l.gro ? cfg.slab_recv_depth : cfg.udp_recv_depth;
+            unsigned depth = l.gro ? (multishot ? 1 : cfg.slab_recv_depth) : cfg.udp_recv_depth;
             while (l.active && l.recvs_armed < depth) {
                 if (!arm_udp_recv(i)) { counters.add(Counter::no_buffer); break; }
             }
@@ -418,10 +482,73 @@ struct Worker {
         sent_ring.release_all([&](uint32_t idx) { pool.put(idx); }, s->id, true);
     }
 
+    // A packet for the TUN. With offloads it waits for the end of the loop
+    // pass (flush_tun_writes), where runs of one flow's TCP packets become
+    // one write; without, it goes at once.
+    void write_tun(uint32_t idx, size_t len) {
+        if (!cfg.tun_vnet) return write_tun_now(idx, len);
+        if (tun_pending_n == kTunPendingMax) flush_tun_writes();
+        tun_pending[tun_pending_n++] = {idx, uint32_t(len)};
+    }
+
+    // The packets waiting for the TUN, in order: each run that
+    // proto/tcp_coalesce.h allows as one GSO write (the first packet whole,
+    // then the others' payloads, gathered from their buffers by writev),
+    // the rest one by one.
+    void flush_tun_writes() {
+        unsigned i = 0;
+        while (i < tun_pending_n) {
+            const PendingWrite& w = tun_pending[i];
+            unsigned j = i + 1;
+            proto::TcpRun r;
+            if (run_free_n && proto::tcp_run_start(r, pool.data(w.idx) + kHeaderSize, w.len)) {
+                while (j < tun_pending_n &&
+                       proto::tcp_run_append(r, pool.data(tun_pending[j].idx) + kHeaderSize, tun_pending[j].len))
+                    ++j;
+            }
+            if (j - i >= 2) write_tun_run(r, i, j);
+            else write_tun_now(w.idx, w.len);
+            i = j;
+        }
+        tun_pending_n = 0;
+    }
+
+    void write_tun_run(const proto::TcpRun& r, unsigned from, unsigned to) {
+        io_uring_sqe* q = sqe();
+        if (!q) {
+            for (unsigned k = from; k < to; ++k) drop(tun_pending[k].idx, Counter::drop_tun_write);
+            return;
+        }
+        uint32_t slot = run_free[--run_free_n];
+        TunRunWrite& rw = run_writes[slot];
+        rw.count = to - from;
+        uint8_t* first = pool.data(tun_pending[from].idx) + kHeaderSize;
+        uint8_t* vnet = first - proto::kVnetHdrSize;  // in our header's bytes, as write_tun_now
+        proto::tcp_run_finish(r, first, vnet);
+        rw.iov[0] = {vnet, proto::kVnetHdrSize + tun_pending[from].len};
+        rw.handles[0] = tun_pending[from].idx;
+        for (unsigned k = from + 1; k < to; ++k) {
+            const PendingWrite& w = tun_pending[k];
+            rw.iov[k - from] = {pool.data(w.idx) + kHeaderSize + r.hdr_len, w.len - r.hdr_len};
+            rw.handles[k - from] = w.idx;
+        }
+        io_uring_prep_writev(q, cfg.tun_fd, rw.iov, rw.count, 0);
+        io_uring_sqe_set_data64(q, make_tag(Op::TunWriteRun, slot));
+        counters.add(Counter::tun_runs);
+        counters.add(Counter::tun_run_packets, rw.count);
+    }
+
+    void on_tun_run_written(uint32_t slot, int res) {
+        TunRunWrite& rw = run_writes[slot];
+        if (res < 0) counters.add(Counter::drop_tun_write, rw.count);
+        for (unsigned k = 0; k < rw.count; ++k) pool.put(rw.handles[k]);
+        run_free[run_free_n++] = slot;
+    }
+
     // The plaintext sits at kHeaderSize; with offloads a virtio_net_hdr of
     // zeros (a finished packet, nothing to segment) goes in the bytes before
     // it, which our own header no longer needs.
-    void write_tun(uint32_t idx, size_t len) {
+    void write_tun_now(uint32_t idx, size_t len) {
         io_uring_sqe* q = sqe();
         if (!q) return drop(idx, Counter::drop_tun_write);
         uint8_t* p = pool.data(idx) + kHeaderSize;
@@ -919,8 +1046,56 @@ struct Worker {
         int seg = res;
         for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg); c; c = CMSG_NXTHDR(&m.msg, c))
             if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
-        if (seg <= 0 || seg > res) seg = res;
-        unsigned n = unsigned((res + seg - 1) / seg);
+        split_slab(link, slab, 0, uint32_t(res), seg);
+    }
+
+    // A completion of the multishot recvmsg. With IORING_CQE_F_MORE it goes
+    // on; without, it has ended (the ring ran dry: ENOBUFS, or it was
+    // cancelled) and refill_receives arms it again. Each one that carries a
+    // slab holds io_uring_recvmsg_out, the name, the control message, then
+    // the datagrams.
+    void on_multishot_recv(unsigned link, const io_uring_cqe* cqe) {
+        bool more = cqe->flags & IORING_CQE_F_MORE;
+        uint32_t slab = kNoBuffer;
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            slab = pool.ring_base + (cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            --ring_avail;
+            if (slab >= pool.slabs) return counters.add(Counter::drop_bad_header);  // never from the kernel
+        }
+        if (!more) {
+            if (cqe->res == -ENOBUFS) counters.add(Counter::no_buffer);
+            if (!receive_done(link)) {
+                if (slab != kNoBuffer) pool.put_slab(slab);
+                return;
+            }
+        } else if (!is_server() && links[link].removing) {
+            if (slab != kNoBuffer) pool.put_slab(slab);
+            return;
+        }
+        if (slab == kNoBuffer) return;
+        int res = cqe->res;
+        io_uring_recvmsg_out* o = res > 0 ? io_uring_recvmsg_validate(pool.slab_data(slab), res, &multishot_msg) : nullptr;
+        if (!o) return pool.put_slab(slab);
+        int seg = 0;
+        for (cmsghdr* c = io_uring_recvmsg_cmsg_firsthdr(o, &multishot_msg); c;
+             c = io_uring_recvmsg_cmsg_nexthdr(o, &multishot_msg, c))
+            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        if (is_server()) {
+            if (o->namelen < sizeof(sockaddr_in)) return pool.put_slab(slab);
+            std::memcpy(&pool.slab_meta[slab].addr, io_uring_recvmsg_name(o), sizeof(sockaddr_in));
+        }
+        auto* payload = static_cast<uint8_t*>(io_uring_recvmsg_payload(o, &multishot_msg));
+        uint32_t len = io_uring_recvmsg_payload_length(o, res, &multishot_msg);
+        split_slab(link, slab, uint32_t(payload - pool.slab_data(slab)), len, seg ? seg : int(len));
+    }
+
+    // The `len` bytes at `base` in `slab`: datagrams back to back, each
+    // UDP_GRO's segment size `seg` long (the last may be shorter). Each
+    // becomes a handle of its own and goes its way like any received one.
+    void split_slab(unsigned link, uint32_t slab, uint32_t base, uint32_t len, int seg) {
+        if (len == 0) return pool.put_slab(slab);
+        if (seg <= 0 || uint32_t(seg) > len) seg = int(len);
+        unsigned n = unsigned((len + uint32_t(seg) - 1) / uint32_t(seg));
         if (n > kSlabSegments) {  // never from the kernel; a slab has no more handles
             counters.add(Counter::drop_bad_header, n);
             return pool.put_slab(slab);
@@ -929,12 +1104,13 @@ struct Worker {
             counters.add(Counter::gro_receives);
             counters.add(Counter::gro_datagrams, n);
         }
+        SlabMeta& m = pool.slab_meta[slab];
         m.refs = n;  // before any is handled: one put back early must not free the slab
         for (unsigned j = 0; j < n; ++j) {
             uint32_t off = uint32_t(j) * uint32_t(seg);
-            uint32_t h = pool.sub(slab, j, off);
+            uint32_t h = pool.sub(slab, j, base + off);
             if (is_server()) pool.meta[h].addr = m.addr;
-            on_datagram(link, h, std::min<size_t>(size_t(seg), size_t(res) - off));
+            on_datagram(link, h, std::min<size_t>(size_t(seg), size_t(len - off)));
         }
     }
 
@@ -1299,7 +1475,7 @@ struct Worker {
     // ---- the loop -------------------------------------------------------------
 
     void on_completion(const io_uring_cqe* cqe) {
-        --inflight;
+        if (!(cqe->flags & IORING_CQE_F_MORE)) --inflight;  // a multishot's last one counts
         uint64_t tag = io_uring_cqe_get_data64(cqe);
         uint32_t idx = tag_index(tag);
         switch (tag_op(tag)) {
@@ -1307,8 +1483,10 @@ struct Worker {
         case Op::TunReadSlab: on_tun_slab(idx, cqe->res); break;
         case Op::UdpRecv: on_udp_recv(tag_link(tag), idx, cqe->res); break;
         case Op::UdpRecvSlab: on_slab_recv(tag_link(tag), idx, cqe->res); break;
+        case Op::UdpRecvMulti: on_multishot_recv(tag_link(tag), cqe); break;
         case Op::UdpSend: on_sent(idx, cqe->res); break;
         case Op::UdpSendBatch: on_batch_sent(idx, cqe->res); break;
+        case Op::TunWriteRun: on_tun_run_written(idx, cqe->res); break;
         case Op::TunWrite:
             if (cqe->res < 0) counters.add(Counter::drop_tun_write);
             pool.put(idx);
@@ -1339,6 +1517,7 @@ struct Worker {
     // the kernel writes into no buffer after the pool is gone.
     void cancel_all() {
         flush_sends();
+        flush_tun_writes();
         io_uring_sqe* s = sqe();
         if (s) {
             io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY);
@@ -1373,8 +1552,29 @@ struct Worker {
         gso = cfg.offloads && kernel_has_udp_gso();
         server_gso = is_server() && gso;
         server_gro = is_server() && enable_gro(cfg.udp_fd);
+        setup_multishot();
+        for (uint32_t k = 0; k < kRunWrites; ++k) run_free[run_free_n++] = k;
         arm_wake();
         return 0;
+    }
+
+    // Multishot receives into a ring of GRO slabs, when offloads and the
+    // config allow and the kernel has buffer rings (5.19); the slabs left
+    // over serve the TUN's reads. Without, receives stay one per slab.
+    void setup_multishot() {
+        if (!cfg.offloads || !cfg.multishot) return;
+        unsigned spare = pool.slabs > cfg.tun_slab_reads ? pool.slabs - cfg.tun_slab_reads : 0;
+        unsigned n = kRingSlabsMax;
+        while (n > spare) n >>= 1;
+        if (n < 8) return;
+        if (slab_ring.setup(&ring, n, kSlabGroup) < 0) return;
+        pool.reserve_ring_slabs(n);
+        multishot = true;
+        multishot_msg = {};
+        multishot_msg.msg_namelen = is_server() ? sizeof(sockaddr_in) : 0;
+        multishot_msg.msg_controllen = CMSG_SPACE(sizeof(int));
+        static_assert(sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in) + CMSG_SPACE(sizeof(int)) <= kSlabHeadroom);
+        return_ring_slabs();
     }
 
     void loop() {
@@ -1385,6 +1585,7 @@ struct Worker {
             if (!wake_armed) arm_wake();
             flush_backlog();
             flush_sends();
+            flush_tun_writes();
             uint64_t budget = wait_budget();
             __kernel_timespec ts{int64_t(budget / 1'000'000'000u), int64_t(budget % 1'000'000'000u)};
             io_uring_cqe* first = nullptr;

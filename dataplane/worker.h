@@ -38,6 +38,10 @@ struct WorkerConfig {
     uint32_t slabs = 80;                        // GRO and TSO slabs of 64 KiB (buffers.h)
     unsigned tun_slab_reads = 8;                // TUN reads in flight into slabs, with tun_vnet
     unsigned slab_recv_depth = 8;               // slab receives in flight per client link (server: 4x)
+    // Multishot receives from a provided buffer ring of slabs (buf_ring.h)
+    // where the kernel has them; false: one receive per slab (the fallback,
+    // kept testable with ONEBOX_MULTISHOT=0 in the environment).
+    bool multishot = true;
 };
 
 // Runs the worker loop on the calling thread until channel.stop is set.

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# lab_offloads: UDP GSO and its fallbacks, on the unlimited veth lab.
+# lab_offloads: UDP GSO, GRO, multishot receives and their fallbacks, on the
+# unlimited veth lab.
 #  (a) offloads on (the default): an iperf3 upload and download go through,
-#      and both daemons batch their sends (gso_sends, gso_datagrams > 0);
+#      both daemons batch their sends (gso_sends, gso_datagrams > 0) and
+#      receive GRO batches through multishot receives from the slab ring
+#      (multishot_arms, gro_receives > 0), and write runs of TCP packets to
+#      their TUN as one GSO write (tun_runs, tun_run_packets > 0);
+#  (b) ONEBOX_MULTISHOT=0 (a kernel without buffer rings): one receive per
+#      slab, no multishot armed, GRO batches still received, traffic flows;
 #  (c) offloads = false in both configs: nothing is batched, traffic flows
 #      (the path a kernel without UDP_SEGMENT takes).
 # Not here: a path that refuses GSO at run time (the worker's EIO/EINVAL
@@ -42,6 +48,28 @@ echo "measured: (a) offloads on: up $up, down $down Mbit/s; client gso_sends=$(s
 [ "$(stat_text "$c" gso_sends)" -gt 0 ] || fails+=("(a) the client batched nothing")
 [ "$(stat_text "$s" gso_sends)" -gt 0 ] || fails+=("(a) the server batched nothing")
 [ "$(stat_text "$c" gso_datagrams)" -gt "$(stat_text "$c" gso_sends)" ] || fails+=("(a) client batches of one datagram")
+echo "measured: (a) multishot_arms client $(stat_text "$c" multishot_arms), server $(stat_text "$s" multishot_arms); gro_receives client $(stat_text "$c" gro_receives), server $(stat_text "$s" gro_receives)"
+for who in client server; do
+  st=$c; [ $who = server ] && st=$s
+  [ "$(stat_text "$st" multishot_arms)" -gt 0 ] || fails+=("(a) the $who armed no multishot receive")
+  [ "$(stat_text "$st" gro_receives)" -gt 0 ] || fails+=("(a) the $who received no GRO batch")
+  [ "$(stat_text "$st" tun_run_packets)" -gt "$(stat_text "$st" tun_runs)" ] || fails+=("(a) the $who wrote no run of packets to its TUN")
+done
+echo "measured: (a) tun_runs client $(stat_text "$c" tun_runs) of $(stat_text "$c" tun_run_packets) packets, server $(stat_text "$s" tun_runs) of $(stat_text "$s" tun_run_packets)"
+
+# (b)
+export ONEBOX_MULTISHOT=0
+restart_with ""
+up=$(run_iperf up); down=$(run_iperf down)
+c=$(daemon_stats client); s=$(daemon_stats server)
+unset ONEBOX_MULTISHOT
+echo "measured: (b) ONEBOX_MULTISHOT=0: up $up, down $down Mbit/s; multishot_arms client $(stat_text "$c" multishot_arms), server $(stat_text "$s" multishot_arms); gro_receives client $(stat_text "$c" gro_receives), server $(stat_text "$s" gro_receives)"
+[ "$up" -gt 0 ] && [ "$down" -gt 0 ] || fails+=("(b) iperf3 failed: up $up, down $down")
+for who in client server; do
+  st=$c; [ $who = server ] && st=$s
+  [ "$(stat_text "$st" multishot_arms)" -eq 0 ] || fails+=("(b) the $who armed multishot receives with ONEBOX_MULTISHOT=0")
+  [ "$(stat_text "$st" gro_receives)" -gt 0 ] || fails+=("(b) the $who received no GRO batch")
+done
 
 # (c)
 restart_with false
@@ -50,9 +78,11 @@ c=$(daemon_stats client); s=$(daemon_stats server)
 echo "measured: (c) offloads = false: up $up, down $down Mbit/s; gso_sends client $(stat_text "$c" gso_sends), server $(stat_text "$s" gso_sends)"
 [ "$up" -gt 0 ] && [ "$down" -gt 0 ] || fails+=("(c) iperf3 failed: up $up, down $down")
 [ "$(stat_text "$c" gso_sends)" -eq 0 ] && [ "$(stat_text "$s" gso_sends)" -eq 0 ] || fails+=("(c) batched with offloads = false")
+[ "$(stat_text "$c" multishot_arms)" -eq 0 ] && [ "$(stat_text "$s" multishot_arms)" -eq 0 ] || fails+=("(c) multishot receives with offloads = false")
+[ "$(stat_text "$c" tun_runs)" -eq 0 ] && [ "$(stat_text "$s" tun_runs)" -eq 0 ] || fails+=("(c) TUN runs with offloads = false")
 
 if [ ${#fails[@]} -gt 0 ]; then
   printf 'FAIL: %s\n' "${fails[@]}"
   exit 1
 fi
-echo "PASS: UDP GSO on, and off"
+echo "PASS: UDP GSO, GRO, multishot receives and TUN runs on; one receive per slab; offloads off"
