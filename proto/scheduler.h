@@ -80,6 +80,9 @@ struct Scheduler {
         // sees "no growth" for 3 rounds and stops long before the link is full.
         uint64_t min_startup_round_ns = 100'000'000;
         uint64_t budget_ns = 20'000'000;              // see "Admission"; 0 = never refuse
+        // Packets of at most this many bytes are admitted up to twice the
+        // budget: a bulk flow's queue does not get a ping or an ack refused.
+        uint32_t small_bytes = 256;
         double startup_gain = 2.0;
         double drain_gain = 0.5;
     };

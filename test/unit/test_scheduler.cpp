@@ -529,6 +529,31 @@ TEST_CASE("sched: headroom adds to the admission budget for that pick") {
     CHECK(s.pick(t, 1000) == -1);     // and without it, refused again
 }
 
+TEST_CASE("sched: small packets are admitted up to twice the budget") {
+    Scheduler s;
+    s.cfg.budget_ns = 10 * kMs;
+    s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
+    uint64_t t = settle_in_probe_bw(s, 0, 0);
+    s.on_queue_sample(0, t, 0, 3 * kMs);
+    int ok = 0;
+    while (s.pick(t, 1000) >= 0) ++ok;
+    CHECK(ok == 7);  // the budget is full for full-size packets
+    // 100-byte packets (0.1 ms each) still go, until 20 ms of queue.
+    int small = 0;
+    while (s.pick(t, 100) >= 0) ++small;
+    CHECK(small == 100);  // 10 ms of room above the budget / 0.1 ms
+    CHECK(s.pick(t, 1000) == -1);
+    // 257 bytes is not small.
+    Scheduler b;
+    b.cfg.budget_ns = 10 * kMs;
+    b.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
+    t = settle_in_probe_bw(b, 0, 0);
+    b.on_queue_sample(0, t, 0, 3 * kMs);
+    while (b.pick(t, 1000) >= 0) {}
+    CHECK(b.pick(t, 257) == -1);
+    CHECK(b.pick(t, 256) == 0);
+}
+
 TEST_CASE("sched: admission allows at least the largest one-way delay of queue") {
     // One Cubic flow keeps both links busy after a loss only if its queue
     // was >= ~0.43 x RTT, and the bond's RTT is ~2 x the largest owd.
