@@ -131,10 +131,12 @@ void start_worker(Daemon& d) {
     wc.link_hold_ns = d.cfg.link_hold_ns;
     wc.offloads = d.cfg.offloads;
     wc.tun_vnet = d.tun_offloads;
-    // A test knob, not config: the one-receive-per-slab path of kernels
-    // without buffer rings, on this one.
+    // Test knobs, not config: the paths of kernels without buffer rings
+    // (one receive per slab) or without a file table (plain fds), on this one.
     const char* ms = std::getenv("ONEBOX_MULTISHOT");
     wc.multishot = !(ms && std::strcmp(ms, "0") == 0);
+    const char* ff = std::getenv("ONEBOX_FIXED_FILES");
+    wc.fixed_files = !(ff && std::strcmp(ff, "0") == 0);
     d.worker = std::thread([&d, wc] {
         d.worker_result = dataplane::run_worker(wc, *d.channel);
         if (d.worker_result < 0) {

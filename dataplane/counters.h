@@ -64,6 +64,7 @@ namespace onebox::dataplane {
     X(gro_copied)           /* datagrams copied out of a slab for the reorder buffer */ \
     X(tun_runs)             /* TUN writes that carried a run of TCP packets as one */ \
     X(tun_run_packets)      /* ... and the packets they carried */                      \
+    X(files_registered)     /* fds put in the ring's file table (TUN, sockets) */       \
     X(multishot_arms)       /* multishot receives armed (each ends when the ring runs dry) */ \
     X(tso_reads)            /* TUN reads that stood for several packets (TSO) */        \
     X(tso_packets)          /* ... and the packets cut from them */                     \

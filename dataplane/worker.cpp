@@ -187,6 +187,30 @@ struct Worker {
 
     // ---- submission helpers -------------------------------------------------
 
+    // Registered files: the TUN, the server's socket and each client link's
+    // socket sit in the ring's file table, so an operation on them takes no
+    // reference on the file (an atomic pair per operation in a threaded
+    // process). Without a table (a kernel that refuses it), plain fds.
+    static constexpr unsigned kSlotTun = 0, kSlotServer = 1, kSlotLink0 = 2;
+    static constexpr unsigned kFileSlots = kSlotLink0 + kMaxLinks;
+    bool fixed_files = false;          // the table exists
+    bool slot_set[kFileSlots] = {};    // and this slot holds the fd its operations name
+    static unsigned link_slot(unsigned link) { return kSlotLink0 + link; }
+    unsigned socket_slot(unsigned link) const { return is_server() ? kSlotServer : link_slot(link); }
+    void use_slot(io_uring_sqe* s, unsigned slot) {
+        if (!slot_set[slot]) return;
+        s->fd = int(slot);
+        s->flags |= IOSQE_FIXED_FILE;
+    }
+    // Puts fd (or -1: none) in a slot; a slot the kernel refuses stays
+    // unused and its operations name the plain fd.
+    void set_file(unsigned slot, int fd) {
+        if (!fixed_files) return;
+        bool ok = io_uring_register_files_update(&ring, slot, &fd, 1) == 1;
+        slot_set[slot] = ok && fd >= 0;
+        if (slot_set[slot]) counters.add(Counter::files_registered);
+    }
+
     // A free submission slot, or nullptr if the kernel would not take the
     // queued ones (then the caller returns its buffer and counts a drop).
     io_uring_sqe* sqe() {
@@ -220,6 +244,7 @@ struct Worker {
         io_uring_sqe* s = sqe();
         if (!s) { pool.put_slab(slab); return false; }
         io_uring_prep_read(s, cfg.tun_fd, pool.slab_data(slab), unsigned(kSlabSize), 0);
+        use_slot(s, kSlotTun);
         io_uring_sqe_set_data64(s, make_tag(Op::TunReadSlab, slab));
         ++tun_reads_armed;
         return true;
@@ -233,6 +258,7 @@ struct Worker {
         if (!s) { pool.put(idx); return false; }
         // Read at kHeaderSize: the header goes in front without a copy.
         io_uring_prep_read(s, cfg.tun_fd, pool.data(idx) + kHeaderSize, proto::kMaxInnerPacket, 0);
+        use_slot(s, kSlotTun);
         io_uring_sqe_set_data64(s, make_tag(Op::TunRead, idx));
         ++tun_reads_armed;
         return true;
@@ -256,6 +282,7 @@ struct Worker {
         m.msg.msg_controllen = sizeof m.control;
         int fd = is_server() ? cfg.udp_fd : links[link].fd;
         io_uring_prep_recvmsg(s, fd, &m.msg, 0);
+        use_slot(s, socket_slot(link));
         io_uring_sqe_set_data64(s, make_tag(Op::UdpRecvSlab, slab, link));
         if (is_server()) ++udp_recvs_armed;
         else ++links[link].recvs_armed;
@@ -270,6 +297,7 @@ struct Worker {
         if (!s) return false;
         int fd = is_server() ? cfg.udp_fd : links[link].fd;
         io_uring_prep_recvmsg_multishot(s, fd, &multishot_msg, 0);
+        use_slot(s, socket_slot(link));
         s->flags |= IOSQE_BUFFER_SELECT;
         s->buf_group = slab_ring.group;
         io_uring_sqe_set_data64(s, make_tag(Op::UdpRecvMulti, 0, link));
@@ -306,6 +334,7 @@ struct Worker {
             io_uring_prep_recv(s, links[link].fd, pool.data(idx), kBufferSize, 0);
             ++links[link].recvs_armed;
         }
+        use_slot(s, socket_slot(link));
         io_uring_sqe_set_data64(s, make_tag(Op::UdpRecv, idx, link));
         return true;
     }
@@ -371,6 +400,7 @@ struct Worker {
         if (!q) return drop(idx, Counter::drop_send_error);
         if (is_server()) io_uring_prep_sendmsg(q, cfg.udp_fd, prepare_msghdr(idx, len), 0);
         else io_uring_prep_send(q, links[link].fd, pool.data(idx), len, 0);
+        use_slot(q, socket_slot(link));
         io_uring_sqe_set_data64(q, make_tag(Op::UdpSend, idx, link));
     }
 
@@ -386,6 +416,7 @@ struct Worker {
             return batcher->release(bi);
         }
         io_uring_prep_sendmsg(q, b.fd, &b.msg, 0);
+        use_slot(q, socket_slot(b.link));  // a batch waits for no link's removal (flushed first)
         io_uring_sqe_set_data64(q, make_tag(Op::UdpSendBatch, bi, b.link));
         counters.add(Counter::gso_sends);
         counters.add(Counter::gso_datagrams, b.count);
@@ -533,6 +564,7 @@ struct Worker {
             rw.handles[k - from] = w.idx;
         }
         io_uring_prep_writev(q, cfg.tun_fd, rw.iov, rw.count, 0);
+        use_slot(q, kSlotTun);
         io_uring_sqe_set_data64(q, make_tag(Op::TunWriteRun, slot));
         counters.add(Counter::tun_runs);
         counters.add(Counter::tun_run_packets, rw.count);
@@ -558,6 +590,7 @@ struct Worker {
             len += proto::kVnetHdrSize;
         }
         io_uring_prep_write(q, cfg.tun_fd, p, unsigned(len), 0);
+        use_slot(q, kSlotTun);
         io_uring_sqe_set_data64(q, make_tag(Op::TunWrite, idx));
     }
 
@@ -1279,6 +1312,7 @@ struct Worker {
         links[i].gso = gso;
         links[i].gro = enable_gro(cmd.fd);
         links[i].mtu = cmd.mtu;
+        set_file(link_slot(i), cmd.fd);
         counters.links[i].reset();  // another interface may have had this slot
         take_overrides(links[i], cmd);
         if (client_session) apply_client_links(client_session);
@@ -1297,7 +1331,8 @@ struct Worker {
         announce_links();
         io_uring_sqe* q = sqe();
         if (q) {
-            io_uring_prep_cancel_fd(q, links[i].fd, IORING_ASYNC_CANCEL_ALL);
+            if (slot_set[link_slot(i)]) io_uring_prep_cancel_fd(q, int(link_slot(i)), IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
+            else io_uring_prep_cancel_fd(q, links[i].fd, IORING_ASYNC_CANCEL_ALL);
             io_uring_sqe_set_data64(q, make_tag(Op::Cancel, 0));
         }
         finish_link_removal(i);
@@ -1308,6 +1343,7 @@ struct Worker {
         if (!l.removing || l.recvs_armed > 0) return;
         l.removing = false;
         l.fd = -1;
+        set_file(link_slot(i), -1);  // the table's reference too, before the control thread closes it
         emit({Event::Kind::LinkRemoved, nullptr, 0, 0, uint8_t(i)});
     }
 
@@ -1549,6 +1585,13 @@ struct Worker {
         while (params.cq_entries < 2 * (pool.count + kReapChunk + 2)) params.cq_entries <<= 1;
         int r = io_uring_queue_init_params(1024, &ring, &params);
         if (r < 0) return r;
+        // The ring's own fd, registered: io_uring_enter takes no reference either.
+        io_uring_register_ring_fd(&ring);
+        if (cfg.fixed_files && io_uring_register_files_sparse(&ring, kFileSlots) == 0) {
+            fixed_files = true;
+            set_file(kSlotTun, cfg.tun_fd);
+            if (is_server()) set_file(kSlotServer, cfg.udp_fd);
+        }
         gso = cfg.offloads && kernel_has_udp_gso();
         server_gso = is_server() && gso;
         server_gro = is_server() && enable_gro(cfg.udp_fd);

@@ -42,6 +42,9 @@ struct WorkerConfig {
     // where the kernel has them; false: one receive per slab (the fallback,
     // kept testable with ONEBOX_MULTISHOT=0 in the environment).
     bool multishot = true;
+    // Registered files (the TUN and the sockets in the ring's file table)
+    // and the ring's own fd; false: plain fds (ONEBOX_FIXED_FILES=0).
+    bool fixed_files = true;
 };
 
 // Runs the worker loop on the calling thread until channel.stop is set.

@@ -5,9 +5,11 @@
 #      both daemons batch their sends (gso_sends, gso_datagrams > 0) and
 #      receive GRO batches through multishot receives from the slab ring
 #      (multishot_arms, gro_receives > 0), and write runs of TCP packets to
-#      their TUN as one GSO write (tun_runs, tun_run_packets > 0);
-#  (b) ONEBOX_MULTISHOT=0 (a kernel without buffer rings): one receive per
-#      slab, no multishot armed, GRO batches still received, traffic flows;
+#      their TUN as one GSO write (tun_runs, tun_run_packets > 0), with the
+#      TUN and sockets in the ring's file table (files_registered > 0);
+#  (b) ONEBOX_MULTISHOT=0 ONEBOX_FIXED_FILES=0 (a kernel without buffer
+#      rings or file tables): one receive per slab, plain fds, no multishot
+#      armed, GRO batches still received, traffic flows;
 #  (c) offloads = false in both configs: nothing is batched, traffic flows
 #      (the path a kernel without UDP_SEGMENT takes).
 # Not here: a path that refuses GSO at run time (the worker's EIO/EINVAL
@@ -54,20 +56,22 @@ for who in client server; do
   [ "$(stat_text "$st" multishot_arms)" -gt 0 ] || fails+=("(a) the $who armed no multishot receive")
   [ "$(stat_text "$st" gro_receives)" -gt 0 ] || fails+=("(a) the $who received no GRO batch")
   [ "$(stat_text "$st" tun_run_packets)" -gt "$(stat_text "$st" tun_runs)" ] || fails+=("(a) the $who wrote no run of packets to its TUN")
+  [ "$(stat_text "$st" files_registered)" -ge 2 ] || fails+=("(a) the $who registered fewer than 2 files")
 done
 echo "measured: (a) tun_runs client $(stat_text "$c" tun_runs) of $(stat_text "$c" tun_run_packets) packets, server $(stat_text "$s" tun_runs) of $(stat_text "$s" tun_run_packets)"
 
 # (b)
-export ONEBOX_MULTISHOT=0
+export ONEBOX_MULTISHOT=0 ONEBOX_FIXED_FILES=0
 restart_with ""
 up=$(run_iperf up); down=$(run_iperf down)
 c=$(daemon_stats client); s=$(daemon_stats server)
-unset ONEBOX_MULTISHOT
-echo "measured: (b) ONEBOX_MULTISHOT=0: up $up, down $down Mbit/s; multishot_arms client $(stat_text "$c" multishot_arms), server $(stat_text "$s" multishot_arms); gro_receives client $(stat_text "$c" gro_receives), server $(stat_text "$s" gro_receives)"
+unset ONEBOX_MULTISHOT ONEBOX_FIXED_FILES
+echo "measured: (b) ONEBOX_MULTISHOT=0 ONEBOX_FIXED_FILES=0: files_registered client $(stat_text "$c" files_registered), server $(stat_text "$s" files_registered); up $up, down $down Mbit/s; multishot_arms client $(stat_text "$c" multishot_arms), server $(stat_text "$s" multishot_arms); gro_receives client $(stat_text "$c" gro_receives), server $(stat_text "$s" gro_receives)"
 [ "$up" -gt 0 ] && [ "$down" -gt 0 ] || fails+=("(b) iperf3 failed: up $up, down $down")
 for who in client server; do
   st=$c; [ $who = server ] && st=$s
   [ "$(stat_text "$st" multishot_arms)" -eq 0 ] || fails+=("(b) the $who armed multishot receives with ONEBOX_MULTISHOT=0")
+  [ "$(stat_text "$st" files_registered)" -eq 0 ] || fails+=("(b) the $who registered files with ONEBOX_FIXED_FILES=0")
   [ "$(stat_text "$st" gro_receives)" -gt 0 ] || fails+=("(b) the $who received no GRO batch")
 done
 
