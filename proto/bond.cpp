@@ -192,6 +192,8 @@ size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap) {
             fb.entries[fb.count++] =
                 FeedbackEntry{uint8_t(i), rx_pkts_[i], rx_bytes_[i], has_seq, has_seq ? rx_seq_[i] : 0};
         }
+    fb.has_time = true;
+    fb.report_time_ns = now;
     size_t n = encode_feedback(fb, out, out_cap);
     if (n == 0) return 0;
     rx_dirty_ = false;
@@ -213,7 +215,7 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
             forget_marks_through(i, acked_seq_[i]);
         }
         Moment before = est[i].last_delivery();
-        est[i].on_feedback(now, fb.entries[k].rx_bytes, fb.entries[k].rx_packets);
+        est[i].on_feedback(now, fb.entries[k].rx_bytes, fb.entries[k].rx_packets, fb.has_time ? fb.report_time_ns : 0);
         Moment after = est[i].last_delivery();
         if (after.ever && (!before.ever || after.at != before.at)) progressed |= uint8_t(1u << i);
         refresh_inputs(i);

@@ -23,8 +23,9 @@ size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap) {
     if (fb.count > kMaxLinks || !links_valid(fb.entries, fb.count)) return 0;
     for (unsigned i = 0; i < fb.count; ++i)
         if (!fb.entries[i].has_seq && fb.entries[i].newest_seq != 0) return 0;
-    size_t need = 1 + size_t(fb.count) * kFeedbackEntrySize;
+    size_t need = 1 + size_t(fb.count) * kFeedbackEntrySize + (fb.has_time ? 8 : 0);
     if (out == nullptr || out_cap < need) return 0;
+    if (!fb.has_time && fb.report_time_ns != 0) return 0;
     out[0] = fb.count;
     for (unsigned i = 0; i < fb.count; ++i) {
         uint8_t* p = out + 1 + i * kFeedbackEntrySize;
@@ -35,6 +36,7 @@ size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap) {
         put_be64(p + 8, fb.entries[i].rx_bytes);
         put_be64(p + 16, fb.entries[i].newest_seq);
     }
+    if (fb.has_time) put_be64(out + 1 + size_t(fb.count) * kFeedbackEntrySize, fb.report_time_ns);
     return need;
 }
 
@@ -42,8 +44,11 @@ bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb) {
     if (in == nullptr || len < 1) return false;
     uint8_t count = in[0];
     if (count > kMaxLinks) return false;
-    if (len != 1 + size_t(count) * kFeedbackEntrySize) return false;
+    size_t body = 1 + size_t(count) * kFeedbackEntrySize;
+    if (len != body && len != body + 8) return false;
     fb.count = count;
+    fb.has_time = len == body + 8;
+    fb.report_time_ns = fb.has_time ? get_be64(in + body) : 0;
     for (unsigned i = 0; i < count; ++i) {
         const uint8_t* p = in + 1 + i * kFeedbackEntrySize;
         if ((p[1] & ~kFeedbackHasSeq) != 0 || get_be16(p + 2) != 0) return false;

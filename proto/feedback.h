@@ -20,9 +20,11 @@ namespace onebox::proto {
 //                        u64 newest_seq }
 // flags bit 0: newest_seq is the highest data-channel sequence number that
 // arrived on the link (else no data-channel packet has, and newest_seq is 0);
-// the other bits are 0.
+// the other bits are 0. Then, optionally, u64 report_time_ns: when the
+// receiver wrote the report, on its own monotonic clock (only differences
+// between reports mean anything); a report without it is still valid.
 inline constexpr size_t kFeedbackEntrySize = 24;
-inline constexpr size_t kFeedbackMaxSize = 1 + kMaxLinks * kFeedbackEntrySize;  // 193
+inline constexpr size_t kFeedbackMaxSize = 1 + kMaxLinks * kFeedbackEntrySize + 8;  // 201
 inline constexpr uint8_t kFeedbackHasSeq = 1;
 
 struct FeedbackEntry {
@@ -36,6 +38,8 @@ struct FeedbackEntry {
 struct Feedback {
     uint8_t count = 0;
     FeedbackEntry entries[kMaxLinks]{};
+    bool has_time = false;
+    uint64_t report_time_ns = 0;
 };
 
 // Probe (sender -> receiver, echoed back on the same link with flags = Echo):

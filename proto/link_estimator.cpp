@@ -71,14 +71,17 @@ void LinkEstimator::push_snapshot(uint64_t now) {
     if (snap_count_ < kSnapshots) ++snap_count_;
 }
 
-void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cum_rx_packets) {
+void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cum_rx_packets, uint64_t peer_ns) {
+    uint64_t t = peer_ns ? peer_ns : now;  // the clock rate intervals are measured on
     if (!have_fb_) {
         // First report: a baseline only (the counters may already be non-zero).
         have_fb_ = true;
         dlv_bytes_ = cum_rx_bytes;
         last_rx_pkts32_ = cum_rx_packets;
         dlv_pkts_ = cum_rx_packets;
-        last_fb_time_ = base_time_ = now;
+        last_fb_time_ = now;
+        base_time_ = t;
+        base_on_peer_clock_ = peer_ns != 0;
         last_delivery_.mark(now);  // the reference a stall is measured from
         base_dlv_bytes_ = dlv_bytes_;
         base_sent_bytes_ = sent_bytes_;
@@ -101,7 +104,15 @@ void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cu
 
     // Delivery rate sample (merge reports closer than min_sample_ns, which
     // also covers a zero interval).
-    uint64_t interval = now - base_time_;
+    // A report on the other clock than the base's, or earlier than it:
+    // a new base, no sample.
+    if ((peer_ns != 0) != base_on_peer_clock_ || t < base_time_) {
+        base_time_ = t;
+        base_on_peer_clock_ = peer_ns != 0;
+        base_dlv_bytes_ = dlv_bytes_;
+        base_sent_bytes_ = sent_bytes_;
+    }
+    uint64_t interval = t - base_time_;
     if (interval >= cfg.min_sample_ns && interval > 0) {
         uint64_t dbytes = dlv_bytes_ - base_dlv_bytes_;
         uint64_t sbytes = sent_bytes_ - base_sent_bytes_;
@@ -117,7 +128,7 @@ void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cu
         bool app_limited = !rate_.empty &&
                            (long double)sbytes * 1e9L < 0.5L * (long double)cur * interval;
         if (!app_limited || sample >= cur) rate_.running_max(win, now, sample);
-        base_time_ = now;
+        base_time_ = t;
         base_dlv_bytes_ = dlv_bytes_;
         base_sent_bytes_ = sent_bytes_;
     }

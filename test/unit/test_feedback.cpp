@@ -68,9 +68,18 @@ TEST_CASE("feedback: empty and full payloads round-trip") {
     full.count = kMaxLinks;
     for (unsigned i = 0; i < kMaxLinks; ++i)
         full.entries[i] = {uint8_t(kMaxLinks - 1 - i), i * 1000u, uint64_t(i) << 40, i % 2 == 1, (i % 2) * (uint64_t(i) << 50)};
-    REQUIRE(encode_feedback(full, buf, sizeof buf) == kFeedbackMaxSize);
+    REQUIRE(encode_feedback(full, buf, sizeof buf) == kFeedbackMaxSize - 8);  // no report time
     Feedback got;
+    REQUIRE(decode_feedback(buf, kFeedbackMaxSize - 8, got));
+    CHECK_FALSE(got.has_time);
+    full.has_time = true;
+    full.report_time_ns = 0x0102030405060708;
+    REQUIRE(encode_feedback(full, buf, sizeof buf) == kFeedbackMaxSize);
+    CHECK(buf[kFeedbackMaxSize - 8] == 0x01);  // big-endian, after the entries
+    CHECK(buf[kFeedbackMaxSize - 1] == 0x08);
     REQUIRE(decode_feedback(buf, kFeedbackMaxSize, got));
+    CHECK(got.has_time);
+    CHECK(got.report_time_ns == 0x0102030405060708);
     CHECK(got.count == kMaxLinks);
     for (unsigned i = 0; i < kMaxLinks; ++i) {
         CHECK(got.entries[i].link == full.entries[i].link);
@@ -90,6 +99,8 @@ TEST_CASE("feedback: decode rejects malformed payloads") {
         {"count 1, no entry", "01"},
         {"short entry", "01" + e0.substr(0, e0.size() - 2)},
         {"long: trailing byte", "01" + e0 + "00"},
+        {"report time cut short", "01" + e0 + "00000000000000"},
+        {"report time and a byte", "01" + e0 + "000000000000000100"},
         {"long: count 0 with data", "00" + e0},
         {"count says 2, one entry", "02" + e0},
         {"count 9", "09" + e0 + e1 + e0 + e1 + e0 + e1 + e0 + e1 + e0},

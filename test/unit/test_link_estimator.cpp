@@ -55,6 +55,36 @@ TEST_CASE("estimator: first feedback is a baseline only") {
     CHECK(e.rate_bytes_per_s() == 1'000'000);
 }
 
+TEST_CASE("estimator: rate intervals on the peer's clock ignore how the reports travelled") {
+    // 20 kB delivered per 20 ms on the peer's clock (1 MB/s); the reports
+    // arrive 5 ms early and 5 ms late in turn (queues on the way back).
+    auto feed = [](LinkEstimator& e, bool peer_clock) {
+        uint64_t bytes = 0;
+        for (int k = 1; k <= 100; ++k) {
+            uint64_t peer = 1000 * kSec + uint64_t(k) * 20 * kMs;  // another epoch
+            uint64_t arrival = uint64_t(k) * 20 * kMs + (k % 2 ? 5 : 15) * kMs;
+            e.on_send(arrival - 10 * kMs, 20'000);
+            bytes += 20'000;
+            e.on_feedback(arrival, bytes, uint32_t(k * 20), peer_clock ? peer : 0);
+        }
+    };
+    LinkEstimator peer, arrival;
+    feed(peer, true);
+    feed(arrival, false);
+    CHECK(peer.rate_bytes_per_s() == 1'000'000);
+    CHECK(arrival.rate_bytes_per_s() > 1'300'000);  // what the max filter kept of a 10 ms interval
+
+    // A report on the other clock, or with an earlier time: a new base, no sample.
+    LinkEstimator e;
+    e.on_feedback(10 * kMs, 0, 0, 5 * kSec);
+    e.on_feedback(30 * kMs, 20'000, 20, 5 * kSec + 20 * kMs);
+    CHECK(e.rate_bytes_per_s() == 1'000'000);
+    e.on_feedback(40 * kMs, 40'000, 40, 0);                    // no time: rebase on ours
+    e.on_feedback(41 * kMs, 60'000, 60, 5 * kSec);             // back to the peer's: rebase
+    e.on_feedback(42 * kMs, 80'000, 80, 5 * kSec - kMs);       // earlier than the base: rebase
+    CHECK(e.rate_bytes_per_s() == 1'000'000);                  // none of them was a sample
+}
+
 TEST_CASE("estimator: steady rate, windowed max, decay after the window") {
     Driver d;
     d.run(2 * kSec, 2'000'000);
