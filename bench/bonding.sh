@@ -92,6 +92,14 @@ run_scenario() {
       args=(-P "$st"); [ "$dir" = down ] && args+=(-R)
       for ((i = 0; i < n; i++)); do
         v=$(iperf_mbps "${args[@]}" -B "192.168.$(lab_wan_octet "$i").2" --bind-dev "wan$i")
+        # A failed bare run (iperf3 error: 0) is not a baseline; once more,
+        # and if it fails again the scenario's ratios say so (lab_fail).
+        if [ "$v" = 0 ]; then
+          echo "bare wan$i P$st $dir: iperf3 failed, once more"
+          sleep 1
+          v=$(iperf_mbps "${args[@]}" -B "192.168.$(lab_wan_octet "$i").2" --bind-dev "wan$i")
+          [ "$v" = 0 ] && lab_fail "bare wan$i P$st $dir: iperf3 failed twice: no baseline for scenario ($sc)"
+        fi
         bare[$st.$dir.$i]=$v
         echo "bare wan$i P$st $dir: $v Mbit/s"
       done

@@ -173,3 +173,28 @@ peer_stop() {
   PEER_CPID=""; PEER_SPID=""; PEER_DEV=""; PEER_CUR=""
   return 0
 }
+
+# peer_bench_setup SCRIPT ARGS...: what bench/tunnel.sh and small_packets.sh
+# share before their runs: the command line as recorded (with BENCH_PEERS and
+# BENCH_SECONDS), SECS, RESULTS, PEERS (BENCH_PEERS, default all), root and
+# the binaries checked, the peers' packages installed, T_START, LOAD_START
+# and the watch on other labs (OTHERS). Sets globals for the caller.
+peer_bench_setup() {
+  local name=$1; shift
+  CMDLINE="bash bench/$name${*:+ $*}"
+  [ -n "${BENCH_PEERS+x}" ] && CMDLINE="BENCH_PEERS=\"$BENCH_PEERS\" $CMDLINE"
+  [ -n "${BENCH_SECONDS:-}" ] && CMDLINE="BENCH_SECONDS=$BENCH_SECONDS $CMDLINE"
+  SECS=${BENCH_SECONDS:-10}
+  RESULTS=${BENCH_RESULTS:-$HERE/results.md}
+  PEERS=${BENCH_PEERS-${PEER_NAMES[*]}}
+  [ "$(id -u)" -eq 0 ] || lab_fail "bench/$name needs root (network namespaces)"
+  lab_check_binaries || lab_fail "build first: cmake -B build -G Ninja && cmake --build build"
+  if [ -n "$PEERS" ]; then
+    # shellcheck disable=SC2046
+    lab_pkg_ensure $(peer_packages) || lab_fail "could not install the peers' packages ($(peer_packages))"
+  fi
+  T_START=$(date +%s)
+  LOAD_START=$(lab_loadavg)
+  OTHERS=$(mktemp /tmp/onebox-bench-others.XXXXXX)
+  lab_watch_others "$OTHERS"
+}

@@ -27,23 +27,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../ci/lab.sh"
 # shellcheck source-path=SCRIPTDIR source=peers.sh
 source "$HERE/peers.sh"
-CMDLINE="bash bench/small_packets.sh${*:+ $*}"
-[ -n "${BENCH_PEERS+x}" ] && CMDLINE="BENCH_PEERS=\"$BENCH_PEERS\" $CMDLINE"
-[ -n "${BENCH_SECONDS:-}" ] && CMDLINE="BENCH_SECONDS=$BENCH_SECONDS $CMDLINE"
-SECS=${BENCH_SECONDS:-10}
-RESULTS=${BENCH_RESULTS:-$HERE/results.md}
-PEERS=${BENCH_PEERS-${PEER_NAMES[*]}}
-
-[ "$(id -u)" -eq 0 ] || lab_fail "bench/small_packets.sh needs root (network namespaces)"
-lab_check_binaries || lab_fail "build first: cmake -B build -G Ninja && cmake --build build"
-if [ -n "$PEERS" ]; then
-  # shellcheck disable=SC2046
-  lab_pkg_ensure $(peer_packages) || lab_fail "could not install the peers' packages ($(peer_packages))"
-fi
-T_START=$(date +%s)
-LOAD_START=$(lab_loadavg)
-OTHERS=$(mktemp /tmp/onebox-bench-others.XXXXXX)
-lab_watch_others "$OTHERS"
+peer_bench_setup small_packets.sh "$@"
 lab_start bench-pps
 write_configs "$LAB_DIR"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"

@@ -514,15 +514,22 @@ TEST_CASE("sched: a full model over an empty network is a stale rate: Startup, n
     CHECK(r.phase(0) == Scheduler::Phase::ProbeBw);
 }
 
-TEST_CASE("sched: headroom adds to the admission budget for that pick") {
-    Scheduler s;
+// One 1 MB/s link in ProbeBw with admission armed (3 ms of real queue seen)
+// and its 10 ms budget filled with 1000-byte packets at `*t`.
+static void fill_budget(Scheduler& s, uint64_t* t) {
     s.cfg.budget_ns = 10 * kMs;
     s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
-    uint64_t t = settle_in_probe_bw(s, 0, 0);
-    s.on_queue_sample(0, t, 0, 3 * kMs);
+    *t = settle_in_probe_bw(s, 0, 0);
+    s.on_queue_sample(0, *t, 0, 3 * kMs);
     int ok = 0;
-    while (s.pick(t, 1000) >= 0) ++ok;
-    CHECK(ok == 7);  // as above: the budget is full
+    while (s.pick(*t, 1000) >= 0) ++ok;
+    CHECK(ok == 7);  // 3 ms queued + 7 x 1 ms: the budget is full
+}
+
+TEST_CASE("sched: headroom adds to the admission budget for that pick") {
+    Scheduler s;
+    uint64_t t = 0;
+    fill_budget(s, &t);
     int more = 0;
     while (s.pick(t, 1000, 20 * kMs) >= 0) ++more;
     CHECK(more == 20);                // 20 ms more of queue
@@ -531,13 +538,8 @@ TEST_CASE("sched: headroom adds to the admission budget for that pick") {
 
 TEST_CASE("sched: small packets are admitted up to twice the budget") {
     Scheduler s;
-    s.cfg.budget_ns = 10 * kMs;
-    s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
-    uint64_t t = settle_in_probe_bw(s, 0, 0);
-    s.on_queue_sample(0, t, 0, 3 * kMs);
-    int ok = 0;
-    while (s.pick(t, 1000) >= 0) ++ok;
-    CHECK(ok == 7);  // the budget is full for full-size packets
+    uint64_t t = 0;
+    fill_budget(s, &t);
     // 100-byte packets (0.1 ms each) still go, until 20 ms of queue.
     int small = 0;
     while (s.pick(t, 100) >= 0) ++small;
@@ -545,11 +547,7 @@ TEST_CASE("sched: small packets are admitted up to twice the budget") {
     CHECK(s.pick(t, 1000) == -1);
     // 257 bytes is not small.
     Scheduler b;
-    b.cfg.budget_ns = 10 * kMs;
-    b.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
-    t = settle_in_probe_bw(b, 0, 0);
-    b.on_queue_sample(0, t, 0, 3 * kMs);
-    while (b.pick(t, 1000) >= 0) {}
+    fill_budget(b, &t);
     CHECK(b.pick(t, 257) == -1);
     CHECK(b.pick(t, 256) == 0);
 }
