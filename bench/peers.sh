@@ -198,3 +198,24 @@ peer_bench_setup() {
   OTHERS=$(mktemp /tmp/onebox-bench-others.XXXXXX)
   lab_watch_others "$OTHERS"
 }
+
+# peer_run_all FAILED_ROW FN: each of $PEERS in turn: started, FN LABEL
+# CLIENT_PID SERVER_PID, stopped; INFOS gets its version line. One that
+# does not come up adds FAILED_ROW to ROWS, its @ replaced by its label.
+peer_run_all() {
+  local failed=$1 fn=$2 p label
+  INFOS=()
+  for p in $PEERS; do
+    label=$(peer_label "$p")
+    echo "== $label, ${SECS}s per run"
+    if ! peer_start "$p"; then
+      lab_log "$label did not come up; its logs:"; tail -n 5 "$LAB_DIR"/peers/*.log >&2
+      ROWS+=("${failed/@/$label}")
+      peer_stop
+      continue
+    fi
+    INFOS+=("- $label: $PEER_INFO")
+    "$fn" "$label" "$PEER_CPID" "$PEER_SPID"
+    peer_stop
+  done
+}

@@ -109,20 +109,8 @@ echo "client: $(daemon_stats client)"
 stop_daemon client TERM 10 || lab_fail "onebox-client did not stop"
 stop_daemon server TERM 10 || lab_fail "onebox-server did not stop"
 
-INFOS=()
-for p in $PEERS; do
-  label=$(peer_label "$p")
-  echo "== $label, ${SECS}s per run"
-  if ! peer_start "$p"; then
-    lab_log "$label did not come up; its logs:"; tail -n 5 "$LAB_DIR"/peers/*.log >&2
-    ROWS+=("| $label | | did not come up (see the run's output) | | | | |")
-    peer_stop
-    continue
-  fi
-  INFOS+=("- $label: $PEER_INFO")
-  for dir in up down; do pps_run "$label" "$dir" "$PEER_CPID" "$PEER_SPID"; done
-  peer_stop
-done
+peer_pps_runs() { for dir in up down; do pps_run "$1" "$dir" "$2" "$3"; done; }
+peer_run_all "| @ | | did not come up (see the run's output) | | | | |" peer_pps_runs
 T_END=$(date +%s)
 
 SECTION=$LAB_DIR/section.md

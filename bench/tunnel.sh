@@ -129,20 +129,7 @@ stop_daemon client TERM 10 || lab_fail "onebox-client did not stop"
 stop_daemon server TERM 10 || lab_fail "onebox-server did not stop"
 POOL=$(lab_pool_size)
 
-INFOS=()
-for p in $PEERS; do
-  label=$(peer_label "$p")
-  echo "== $label, ${SECS}s per run"
-  if ! peer_start "$p"; then
-    lab_log "$label did not come up; its logs:"; tail -n 5 "$LAB_DIR"/peers/*.log >&2
-    ROWS+=("| $label | | | did not come up (see the run's output) | | | | |")
-    peer_stop
-    continue
-  fi
-  INFOS+=("- $label: $PEER_INFO")
-  run_path "$label" "$PEER_CPID" "$PEER_SPID"
-  peer_stop
-done
+peer_run_all "| @ | | | did not come up (see the run's output) | | | | |" run_path
 T_END=$(date +%s)
 
 # verdict per stream count and direction against the best peer

@@ -71,6 +71,13 @@ void LinkEstimator::push_snapshot(uint64_t now) {
     if (snap_count_ < kSnapshots) ++snap_count_;
 }
 
+void LinkEstimator::start_rate_interval(uint64_t t, bool peer_clock) {
+    base_time_ = t;
+    base_on_peer_clock_ = peer_clock;
+    base_dlv_bytes_ = dlv_bytes_;
+    base_sent_bytes_ = sent_bytes_;
+}
+
 void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cum_rx_packets, uint64_t peer_ns) {
     uint64_t t = peer_ns ? peer_ns : now;  // the clock rate intervals are measured on
     if (!have_fb_) {
@@ -80,11 +87,8 @@ void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cu
         last_rx_pkts32_ = cum_rx_packets;
         dlv_pkts_ = cum_rx_packets;
         last_fb_time_ = now;
-        base_time_ = t;
-        base_on_peer_clock_ = peer_ns != 0;
         last_delivery_.mark(now);  // the reference a stall is measured from
-        base_dlv_bytes_ = dlv_bytes_;
-        base_sent_bytes_ = sent_bytes_;
+        start_rate_interval(t, peer_ns != 0);
         push_snapshot(now);
         return;
     }
@@ -102,16 +106,11 @@ void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cu
     if (gap > 0) fb_interval_ = fb_interval_ == 0 ? gap : (7 * fb_interval_ + gap) / 8;
     last_fb_time_ = now;
 
-    // Delivery rate sample (merge reports closer than min_sample_ns, which
-    // also covers a zero interval).
     // A report on the other clock than the base's, or earlier than it:
     // a new base, no sample.
-    if ((peer_ns != 0) != base_on_peer_clock_ || t < base_time_) {
-        base_time_ = t;
-        base_on_peer_clock_ = peer_ns != 0;
-        base_dlv_bytes_ = dlv_bytes_;
-        base_sent_bytes_ = sent_bytes_;
-    }
+    if ((peer_ns != 0) != base_on_peer_clock_ || t < base_time_) start_rate_interval(t, peer_ns != 0);
+    // Delivery rate sample (merge reports closer than min_sample_ns, which
+    // also covers a zero interval).
     uint64_t interval = t - base_time_;
     if (interval >= cfg.min_sample_ns && interval > 0) {
         uint64_t dbytes = dlv_bytes_ - base_dlv_bytes_;
@@ -128,9 +127,7 @@ void LinkEstimator::on_feedback(uint64_t now, uint64_t cum_rx_bytes, uint32_t cu
         bool app_limited = !rate_.empty &&
                            (long double)sbytes * 1e9L < 0.5L * (long double)cur * interval;
         if (!app_limited || sample >= cur) rate_.running_max(win, now, sample);
-        base_time_ = t;
-        base_dlv_bytes_ = dlv_bytes_;
-        base_sent_bytes_ = sent_bytes_;
+        start_rate_interval(t, base_on_peer_clock_);
     }
 
     push_snapshot(now);

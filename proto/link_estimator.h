@@ -131,6 +131,9 @@ struct LinkEstimator {
     // rate sample baseline
     uint64_t base_time_ = 0, base_dlv_bytes_ = 0, base_sent_bytes_ = 0;
     bool base_on_peer_clock_ = false;  // base_time_ is the peer's time (else ours)
+    // The next rate sample is measured from here: time t (on the peer's
+    // clock or ours) and the counters now.
+    void start_rate_interval(uint64_t t, bool peer_clock);
     WindowedFilter rate_{};
     // rtt
     uint64_t srtt_ = 0, rttvar_ = 0, latest_rtt_ = 0;
