@@ -64,7 +64,13 @@ namespace {
 
 using dataplane::Counter;
 
-uint64_t counter(const Daemon& d, Counter c) { return d.channel->counters.get(c); }
+uint64_t counter(const Daemon& d, Counter c) { return counter_total(d, c); }
+
+uint64_t reorder_depth(const Daemon& d) {
+    uint64_t n = 0;
+    for (const auto& w : d.workers) n += w->channel->counters.reorder_depth.load(std::memory_order_relaxed);
+    return n;
+}
 
 // Every drop_* counter, and the other ways a packet is lost, by reason.
 Counts drops(const Daemon& d) {
@@ -128,7 +134,7 @@ void common_props(const Daemon& d, const BusView& view, uint64_t now, const std:
     p.push_back({"TxRate", r.tx_bps, false});
     p.push_back({"RxRate", r.rx_bps, false});
     p.push_back({"Drops", drops(d), false});
-    p.push_back({"ReorderDepth", uint32_t(d.channel->counters.reorder_depth.load(std::memory_order_relaxed)), false});
+    p.push_back({"ReorderDepth", uint32_t(reorder_depth(d)), false});
     p.push_back({"ReorderTimeouts", counter(d, Counter::reorder_timeouts), false});
     p.push_back({"Resent", counter(d, Counter::resent), false});
     p.push_back({"Counters", all_counters(d), false});
@@ -302,7 +308,9 @@ Props prototype(const std::string& interface) {
     // Built from the same functions as the live objects, on an empty daemon.
     static const Daemon* empty = [] {
         auto* d = new Daemon;
-        d->channel = std::make_unique<dataplane::Channel>();
+        d->workers.push_back(std::make_unique<WorkerSlot>());
+        d->workers[0]->channel = std::make_unique<dataplane::Channel>();
+        d->channel = d->workers[0]->channel.get();
         return d;
     }();
     BusView view;

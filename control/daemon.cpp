@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/eventfd.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -58,18 +60,62 @@ dataplane::Session* new_session(Daemon& d) {
     return s;
 }
 
-void send_command(Daemon& d, const dataplane::Command& cmd) {
+static void push_command(WorkerSlot& w, const dataplane::Command& cmd) {
     // The ring holds 256 commands and the worker drains it on every wake. A
     // lost command would leave the two threads disagreeing about a session,
     // so wait (a worker that stays stuck is the watchdog's business).
-    for (int tries = 0; !d.channel->commands.push(cmd); ++tries) {
+    uint64_t one = 1;
+    for (int tries = 0; !w.channel->commands.push(cmd); ++tries) {
         if (tries == 1000) log::error("worker has not taken a command for 1 s; still waiting");
-        uint64_t one = 1;
-        [[maybe_unused]] ssize_t w = ::write(d.worker_wake.get(), &one, sizeof one);
+        [[maybe_unused]] ssize_t r = ::write(w.wake.get(), &one, sizeof one);
         usleep(1000);
     }
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t w = ::write(d.worker_wake.get(), &one, sizeof one);
+    [[maybe_unused]] ssize_t r = ::write(w.wake.get(), &one, sizeof one);
+}
+
+void send_command(Daemon& d, const dataplane::Command& cmd) {
+    using K = dataplane::Command::Kind;
+    if (cmd.kind == K::InstallSession || cmd.kind == K::RemoveSession || cmd.kind == K::CloseSession) {
+        push_command(*d.workers[dataplane::owner_of(cmd.session_id, unsigned(d.workers.size()))], cmd);
+        return;
+    }
+    for (auto& w : d.workers) push_command(*w, cmd);
+}
+
+uint64_t counter_total(const Daemon& d, dataplane::Counter c) {
+    uint64_t n = 0;
+    for (const auto& w : d.workers) n += w->channel->counters.get(c);
+    return n;
+}
+
+LinkTotals link_totals(const Daemon& d, unsigned i) {
+    LinkTotals t;
+    auto worst = [](uint64_t& into, const std::atomic<uint64_t>& v) {
+        into = std::max(into, v.load(std::memory_order_relaxed));
+    };
+    auto sum = [](uint64_t& into, const std::atomic<uint64_t>& v) { into += v.load(std::memory_order_relaxed); };
+    for (const auto& w : d.workers) {
+        const dataplane::LinkCounters& l = w->channel->counters.links[i];
+        sum(t.tx_packets, l.tx_packets), sum(t.tx_bytes, l.tx_bytes), sum(t.rx_packets, l.rx_packets);
+        sum(t.rx_bytes, l.rx_bytes), sum(t.rate_bps, l.rate_bps), sum(t.pace_bps, l.pace_bps);
+        sum(t.downs, l.downs), sum(t.stalls, l.stalls);
+        worst(t.srtt_us, l.srtt_us), worst(t.state, l.state), worst(t.used, l.used);
+        worst(t.loss_pm, l.loss_pm), worst(t.jitter_us, l.jitter_us), worst(t.pmtu, l.pmtu);
+    }
+    return t;
+}
+
+void steer_tunnel_address(Daemon& d, uint32_t ip, uint32_t id) {
+    if (!d.steered) return;
+    unsigned queue = dataplane::owner_of(id, unsigned(d.workers.size()));
+    int r = dataplane::steer_address(d.steering, ip, queue);
+    if (r < 0)
+        log::warn("Failed to steer tunnel address %s to worker %u: %s", proto::format_ipv4(ip).c_str(), queue,
+                  std::strerror(-r));
+}
+
+void unsteer_tunnel_address(Daemon& d, uint32_t ip) {
+    if (d.steered) dataplane::unsteer_address(d.steering, ip);
 }
 
 namespace {
@@ -94,10 +140,22 @@ Status resolve_server(Daemon& d) {
     return Status::success();
 }
 
+// A worker's slot: its rings and the eventfd that wakes it.
+Status add_worker_slot(Daemon& d) {
+    auto w = std::make_unique<WorkerSlot>();
+    w->wake = dataplane::Fd(eventfd(0, EFD_CLOEXEC));
+    if (!w->wake.valid()) return Status::fail(errno, "create eventfd");
+    w->channel = std::make_unique<dataplane::Channel>();
+    w->channel->worker_wake_fd = w->wake.get();
+    w->channel->control_wake_fd = d.control_wake.get();
+    d.workers.push_back(std::move(w));
+    d.channel = d.workers.front()->channel.get();
+    return Status::success();
+}
+
 Status open_event_fds(Daemon& d) {
-    d.worker_wake = dataplane::Fd(eventfd(0, EFD_CLOEXEC));
     d.control_wake = dataplane::Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!d.worker_wake.valid() || !d.control_wake.valid()) return Status::fail(errno, "create eventfd");
+    if (!d.control_wake.valid()) return Status::fail(errno, "create eventfd");
     sigset_t set;
     sigemptyset(&set);
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
@@ -105,27 +163,78 @@ Status open_event_fds(Daemon& d) {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     d.signals = dataplane::Fd(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!d.signals.valid()) return Status::fail(errno, "create signalfd");
-    // The rings exist before the worker runs, so set-up can queue commands.
-    d.channel = std::make_unique<dataplane::Channel>();
-    d.channel->worker_wake_fd = d.worker_wake.get();
-    d.channel->control_wake_fd = d.control_wake.get();
-    return Status::success();
+    // Worker 0's rings exist before it runs, so set-up can queue commands.
+    return add_worker_slot(d);
 }
 
-Status open_server_socket(Daemon& d) {
-    int fd = dataplane::open_server_socket(d.cfg.listen_address, d.cfg.listen_port);
+// How many workers the server runs: [server] workers, or one per core this
+// process may run on.
+unsigned server_worker_count(const proto::Config& cfg) {
+    if (cfg.workers) return cfg.workers;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    return unsigned(std::clamp(n, 1, int(proto::kMaxWorkers)));
+}
+
+Status open_server_socket(Daemon& d, bool reuseport, dataplane::Fd& out) {
+    int fd = dataplane::open_server_socket(d.cfg.listen_address, d.cfg.listen_port, reuseport);
     if (fd < 0)
         return Status::fail(-fd, "bind UDP " + proto::format_ipv4(d.cfg.listen_address) + ":" +
                                      std::to_string(d.cfg.listen_port));
-    d.udp = dataplane::Fd(fd);
+    out = dataplane::Fd(fd);
     return Status::success();
 }
 
-void start_worker(Daemon& d) {
+// Workers 1..n-1 of the server: a TUN queue and a socket of the reuseport
+// group each, and the two steering programs that keep every session on its
+// owner. Anything missing (no CAP_BPF above all) leaves one worker: slower,
+// never wrong.
+Status add_server_workers(Daemon& d, unsigned n) {
+    for (unsigned i = 1; i < n; ++i) {
+        Status st = add_worker_slot(d);
+        if (!st.ok()) return st;
+        WorkerSlot& w = *d.workers.back();
+        int fd = dataplane::open_tun_queue(d.cfg.tun.name, d.tun_offloads);
+        if (fd < 0) return Status::fail(-fd, "attach TUN queue " + std::to_string(i) + " of " + d.cfg.tun.name);
+        w.tun = dataplane::Fd(fd);
+        st = open_server_socket(d, true, w.udp);
+        if (!st.ok()) return st;
+    }
+    int r = dataplane::open_tun_steering(d.tun.get(), d.cfg.max_clients, d.steering);
+    if (r < 0) return Status::fail(-r, "load the TUN steering program (it needs CAP_BPF)");
+    r = dataplane::attach_reuseport_steering(d.udp.get(), n);
+    if (r < 0) return Status::fail(-r, "attach the socket steering program");
+    return Status::success();
+}
+
+Status open_server_sockets(Daemon& d, unsigned n) {
+    Status st = open_server_socket(d, n > 1, d.udp);
+    if (!st.ok() || n == 1) return st;
+    st = add_server_workers(d, n);
+    if (st.ok()) {
+        d.steered = true;
+        return st;
+    }
+    log::warn("%s: running one data-plane worker instead of %u", st.message().c_str(), n);
+    d.workers.resize(1);
+    d.steering = {};
+    return Status::success();
+}
+
+// The i-th CPU this process may run on (worker i is pinned there), or -1.
+int nth_cpu(unsigned i) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &set) && unsigned(seen++) == i % unsigned(CPU_COUNT(&set))) return cpu;
+    return -1;
+}
+
+void start_workers(Daemon& d) {
     dataplane::WorkerConfig wc;
     wc.role = d.role;
-    wc.tun_fd = d.tun.get();
-    wc.udp_fd = d.udp.get();
     wc.mode = sched_mode(d.cfg.mode);
     wc.probe_interval_ns = d.cfg.probe_interval_ns;
     wc.link_hold_ns = d.cfg.link_hold_ns;
@@ -137,57 +246,90 @@ void start_worker(Daemon& d) {
     wc.multishot = !(ms && std::strcmp(ms, "0") == 0);
     const char* ff = std::getenv("ONEBOX_FIXED_FILES");
     wc.fixed_files = !(ff && std::strcmp(ff, "0") == 0);
-    d.worker = std::thread([&d, wc] {
-        d.worker_result = dataplane::run_worker(wc, *d.channel);
-        if (d.worker_result < 0) {
-            log::error("Failed to start the data plane: %s", std::strerror(-d.worker_result));
-            ::kill(::getpid(), SIGTERM);  // nothing works without it: shut down cleanly
-        }
-    });
+    for (unsigned i = 0; i < d.workers.size(); ++i) {
+        WorkerSlot& w = *d.workers[i];
+        wc.tun_fd = i == 0 ? d.tun.get() : w.tun.get();
+        wc.udp_fd = i == 0 ? d.udp.get() : w.udp.get();
+        // One worker is left to the kernel (see WorkerConfig::cpu); several
+        // get a core each.
+        wc.cpu = d.workers.size() > 1 ? nth_cpu(i) : -1;
+        w.thread = std::thread([&w, wc] {
+            w.result = dataplane::run_worker(wc, *w.channel);
+            if (w.result < 0) {
+                log::error("Failed to start the data plane: %s", std::strerror(-w.result));
+                ::kill(::getpid(), SIGTERM);  // nothing works without it: shut down cleanly
+            }
+        });
+    }
+    if (d.workers.size() > 1) log::info("%zu data-plane workers, one per core", d.workers.size());
 }
 
-void stop_worker(Daemon& d) {
-    if (!d.worker.joinable()) return;
+void stop_workers(Daemon& d) {
+    if (d.workers.empty() || !d.workers.front()->thread.joinable()) return;
     // Say goodbye first; the sends are on their way well within this pause.
     send_command(d, {dataplane::Command::Kind::CloseAll, nullptr, 0});
     usleep(50'000);
-    d.channel->stop.store(true);
     uint64_t one = 1;
-    [[maybe_unused]] ssize_t w = ::write(d.worker_wake.get(), &one, sizeof one);
-    d.worker.join();
+    for (auto& w : d.workers) {
+        w->channel->stop.store(true);
+        [[maybe_unused]] ssize_t r = ::write(w->wake.get(), &one, sizeof one);
+    }
+    for (auto& w : d.workers)
+        if (w->thread.joinable()) w->thread.join();
+}
+
+bool worker_failed(const Daemon& d) {
+    for (const auto& w : d.workers)
+        if (w->result < 0) return true;
+    return false;
+}
+
+// Several workers: what each carried, before the summed stats line (which
+// stays the last, as scripts read it).
+void log_worker_stats(const Daemon& d) {
+    unsigned n = unsigned(d.workers.size());
+    if (n < 2) return;
+    for (unsigned i = 0; i < n; ++i) {
+        const dataplane::Counters& c = d.workers[i]->channel->counters;
+        unsigned sessions = 0;
+        if (d.server)
+            for (const auto& [id, e] : d.server->by_id) sessions += dataplane::owner_of(id, n) == i;
+        std::string line = "worker " + std::to_string(i) + " of " + std::to_string(n) + ":";
+        line += " sessions=" + std::to_string(sessions);
+        for (auto k : {dataplane::Counter::tx_packets, dataplane::Counter::rx_packets, dataplane::Counter::drop_unknown_session,
+                       dataplane::Counter::drop_no_session, dataplane::Counter::handshake_rx})
+            line += std::string(" ") + dataplane::kCounterNames[unsigned(k)] + "=" + std::to_string(c.get(k));
+        log::info("%s", line.c_str());
+    }
 }
 
 void log_stats(const Daemon& d) {
+    log_worker_stats(d);
     std::string line = "stats:";
     for (unsigned i = 0; i < unsigned(dataplane::Counter::count); ++i) {
         line += ' ';
         line += dataplane::kCounterNames[i];
         line += '=';
-        line += std::to_string(d.channel->counters.get(dataplane::Counter(i)));
+        line += std::to_string(counter_total(d, dataplane::Counter(i)));
     }
     for (unsigned i = 0; i < proto::kMaxLinks; ++i) {
-        const dataplane::LinkCounters& l = d.channel->counters.links[i];
-        uint64_t tx = l.tx_packets.load(std::memory_order_relaxed);
-        uint64_t rx = l.rx_packets.load(std::memory_order_relaxed);
-        if (tx == 0 && rx == 0) continue;
+        LinkTotals l = link_totals(d, i);
+        if (l.tx_packets == 0 && l.rx_packets == 0) continue;
         std::string p = " link" + std::to_string(i) + "_";
-        line += p + "tx_packets=" + std::to_string(tx);
-        line += p + "tx_bytes=" + std::to_string(l.tx_bytes.load(std::memory_order_relaxed));
-        line += p + "rx_packets=" + std::to_string(rx);
-        line += p + "rx_bytes=" + std::to_string(l.rx_bytes.load(std::memory_order_relaxed));
-        {
-            line += p + "rate_bps=" + std::to_string(l.rate_bps.load(std::memory_order_relaxed));
-            line += p + "pace_bps=" + std::to_string(l.pace_bps.load(std::memory_order_relaxed));
-            line += p + "srtt_us=" + std::to_string(l.srtt_us.load(std::memory_order_relaxed));
-            auto state = proto::LinkState(l.state.load(std::memory_order_relaxed));
-            line += p + "state=" + proto::link_state_name(state);
-            line += p + "used=" + std::to_string(l.used.load(std::memory_order_relaxed));
-            line += p + "loss_pm=" + std::to_string(l.loss_pm.load(std::memory_order_relaxed));
-            line += p + "jitter_us=" + std::to_string(l.jitter_us.load(std::memory_order_relaxed));
-            line += p + "downs=" + std::to_string(l.downs.load(std::memory_order_relaxed));
-            line += p + "stalls=" + std::to_string(l.stalls.load(std::memory_order_relaxed));
-            line += p + "pmtu=" + std::to_string(l.pmtu.load(std::memory_order_relaxed));
-        }
+        line += p + "tx_packets=" + std::to_string(l.tx_packets);
+        line += p + "tx_bytes=" + std::to_string(l.tx_bytes);
+        line += p + "rx_packets=" + std::to_string(l.rx_packets);
+        line += p + "rx_bytes=" + std::to_string(l.rx_bytes);
+        line += p + "rate_bps=" + std::to_string(l.rate_bps);
+        line += p + "pace_bps=" + std::to_string(l.pace_bps);
+        line += p + "srtt_us=" + std::to_string(l.srtt_us);
+        line += p + "state=" + proto::link_state_name(proto::LinkState(l.state));
+        line += p + "used=" + std::to_string(l.used);
+        line += p + "loss_pm=" + std::to_string(l.loss_pm);
+        line += p + "jitter_us=" + std::to_string(l.jitter_us);
+        line += p + "downs=" + std::to_string(l.downs);
+        line += p + "stalls=" + std::to_string(l.stalls);
+        line += p + "pmtu=" + std::to_string(l.pmtu);
     }
     const ControlCounters& c = d.stats;
     line += " handshake_ok=" + std::to_string(c.handshake_ok);
@@ -237,11 +379,26 @@ void log_link_failed(const Daemon& d, const dataplane::Event& ev) {
                id.c_str(), link.c_str(), ev.err, ev.since_ms);
 }
 
+void on_events_of(Daemon& d, dataplane::Channel& ch);
+
 void on_worker_events(Daemon& d, uint64_t now) {
     uint64_t count;
     [[maybe_unused]] ssize_t r = ::read(d.control_wake.get(), &count, sizeof count);
+    for (auto& w : d.workers) on_events_of(d, *w->channel);
+    // Handshakes after control events: a flood of them must not delay a
+    // session's confirmation or release.
+    dataplane::HandshakeDatagram hs;
+    for (auto& w : d.workers) {
+        for (unsigned n = 0; n < 1024 && w->channel->handshakes.pop(hs); ++n) {
+            if (d.role == proto::Role::Client) client_on_handshake(d, hs, now);
+            else server_on_handshake(d, hs, now);
+        }
+    }
+}
+
+void on_events_of(Daemon& d, dataplane::Channel& ch) {
     dataplane::Event ev;
-    while (d.channel->events.pop(ev)) {
+    while (ch.events.pop(ev)) {
         switch (ev.kind) {
         case dataplane::Event::Kind::SessionConfirmed:
             if (d.role == proto::Role::Server) server_on_confirmed(d, ev);
@@ -266,13 +423,6 @@ void on_worker_events(Daemon& d, uint64_t now) {
             break;
         }
     }
-    // Handshakes after control events: a flood of them must not delay a
-    // session's confirmation or release.
-    dataplane::HandshakeDatagram hs;
-    for (unsigned n = 0; n < 1024 && d.channel->handshakes.pop(hs); ++n) {
-        if (d.role == proto::Role::Client) client_on_handshake(d, hs, now);
-        else server_on_handshake(d, hs, now);
-    }
 }
 
 const char* link_state_word(const dataplane::LinkCounters& lc) {
@@ -283,12 +433,20 @@ const char* link_state_word(const dataplane::LinkCounters& lc) {
     }
 }
 
+// Moves on only when every worker's loop has turned since it last moved, so
+// one stuck worker among several still stops the watchdog pings.
+uint64_t workers_progress(Daemon& d) {
+    for (const auto& w : d.workers)
+        if (w->channel->heartbeat.load(std::memory_order_relaxed) == w->beat_seen) return d.progress;
+    for (auto& w : d.workers) w->beat_seen = w->channel->heartbeat.load(std::memory_order_relaxed);
+    return ++d.progress;
+}
+
 // systemd's side of things, once per control tick: the watchdog ping (only
 // while the worker's loop turns) and, once a second, STATUS= if it changed.
 void supervise(Daemon& d, uint64_t now) {
     bool was_withholding = d.watchdog.withholding;
-    uint64_t beat = d.channel->heartbeat.load(std::memory_order_relaxed);
-    switch (notify::watchdog_check(d.watchdog, now, beat)) {
+    switch (notify::watchdog_check(d.watchdog, now, workers_progress(d))) {
     case notify::WatchdogAction::Ping:
         notify::watchdog_ping();
         if (was_withholding) log::info("the data-plane worker is making progress again; watchdog pings resumed");
@@ -391,12 +549,13 @@ Status bring_up(Daemon& d) {
         Status st = resolve_server(d);
         if (!st.ok()) return st;
     }
-    int fd = dataplane::open_tun(d.cfg.tun.name, d.cfg.offloads, &d.tun_offloads);
+    unsigned n = d.role == proto::Role::Server ? server_worker_count(d.cfg) : 1;
+    int fd = dataplane::open_tun(d.cfg.tun.name, d.cfg.offloads, &d.tun_offloads, n > 1);
     if (fd < 0) return Status::fail(-fd, "create TUN device " + d.cfg.tun.name);
     d.tun = dataplane::Fd(fd);
     Status st = setup::apply(d.cfg, d.paths.state_file());
     if (!st.ok()) return st;
-    return d.role == proto::Role::Client ? links_start(d) : open_server_socket(d);
+    return d.role == proto::Role::Client ? links_start(d) : open_server_sockets(d, n);
 }
 
 }  // namespace
@@ -433,6 +592,7 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     st = bring_up(d);
     if (!st.ok()) {
         log::error("%s", st.message().c_str());
+        d.workers.resize(1);
         d.tun.reset();
         setup::undo(paths.state_file());
         pidfile::release(paths.pid_file);
@@ -440,7 +600,7 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     }
     if (role == proto::Role::Client) client_init(d);
     else server_init(d);
-    start_worker(d);
+    start_workers(d);
     d.watchdog.interval_ns = notify::watchdog_interval_ns();
     bus::start(d, dataplane::now_ns());
     if (role == proto::Role::Server) {
@@ -457,17 +617,18 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     notify::stopping();
     bus::announce_now(d, dataplane::now_ns());  // State "stopping"
 
-    stop_worker(d);
+    stop_workers(d);
     log_stats(d);
     free_sessions(d);
     links_close_all(d);
+    d.workers.resize(1);  // the other workers' queues and sockets
     d.udp.reset();
     d.tun.reset();  // the TUN device goes away with its last fd
     setup::undo(paths.state_file());
     pidfile::release(paths.pid_file);
     log::event(proto::LogLevel::Info, log::Event::Stopped, {}, "stopped; routes and firewall restored");
     bus::stop(d);  // last: `stop` waits for the name to go
-    return d.worker_result < 0 ? 1 : d.exit_code;
+    return worker_failed(d) ? 1 : d.exit_code;
 }
 
 }  // namespace onebox

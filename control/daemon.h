@@ -9,10 +9,12 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "bus.h"
 #include "dataplane/channel.h"
 #include "dataplane/fd.h"
+#include "dataplane/steering.h"
 #include "notify.h"
 #include "proto/config.h"
 #include "proto/handshake.h"
@@ -39,6 +41,19 @@ struct ClientState;
 struct ServerState;
 struct ClientLinks;
 
+// One data-plane worker as the control thread sees it. The client runs one;
+// the server one per core ([server] workers), each owning the sessions
+// dataplane::owner_of() gives it (steering.h).
+struct WorkerSlot {
+    std::unique_ptr<dataplane::Channel> channel;
+    dataplane::Fd wake;  // eventfd the worker's ring reads
+    dataplane::Fd tun;   // workers 1..n-1: their TUN queue (worker 0 uses Daemon::tun)
+    dataplane::Fd udp;   // server workers 1..n-1: their reuseport socket (worker 0: Daemon::udp)
+    std::thread thread;
+    int result = 0;
+    uint64_t beat_seen = 0;  // its heartbeat when every worker last made progress
+};
+
 struct Daemon {
     proto::Role role = proto::Role::Client;
     proto::Config cfg;
@@ -49,12 +64,13 @@ struct Daemon {
     dataplane::Fd tun;
     bool tun_offloads = false;  // the TUN has IFF_VNET_HDR and TSO (proto/tso.h)
     dataplane::Fd udp;
-    dataplane::Fd worker_wake;
-    dataplane::Fd control_wake;
+    dataplane::Fd control_wake;  // every worker's events wake the control loop here
     dataplane::Fd signals;
-    std::unique_ptr<dataplane::Channel> channel;
-    std::thread worker;
-    int worker_result = 0;
+    std::vector<std::unique_ptr<WorkerSlot>> workers;  // at least one, from open_event_fds on
+    dataplane::Channel* channel = nullptr;  // worker 0's (the client's only one)
+    dataplane::TunSteering steering;        // server with several workers
+    bool steered = false;                   // ... and it is in place
+    uint64_t progress = 0;                  // bumped when every worker's heartbeat moved
 
     // Every Session the control thread allocated and the worker has not handed
     // back yet; whatever is left is freed after the worker stops.
@@ -79,7 +95,21 @@ struct Daemon {
 int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths);
 
 // Shared helpers for the role engines.
+// A session's commands go to the worker that owns it, the others to all.
 void send_command(Daemon& d, const dataplane::Command& cmd);
+// A counter summed over the workers.
+uint64_t counter_total(const Daemon& d, dataplane::Counter c);
+// Link `i`'s counters over the workers: counts and rates summed; state,
+// RTT, loss and jitter the worst (the server's rule for its clients, per
+// worker, in counters.h).
+struct LinkTotals {
+    uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0, rate_bps = 0, pace_bps = 0;
+    uint64_t srtt_us = 0, state = 0, used = 0, loss_pm = 0, jitter_us = 0, downs = 0, stalls = 0, pmtu = 0;
+};
+LinkTotals link_totals(const Daemon& d, unsigned i);
+// Server: route tunnel address `ip` to session `id`'s worker, or stop.
+void steer_tunnel_address(Daemon& d, uint32_t ip, uint32_t id);
+void unsteer_tunnel_address(Daemon& d, uint32_t ip);
 // The one-line STATUS= for systemd: the session and its links (client), the
 // sessions served (server).
 std::string status_line(const Daemon& d);

@@ -63,6 +63,7 @@ std::vector<std::string> needing_restart(const Daemon& d, const proto::Config& f
         check(old.listen_address == fresh.listen_address, "listen_address");
         check(old.listen_port == fresh.listen_port, "listen_port");
         check(old.max_clients == fresh.max_clients, "max_clients");
+        check(old.workers == fresh.workers, "workers");
         check(old.masquerade == fresh.masquerade, "masquerade");
         check(old.nat_interface == fresh.nat_interface, "nat_interface");
     }

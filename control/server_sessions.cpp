@@ -37,7 +37,10 @@ static void forget(Daemon& d, uint32_t id, const char* why, bool tell_client = f
                    why);
     }
     auto owner = st.owner_of_ip.find(e.tunnel_ip);
-    if (owner != st.owner_of_ip.end() && owner->second == id) st.owner_of_ip.erase(owner);
+    if (owner != st.owner_of_ip.end() && owner->second == id) {
+        st.owner_of_ip.erase(owner);
+        unsteer_tunnel_address(d, e.tunnel_ip);
+    }
     st.by_id.erase(it);
     auto kind = tell_client ? dataplane::Command::Kind::CloseSession : dataplane::Command::Kind::RemoveSession;
     send_command(d, {kind, nullptr, id});
@@ -187,6 +190,7 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     if (it == st.by_id.end()) {
         st.by_id[init.session_id] = ServerEntry{s, init.tunnel_ip, hs.from, now, false};
         st.owner_of_ip[init.tunnel_ip] = init.session_id;
+        steer_tunnel_address(d, init.tunnel_ip, init.session_id);  // its downstream to its worker's TUN queue
     } else {
         it->second.addr = hs.from;  // rekey of a live session: the worker keeps its object
     }

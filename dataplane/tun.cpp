@@ -28,13 +28,14 @@ int open_with(const std::string& name, short flags) {
 
 }  // namespace
 
-int open_tun(const std::string& name, bool offloads, bool* got_offloads) {
+int open_tun(const std::string& name, bool offloads, bool* got_offloads, bool multi_queue) {
     if (got_offloads) *got_offloads = false;
     if (name.empty() || name.size() >= IFNAMSIZ) return -EINVAL;
     // IFF_NO_PI: every read is exactly one IP packet, nothing in front of it
     // (but the virtio_net_hdr, with IFF_VNET_HDR).
+    short mq = multi_queue ? IFF_MULTI_QUEUE : 0;
     if (offloads) {
-        int fd = open_with(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
+        int fd = open_with(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | mq);
         if (fd >= 0) {
             if (::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) == 0) {
                 if (got_offloads) *got_offloads = true;
@@ -43,7 +44,12 @@ int open_tun(const std::string& name, bool offloads, bool* got_offloads) {
             ::close(fd);  // the device goes with its last fd: made again below, plain
         }
     }
-    return open_with(name, IFF_TUN | IFF_NO_PI);
+    return open_with(name, IFF_TUN | IFF_NO_PI | mq);
+}
+
+int open_tun_queue(const std::string& name, bool vnet) {
+    if (name.empty() || name.size() >= IFNAMSIZ) return -EINVAL;
+    return open_with(name, IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE | (vnet ? IFF_VNET_HDR : 0));
 }
 
 }  // namespace onebox::dataplane

@@ -14,6 +14,14 @@ namespace onebox::dataplane {
 // their checksum left to finish (TUN_F_TSO4, TUN_F_CSUM; proto/tso.h).
 // *got_offloads says whether it did: a kernel that refuses TUNSETOFFLOAD
 // gets a plain TUN.
-int open_tun(const std::string& name, bool offloads = false, bool* got_offloads = nullptr);
+// With `multi_queue` the device is made with IFF_MULTI_QUEUE, and this fd is
+// its queue 0: open_tun_queue() adds queues 1, 2, ... in call order (the
+// index steering.h's program returns).
+int open_tun(const std::string& name, bool offloads = false, bool* got_offloads = nullptr,
+             bool multi_queue = false);
+
+// Attaches one more queue to multi-queue TUN `name`, with the virtio_net_hdr
+// if the first queue got offloads. Returns the fd or -errno.
+int open_tun_queue(const std::string& name, bool vnet);
 
 }  // namespace onebox::dataplane

@@ -62,11 +62,12 @@ int open_link_socket(const sockaddr_in& server, uint32_t fwmark, const char* ifn
     return fd;
 }
 
-int open_server_socket(uint32_t addr_host_order, uint16_t port) {
+int open_server_socket(uint32_t addr_host_order, uint16_t port, bool reuseport) {
     int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) return fail(fd);
     grow_buffers(fd);
     set_dont_fragment(fd);
     sockaddr_in sa{};

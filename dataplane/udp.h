@@ -11,8 +11,10 @@ namespace onebox::dataplane {
 // never into the tunnel) and connected to the server. Returns fd or -errno.
 int open_client_socket(const sockaddr_in& server, uint32_t fwmark);
 
-// Server: a socket bound to addr:port. Returns fd or -errno.
-int open_server_socket(uint32_t addr_host_order, uint16_t port);
+// Server: a socket bound to addr:port. Returns fd or -errno. With
+// `reuseport`, one of a SO_REUSEPORT group (one socket per worker, in worker
+// order: steering.h picks among them by that order).
+int open_server_socket(uint32_t addr_host_order, uint16_t port, bool reuseport = false);
 
 }  // namespace onebox::dataplane
 

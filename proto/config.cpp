@@ -261,6 +261,14 @@ std::string set_max_clients(std::string_view v, Config& c) {
     return {};
 }
 
+std::string set_workers(std::string_view v, Config& c) {
+    uint64_t n = 0;
+    if (!parse_number(v, kMaxWorkers, false, n))
+        return "workers must be 0 (one per core) to " + std::to_string(kMaxWorkers) + ", got " + shown(v);
+    c.workers = static_cast<unsigned>(n);
+    return {};
+}
+
 // One name, bare or "quoted" (read_value() took the quotes off), or a list:
 // ["wan0", "wlan0"] with bare or quoted names, comma separated (a trailing
 // comma is fine, as in TOML); [] is the empty list.
@@ -419,6 +427,7 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kServer, "listen_address", set_listen_address},
     {Section::Main, kServer, "listen_port", set_listen_port},
     {Section::Main, kServer, "max_clients", set_max_clients},
+    {Section::Main, kServer, "workers", set_workers},
     {Section::Main, kServer, "masquerade", set_masquerade},
     {Section::Main, kServer, "nat_interface", set_nat_interface},
     {Section::Tun, kBoth, "name", set_tun_name},

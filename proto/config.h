@@ -95,9 +95,14 @@ struct Config {
     uint32_t listen_address = 0; // host byte order; 0 = any
     uint16_t listen_port = 0;
     unsigned max_clients = 256;  // [server] max_clients
+    // [server] workers: data-plane workers, each pinned to a core with its own
+    // ring, TUN queue and socket; 0 = one per online core (kMaxWorkers at most).
+    unsigned workers = 0;
     bool masquerade = true;      // [server] masquerade: NAT the tunnel subnet to the internet
     std::string nat_interface;   // [server] nat_interface: restrict masquerade to this interface
 };
+
+inline constexpr unsigned kMaxWorkers = 64;
 
 struct ConfigError {
     bool ok = true;

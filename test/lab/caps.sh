@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119  # helpers with optional args
-# lab_caps: the capability the units grant is all the daemons need. Both run
+# lab_caps: the capabilities the units grant are all the daemons need. Both run
 # as root but with every capability but CAP_NET_ADMIN (TUN, routes, rules,
-# nftables, SO_MARK) out of their bounding set and no_new_privs (setpriv, as
+# nftables, SO_MARK), and the server's CAP_BPF (its workers' TUN steering),
+# out of their bounding set and no_new_privs (setpriv, as
 # CapabilityBoundingSet= and NoNewPrivileges= do under systemd). The client's
 # SO_BINDTODEVICE needs no CAP_NET_RAW on Linux 5.7 and later. The tunnel comes up, pings go through,
 # and both stop cleanly with routes and firewall restored; both take their
@@ -23,7 +24,7 @@ wrap() { # NAME REAL CAPS
   chmod +x "$LAB_DIR/$1"
 }
 wrap onebox-client "$ONEBOX_CLIENT_BIN" +net_admin
-wrap onebox-server "$ONEBOX_SERVER_BIN" +net_admin
+wrap onebox-server "$ONEBOX_SERVER_BIN" +net_admin,+bpf
 wrap onebox-client-noadmin "$ONEBOX_CLIENT_BIN" +net_raw
 REAL_CLIENT=$ONEBOX_CLIENT_BIN
 REAL_SERVER=$ONEBOX_SERVER_BIN

@@ -23,6 +23,7 @@ set(ONEBOX_LAB_TESTS
   journal:120
   offloads:120
   pmtu:120
+  workers:180
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

@@ -114,6 +114,7 @@ TEST_CASE("defaults") {
     CHECK(s.tun.netmask == ip("255.255.255.0"));
     CHECK(s.listen_address == 0);
     CHECK(s.max_clients == 256);
+    CHECK(s.workers == 0);  // one per core
     CHECK(s.masquerade);
     CHECK(s.nat_interface.empty());
 }
@@ -154,7 +155,7 @@ TEST_CASE("every key, comments, quoting and top-level keys") {
 
     const char* server =
         "[server]\nlisten_address = 192.0.2.1\nlisten_port = 51820\npreshared_key = 'single'quotes'\n"
-        "max_clients = 10\nmasquerade = false\nnat_interface = eth0\nlog_level = error\n"
+        "max_clients = 10\nmasquerade = false\nnat_interface = eth0\nlog_level = error\nworkers = 3\n"
         "[server.tun]\nip = 10.9.0.1\nnetmask = 255.255.255.252\nmtu = 1500\n";
     Config s;
     const ConfigError se = parse_config(server, Role::Server, s);
@@ -163,6 +164,7 @@ TEST_CASE("every key, comments, quoting and top-level keys") {
     CHECK(s.listen_port == 51820);
     CHECK(s.preshared_key == "'single'quotes'");  // only double quotes are special
     CHECK(s.max_clients == 10);
+    CHECK(s.workers == 3);
     CHECK_FALSE(s.masquerade);
     CHECK(s.nat_interface == "eth0");
     CHECK(s.log_level == LogLevel::Error);
@@ -438,6 +440,9 @@ TEST_CASE("bad configs: line, key and message") {
         {Role::Client, cl + "mode = Bond\n", 5, "client.mode", "bond, round-robin, redundant or backup"},
         {Role::Server, sv + "mode = bond\n", 4, "server.mode", "client setting"},
         {Role::Server, sv + "max_clients = 0\n", 4, "server.max_clients", "1-65535"},
+        {Role::Server, sv + "workers = 65\n", 4, "server.workers", "workers must be 0 (one per core) to 64, got \"65\""},
+        {Role::Server, sv + "workers = -1\n", 4, "server.workers", "0 (one per core) to 64"},
+        {Role::Client, cl + "workers = 2\n", 5, "client.workers", "server setting"},
         {Role::Client, cl + "[client.tun]\nname = \"onebox0\n", 6, "client.tun.name", "missing closing quote"},
         {Role::Client, cl + "[client.tun]\nname = \"x\" y\n", 6, "client.tun.name", "unexpected text after closing quote"},
         {Role::Client, "[client]\nserver_address = 1.2.3.4\nserver_port = 1\n", 0, "", "missing preshared_key"},
