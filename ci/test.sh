@@ -5,14 +5,18 @@
 #      unit tests, fuzz corpus replays, lab (network namespace) tests;
 #   2. a clang libFuzzer build in build-fuzz/ and its fuzz_* tests
 #      (ONEBOX_FUZZ_SECONDS each);
-#   3. the Debian package: ci/package.sh (build-deb/, Debian's flags, cpack,
+#   3. sanitizers: build-asan/ (ASan+UBSan) with the unit tests, fuzz corpus
+#      replays and every lab test; build-tsan/ (TSan) with the unit tests and
+#      the lab tests that drive the data plane; any sanitizer report fails;
+#   4. the Debian package: ci/package.sh (build-deb/, Debian's flags, cpack,
 #      lintian without errors or warnings), counted as one check;
-#   4. the aarch64 cross build: ci/cross.sh (arm64 toolchain and -dev packages,
+#   5. the aarch64 cross build: ci/cross.sh (arm64 toolchain and -dev packages,
 #      build-arm64/ and its .deb), then its unit tests and fuzz corpus
 #      replays under qemu-aarch64 through CTest.
 # Prints "N passed, N failed" over all of them; exits non-zero on any failure.
 # Env: ONEBOX_FUZZ_SECONDS (20), CTEST_JOBS (nproc), SKIP_FUZZ=1 to skip step 2,
-#      SKIP_PACKAGE=1 step 3, SKIP_CROSS=1 step 4, SKIP_DEPS=1 step 0.
+#      SKIP_SANITIZE=1 step 3, SKIP_PACKAGE=1 step 4, SKIP_CROSS=1 step 5,
+#      SKIP_DEPS=1 step 0.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 [ "${SKIP_DEPS:-0}" = 1 ] || bash ci/deps.sh || exit 1
@@ -76,6 +80,43 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   else
     build_failed "build-fuzz/ configure"
   fi
+fi
+
+# sanitized LABEL DIR CMAKE_OPTION [ctest args...]: builds DIR with the
+# sanitizer option and runs its CTest suite (the lab tests start DIR's
+# daemons) with every sanitizer report written to a fresh directory; each
+# report counts as a failure, whatever the test made of it.
+sanitized() {
+  local label=$1 dir=$2 opt=$3 reports f
+  shift 3
+  echo "=== $dir/ ($label)"
+  if ! { cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$opt" && cmake --build "$dir"; }; then
+    build_failed "$dir/"
+    return
+  fi
+  reports=$(mktemp -d /tmp/onebox-sanitizer.XXXXXX)
+  export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
+  export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
+  export TSAN_OPTIONS="log_path=$reports/tsan:second_deadlock_stack=1"
+  run_ctest "$label" "$dir" "$@"
+  unset ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
+  for f in "$reports"/*; do
+    [ -e "$f" ] || continue
+    echo "--- sanitizer report $f:"
+    head -n 40 "$f"
+    FAILED=$((FAILED + 1)); FAILURES+=("$label: sanitizer report $(basename "$f")")
+  done
+  rm -rf "$reports"
+}
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  # ASan+UBSan: the unit tests, fuzz corpus replays and every lab test.
+  sanitized asan build-asan -DONEBOX_SANITIZE=ON -E '^(bench_|units_verify|man_lint|deb_install|meta_onebox)'
+  # TSan: the lab tests that run the data plane hardest beside the control
+  # thread (traffic both ways, several clients and workers, link failures,
+  # restarts, D-Bus reads of live counters).
+  sanitized tsan build-tsan -DONEBOX_TSAN=ON \
+    -R '^(unit|lab_(iperf|two_clients|workers|failover|multilink|offloads|server_restart|client_restart|dbus|notify))$'
 fi
 
 if [ "${SKIP_PACKAGE:-0}" != 1 ]; then

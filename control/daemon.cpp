@@ -24,6 +24,7 @@
 #include "dataplane/worker.h"
 #include "log.h"
 #include "pidfile.h"
+#include "privileges.h"
 #include "proto/link_health.h"
 #include "reload.h"
 #include "server_sessions.h"
@@ -598,6 +599,10 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
         pidfile::release(paths.pid_file);
         return 1;
     }
+    // Set-up done: keep only what the running daemon uses, before any
+    // worker thread exists (capabilities are per thread; they inherit these).
+    st = privileges::drop(d.steered);
+    if (!st.ok()) log::warn("%s; going on with the capabilities it was started with", st.message().c_str());
     if (role == proto::Role::Client) client_init(d);
     else server_init(d);
     start_workers(d);

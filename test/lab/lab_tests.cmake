@@ -24,6 +24,8 @@ set(ONEBOX_LAB_TESTS
   offloads:120
   pmtu:120
   workers:180
+  privileges:120
+  faults:300
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})
