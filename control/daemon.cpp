@@ -338,6 +338,7 @@ void log_stats(const Daemon& d) {
     line += " handshake_replayed=" + std::to_string(c.handshake_replayed);
     line += " handshake_malformed=" + std::to_string(c.handshake_malformed);
     line += " handshake_refused=" + std::to_string(c.handshake_refused);
+    line += " handshake_ratelimited=" + std::to_string(c.handshake_ratelimited);
     log::info("%s", line.c_str());
 }
 

@@ -35,6 +35,7 @@ struct ControlCounters {
     uint64_t handshake_replayed = 0;
     uint64_t handshake_malformed = 0;
     uint64_t handshake_refused = 0;
+    uint64_t handshake_ratelimited = 0;  // valid Inits over their source's rate (proto/ratelimit.h)
 };
 
 struct ClientState;

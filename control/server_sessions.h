@@ -9,6 +9,7 @@
 
 #include "dataplane/session.h"
 #include "proto/handshake.h"
+#include "proto/ratelimit.h"
 #include "proto/link_health.h"
 
 namespace onebox {
@@ -46,7 +47,8 @@ struct ServerState {
     std::unique_ptr<proto::InitGuard> guard = std::make_unique<proto::InitGuard>();
     std::unordered_map<uint32_t, ServerEntry> by_id;
     std::unordered_map<uint32_t, uint32_t> owner_of_ip;  // tunnel ip -> session id
-    RateLimitedLog bad_mac_log, replay_log, malformed_log;
+    RateLimitedLog bad_mac_log, replay_log, malformed_log, rate_log;
+    proto::SourceRateLimit per_source;  // handshakes a source may start per second
 };
 
 }  // namespace onebox

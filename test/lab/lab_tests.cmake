@@ -26,6 +26,7 @@ set(ONEBOX_LAB_TESTS
   workers:180
   privileges:120
   faults:300
+  flood:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})
