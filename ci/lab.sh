@@ -375,11 +375,12 @@ lab_check_binaries() {
 
 # lab_start_daemon KIND(client|server) NAME ROLE CONF: starts it in the background
 # in ROLE's namespace; log $LAB_DIR/NAME.log (appended, a marker line per start),
-# pid file $LAB_DIR/NAME.pid. The pid is in LAB_DPID[NAME].
+# pid file (and the state file beside it) ${LAB_PID_DIR:-$LAB_DIR}/NAME.pid. The
+# pid is in LAB_DPID[NAME].
 lab_start_daemon() {
   local kind=$1 name=$2 role=$3 conf=$4 bin
   [ "$kind" = client ] && bin=$ONEBOX_CLIENT_BIN || bin=$ONEBOX_SERVER_BIN
-  local log=$LAB_DIR/$name.log pidf=$LAB_DIR/$name.pid
+  local log=$LAB_DIR/$name.log pidf=${LAB_PID_DIR:-$LAB_DIR}/$name.pid
   touch "$log"
   LAB_LOGBASE[$name]=$(wc -l <"$log")
   printf '### lab: start %s in %s at %s\n' "$name" "$(lab_ns "$role")" "$(date +%s.%N)" >>"$log"
@@ -394,7 +395,7 @@ start_server() { lab_start_daemon server "${1:-server}" srv "${2:-$LAB_DIR/serve
 start_client() { lab_start_daemon client "${1:-client}" "${2:-cli}" "${3:-$LAB_DIR/client.conf}"; }
 
 lab_log_file() { printf '%s/%s.log' "$LAB_DIR" "$1"; }
-lab_pid_file() { printf '%s/%s.pid' "$LAB_DIR" "$1"; }
+lab_pid_file() { printf '%s/%s.pid' "${LAB_PID_DIR:-$LAB_DIR}" "$1"; }
 daemon_pid() { printf '%s' "${LAB_DPID[$1]:-}"; }
 
 _lab_running() { # PID: alive and not a zombie

@@ -27,6 +27,7 @@ set(ONEBOX_LAB_TESTS
   privileges:120
   faults:300
   flood:120
+  storage:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})
