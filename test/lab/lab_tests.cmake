@@ -28,6 +28,7 @@ set(ONEBOX_LAB_TESTS
   faults:300
   flood:120
   storage:120
+  restart_tcp:150
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2119  # helpers with optional args
+# lab_restart_tcp: a TCP download through the tunnel (iperf3 -R, 10 s) while
+# a daemon restarts (SIGTERM, then started again at once), with a ping every
+# 20 ms beside it; each time the pings must come back within 2 s.
+#   A. the client restarts: the download must finish without an error and
+#      keep moving data (it gets its tunnel address back; the server's NAT
+#      mapping is kernel state that never went away);
+#   B. the server restarts, with the NAT its operator keeps (masquerade =
+#      false and a masquerade rule of their own): the download must survive;
+#   C. the server restarts with its own masquerade (the default): printed,
+#      not asserted. Its nftables table goes at stop, as everything it set
+#      up does, and with it the namespace's last NAT hook: the internet's
+#      segments of the connection reach the server's own stack untranslated
+#      during the gap and are answered with RST (README, "Hardening").
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
+source "$HERE/../../ci/lab.sh"
+lab_test_init restart_tcp
+fails=()
+LIMIT=2
+lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
+
+# back_after PINGLOG T0: seconds from T0 to the first ping reply after it.
+back_after() {
+  local first=""
+  for _ in $(seq 100); do
+    first=$(awk -v t0="$2" '/bytes from/ { ts = substr($1, 2, length($1) - 2); if (ts + 0 > t0 + 0) { print ts; exit } }' "$1")
+    [ -n "$first" ] && break
+    sleep 0.1
+  done
+  [ -n "$first" ] && awk -v a="$2" -v b="$first" 'BEGIN { printf "%.2f", b - a }'
+}
+
+# download_across NAME WHO(client|server): restart WHO 4 s into a 10 s
+# download; sets SURVIVED (1/0) and prints what happened.
+download_across() {
+  local name=$1 who=$2 pinglog=$LAB_DIR/ping-$1.out json=$LAB_DIR/iperf-$1.json t0 t_start took rc summary
+  lab_bg cli "$pinglog" timeout 30 stdbuf -oL ping -n -D -O -i 0.02 -W 1 -w 12 "$LAB_INET_IP"
+  local ping_pid=$LAB_LAST_BG
+  t_start=$(date +%s.%N)
+  lab_bg cli "$json" timeout 40 iperf3 -c "$LAB_INET_IP" -p 5201 -R -t 10 -i 0.5 -J
+  local iperf_pid=$LAB_LAST_BG
+  sleep 4
+  if [ "$who" = server ]; then
+    stop_server >/dev/null || fails+=("$name: server did not stop")
+    t0=$(date +%s.%N)  # from the moment it is gone
+    start_server
+  else
+    stop_client >/dev/null || fails+=("$name: client did not stop")
+    t0=$(date +%s.%N)
+    start_client
+    wait_tunnel client 10 || fails+=("$name: client did not come back")
+  fi
+  took=$(back_after "$pinglog" "$t0")
+  wait "$iperf_pid"; rc=$?
+  wait "$ping_pid" 2>/dev/null
+  summary=$("$LAB_PY" - "$json" "$t_start" "$t0" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+if d.get("error"):
+    print("0 error: " + d["error"]); sys.exit()
+t0, back = float(sys.argv[2]), float(sys.argv[3])
+after = sum(i["sum"]["bytes"] for i in d.get("intervals", []) if i["sum"]["start"] > back - t0 + 2.5)
+print("%d %.1f Mbit/s over the run, %.1f MB from 2.5 s after the restart on" % (1 if after > 0 else 0,
+      d["end"]["sum_received"]["bits_per_second"] / 1e6, after / 1e6))
+PY
+)
+  SURVIVED=${summary%% *}
+  [ "$rc" = 0 ] || SURVIVED=0
+  echo "measured: $name: pings back ${took:-never} s after the restart; download (iperf3 exit $rc): ${summary#* }"
+  awk -v t="${took:-99}" -v l="$LIMIT" 'BEGIN { exit !(t <= l) }' || fails+=("$name: pings back ${took:-never} s after the restart")
+}
+
+lab_tunnel_up || lab_fail "tunnel did not come up"
+download_across "A. client restart" client
+[ "$SURVIVED" = 1 ] || fails+=("A: the download did not survive a client restart")
+
+stop_server >/dev/null
+sed -i 's/^\[server\]$/[server]\nmasquerade = false/' "$LAB_DIR/server.conf"
+lab_exec srv nft -f - <<'NFT' || lab_fail "operator NAT rule"
+table ip operator {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 10.0.0.0/24 oifname != "onebox0" masquerade
+  }
+}
+NFT
+start_server
+wait_tunnel client 10 || lab_fail "tunnel did not come back with masquerade = false"
+lab_ping cli "$LAB_INET_IP" 20 || lab_fail "no ping through the operator's NAT"
+download_across "B. server restart, operator's NAT" server
+[ "$SURVIVED" = 1 ] || fails+=("B: the download did not survive a server restart with the operator's NAT")
+
+stop_server >/dev/null
+lab_exec srv nft delete table ip operator
+write_server_conf "$LAB_DIR/server.conf"
+start_server
+lab_ping cli "$LAB_INET_IP" 20 || lab_fail "no ping with the server's own masquerade again"
+download_across "C. server restart, its own masquerade" server
+echo "measured: C: the download $([ "$SURVIVED" = 1 ] && echo survived || echo "did not survive (RST from the server's stack while no NAT hook was left)")"
+
+if [ ${#fails[@]} -gt 0 ]; then printf 'FAIL: %s\n' "${fails[@]}"; exit 1; fi
+echo "PASS: restarts: the tunnel back within ${LIMIT} s; TCP survives a client restart and a server restart under the operator's NAT"
