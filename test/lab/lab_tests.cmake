@@ -29,6 +29,7 @@ set(ONEBOX_LAB_TESTS
   flood:120
   storage:120
   restart_tcp:150
+  load:180
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})
