@@ -97,6 +97,7 @@ Counts all_counters(const Daemon& d) {
     out.emplace_back("handshake_malformed", c.handshake_malformed);
     out.emplace_back("handshake_refused", c.handshake_refused);
     out.emplace_back("handshake_ratelimited", c.handshake_ratelimited);
+    out.emplace_back("handshake_full", c.handshake_full);
     return out;
 }
 

@@ -339,6 +339,7 @@ void log_stats(const Daemon& d) {
     line += " handshake_malformed=" + std::to_string(c.handshake_malformed);
     line += " handshake_refused=" + std::to_string(c.handshake_refused);
     line += " handshake_ratelimited=" + std::to_string(c.handshake_ratelimited);
+    line += " handshake_full=" + std::to_string(c.handshake_full);
     log::info("%s", line.c_str());
 }
 

@@ -36,6 +36,7 @@ struct ControlCounters {
     uint64_t handshake_malformed = 0;
     uint64_t handshake_refused = 0;
     uint64_t handshake_ratelimited = 0;  // valid Inits over their source's rate (proto/ratelimit.h)
+    uint64_t handshake_full = 0;         // ... refused: max_clients sessions held (also in handshake_refused)
 };
 
 struct ClientState;

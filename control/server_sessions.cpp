@@ -71,6 +71,8 @@ static bool speaks_from(const ServerEntry& e, const sockaddr_in& from) {
     return false;
 }
 
+static void log_rejection(RateLimitedLog& rl, uint64_t now, const sockaddr_in& from, const char* why);
+
 // Decides whether session `id` may have tunnel address `ip`, freeing the
 // address from a dead session if that is what holds it.
 static proto::RespStatus claim_address(Daemon& d, uint32_t id, uint32_t ip, uint64_t now,
@@ -106,8 +108,14 @@ static proto::RespStatus claim_address(Daemon& d, uint32_t id, uint32_t ip, uint
         }
         if (e.tunnel_ip != ip) forget(d, id, "the client asked for another address");
     }
-    if (st.by_id.find(id) == st.by_id.end() && st.by_id.size() >= d.cfg.max_clients)
+    if (st.by_id.find(id) == st.by_id.end() && st.by_id.size() >= d.cfg.max_clients) {
+        // The table's bound, half-open handshakes included: counted, and said
+        // at most once a second.
+        ++d.stats.handshake_full;
+        std::string why = "the server holds max_clients (" + std::to_string(d.cfg.max_clients) + ") sessions";
+        log_rejection(st.full_log, now, from, why.c_str());
         return proto::RespStatus::ServerFull;
+    }
     return proto::RespStatus::Ok;
 }
 

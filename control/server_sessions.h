@@ -47,7 +47,7 @@ struct ServerState {
     std::unique_ptr<proto::InitGuard> guard = std::make_unique<proto::InitGuard>();
     std::unordered_map<uint32_t, ServerEntry> by_id;
     std::unordered_map<uint32_t, uint32_t> owner_of_ip;  // tunnel ip -> session id
-    RateLimitedLog bad_mac_log, replay_log, malformed_log, rate_log;
+    RateLimitedLog bad_mac_log, replay_log, malformed_log, rate_log, full_log;
     proto::SourceRateLimit per_source;  // handshakes a source may start per second
 };
 

@@ -8,7 +8,9 @@
 # session and keeps it to the end (replies within the last 3 s), at least
 # 99 % of the echo requests are answered, the server does each handshake
 # once (handshake_ok = clients), and its resident memory is flat over the
-# last 45 s (at most 2 MiB more than 15 s in).
+# last 45 s (at most 2 MiB more than 15 s in). With max_clients = clients,
+# one client more is then refused (status server-full), counted
+# (handshake_full) and logged.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
@@ -20,7 +22,7 @@ SECS=${LOAD_SECONDS:-60}
 GEN=$ONEBOX_BUILD/loadgen
 [ -x "$GEN" ] || lab_fail "$GEN not built (ninja loadgen)"
 
-sed -i 's/^netmask = "255.255.255.0"$/netmask = "255.255.0.0"/; s/^\[server\]$/[server]\nmax_clients = 1024/' "$LAB_DIR/server.conf"
+sed -i -e 's/^netmask = "255.255.255.0"$/netmask = "255.255.0.0"/' -e "s/^\\[server\\]\$/[server]\\nmax_clients = $CLIENTS/" "$LAB_DIR/server.conf"
 for i in $(seq 100 199); do lab_exec inet ip addr add "192.0.2.$i/24" dev eth0 || lab_fail "address 192.0.2.$i"; done
 start_server
 sleep 0.5
@@ -51,6 +53,15 @@ else
   [ "${rss_end:-0}" -le $(( ${rss15:-0} + 2048 )) ] || fails+=("server RSS grew from $rss15 to $rss_end kB")
 fi
 daemon_alive server || fails+=("the server died")
+
+# The table is full now (max_clients = CLIENTS, and loadgen's sessions are
+# held until they fall silent for 180 s): one more is refused, counted, said.
+ans=$(lab_exec inet "$ONEBOX_BUILD/hs_probe" "$LAB_SERVER_IP" "$LAB_PORT" "$LAB_PSK" 0badc0de 10.0.9.9 2>&1)
+s2=$(daemon_stats server) || lab_fail "no stats from the server"
+echo "measured: one client more: hs_probe says '$ans'; handshake_full $(stat_get "$s2" handshake_full); server: $(grep -o 'rejected: the server holds.*' "$(lab_log_file server)" | tail -n 1)"
+[ "$ans" = "status server-full" ] || fails+=("client $((CLIENTS + 1)) was not refused as server-full: $ans")
+[ "$(stat_get "$s2" handshake_full)" = 1 ] || fails+=("handshake_full is not 1")
+grep -q "rejected: the server holds max_clients ($CLIENTS) sessions" "$(lab_log_file server)" || fails+=("the server did not say it was full")
 
 if [ ${#fails[@]} -gt 0 ]; then printf 'FAIL: %s\n' "${fails[@]}"; exit 1; fi
 echo "PASS: $CLIENTS clients x 2 links for ${SECS} s: every session kept, memory flat"
