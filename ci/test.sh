@@ -95,6 +95,7 @@ sanitized() {
     return
   fi
   reports=$(mktemp -d /tmp/onebox-sanitizer.XXXXXX)
+  chmod 1777 "$reports"  # some tests run the tools as nobody
   export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
   export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
   export TSAN_OPTIONS="log_path=$reports/tsan:second_deadlock_stack=1"

@@ -101,7 +101,10 @@ LinkTotals link_totals(const Daemon& d, unsigned i) {
         sum(t.rx_bytes, l.rx_bytes), sum(t.rate_bps, l.rate_bps), sum(t.pace_bps, l.pace_bps);
         sum(t.downs, l.downs), sum(t.stalls, l.stalls);
         worst(t.srtt_us, l.srtt_us), worst(t.state, l.state), worst(t.used, l.used);
-        worst(t.loss_pm, l.loss_pm), worst(t.jitter_us, l.jitter_us), worst(t.pmtu, l.pmtu);
+        worst(t.loss_pm, l.loss_pm), worst(t.jitter_us, l.jitter_us);
+        // Each worker's pmtu is the smallest over its sessions (0 = none): so is the total.
+        uint64_t pmtu = l.pmtu.load(std::memory_order_relaxed);
+        if (pmtu && (t.pmtu == 0 || pmtu < t.pmtu)) t.pmtu = pmtu;
     }
     return t;
 }
@@ -218,9 +221,13 @@ Status open_server_sockets(Daemon& d, unsigned n) {
         return st;
     }
     log::warn("%s: running one data-plane worker instead of %u", st.message().c_str(), n);
+    // Undo what was set up: the other queues and sockets, the TUN program,
+    // and socket 0's place in a reuseport group no other socket should join.
     d.workers.resize(1);
+    if (d.steering.prog.valid()) dataplane::detach_tun_steering(d.tun.get());
     d.steering = {};
-    return Status::success();
+    d.udp.reset();
+    return open_server_socket(d, false, d.udp);
 }
 
 // The i-th CPU this process may run on (worker i is pinned there), or -1.

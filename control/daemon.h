@@ -102,8 +102,8 @@ void send_command(Daemon& d, const dataplane::Command& cmd);
 // A counter summed over the workers.
 uint64_t counter_total(const Daemon& d, dataplane::Counter c);
 // Link `i`'s counters over the workers: counts and rates summed; state,
-// RTT, loss and jitter the worst (the server's rule for its clients, per
-// worker, in counters.h).
+// RTT, loss and jitter the worst, the path MTU the smallest (the server's
+// rule for its clients, per worker, in counters.h).
 struct LinkTotals {
     uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0, rate_bps = 0, pace_bps = 0;
     uint64_t srtt_us = 0, state = 0, used = 0, loss_pm = 0, jitter_us = 0, downs = 0, stalls = 0, pmtu = 0;

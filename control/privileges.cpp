@@ -37,20 +37,25 @@ Status drop(bool keep_bpf) {
     CapSets now;
     if (syscall(SYS_capget, &now.hdr, now.data) < 0) return Status::fail(errno, "read the capabilities");
     uint64_t permitted = join(now.data[0].permitted, now.data[1].permitted);
+    uint64_t effective = join(now.data[0].effective, now.data[1].effective);
     uint64_t keep = bit(CAP_NET_ADMIN) | (keep_bpf ? bit(CAP_BPF) : 0);
     keep &= permitted;
 
-    // The bounding set needs CAP_SETPCAP to shrink; under systemd's
-    // CapabilityBoundingSet= it is small already and CAP_SETPCAP is not in it.
-    if (permitted & bit(CAP_SETPCAP)) {
-        for (int cap = 0, last = last_cap(); cap <= last; ++cap) {
+    // The bounding set needs CAP_SETPCAP in effect to shrink; under systemd's
+    // CapabilityBoundingSet= it is small already and CAP_SETPCAP is not in
+    // it. A failure here is reported, but the sets below are dropped anyway:
+    // they are what the running daemon could use.
+    Status bounding = Status::success();
+    if (effective & bit(CAP_SETPCAP)) {
+        for (int cap = 0, last = last_cap(); cap <= last && bounding.ok(); ++cap) {
             if (keep & bit(cap)) continue;
             if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-                return Status::fail(errno, "drop capability " + std::to_string(cap) + " from the bounding set");
+                bounding = Status::fail(errno, "drop capability " + std::to_string(cap) + " from the bounding set");
         }
     }
+    Status ambient = Status::success();
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-        return Status::fail(errno, "clear the ambient capabilities");
+        ambient = Status::fail(errno, "clear the ambient capabilities");
 
     CapSets want;
     for (int i = 0; i < 2; ++i) {
@@ -61,7 +66,7 @@ Status drop(bool keep_bpf) {
     }
     if (syscall(SYS_capset, &want.hdr, want.data) < 0) return Status::fail(errno, "drop capabilities");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return Status::fail(errno, "set no_new_privs");
-    return Status::success();
+    return !bounding.ok() ? bounding : ambient;
 }
 
 }  // namespace onebox::privileges

@@ -156,16 +156,17 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
         ++d.stats.handshake_malformed;
         return log_rejection(st.malformed_log, now, hs.from, proto::hs_error_name(err));
     }
-    // Before the replay guard and any Diffie-Hellman: a key holder flooding
-    // from one address gets 20 a second (a real client sends one a second
-    // at most).
-    if (!st.per_source.allow(ntohl(hs.from.sin_addr.s_addr), now)) {
-        ++d.stats.handshake_ratelimited;
-        return log_rejection(st.rate_log, now, hs.from, "too many handshakes from this address");
-    }
+    // Replays first (cheap, and a captured Init replayed from its client's
+    // address must not use up that address's tokens), then, before any
+    // Diffie-Hellman, the per-source rate: a key holder flooding from one
+    // address gets 20 a second (a real client sends one a second at most).
     if (st.guard->accept(init) != proto::HsError::Ok) {
         ++d.stats.handshake_replayed;
         return log_rejection(st.replay_log, now, hs.from, "replayed");
+    }
+    if (!st.per_source.allow(ntohl(hs.from.sin_addr.s_addr), now)) {
+        ++d.stats.handshake_ratelimited;
+        return log_rejection(st.rate_log, now, hs.from, "too many handshakes from this address");
     }
 
     proto::RespMsg resp;

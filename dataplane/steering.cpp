@@ -92,6 +92,11 @@ int open_tun_steering(int tun_fd, unsigned max_entries, TunSteering& out) {
     return 0;
 }
 
+int detach_tun_steering(int tun_fd) {
+    int none = -1;
+    return ::ioctl(tun_fd, TUNSETSTEERINGEBPF, &none) < 0 ? -errno : 0;
+}
+
 int steer_address(const TunSteering& s, uint32_t ip, uint32_t queue) {
     bpf_attr attr{};
     attr.map_fd = uint32_t(s.map.get());

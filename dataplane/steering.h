@@ -35,6 +35,9 @@ struct TunSteering {
 // attaches it to the multi-queue TUN `tun_fd` belongs to. 0 or -errno.
 int open_tun_steering(int tun_fd, unsigned max_entries, TunSteering& out);
 
+// Takes the program off the TUN again (a fallback to one worker). 0 or -errno.
+int detach_tun_steering(int tun_fd);
+
 // Points tunnel address `ip` (host order) at TUN queue `queue`, or forgets it.
 // 0 or -errno.
 int steer_address(const TunSteering& s, uint32_t ip, uint32_t queue);

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <poll.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,6 +169,11 @@ int main(int argc, char** argv) {
     }
     PskKey psk;
     if (!derive_psk_key(argv[3], psk)) return 2;
+    rlimit nofile{};  // two sockets per client: as many fds as the hard limit allows
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     std::vector<Client> cs(clients);
     std::vector<pollfd> pfds;
     std::vector<unsigned> owner;
