@@ -67,6 +67,7 @@ static void push_command(WorkerSlot& w, const dataplane::Command& cmd) {
     // so wait (a worker that stays stuck is the watchdog's business).
     uint64_t one = 1;
     for (int tries = 0; !w.channel->commands.push(cmd); ++tries) {
+        if (w.result.load() < 0) return;  // it failed and is gone; the daemon is shutting down
         if (tries == 1000) log::error("worker has not taken a command for 1 s; still waiting");
         [[maybe_unused]] ssize_t r = ::write(w.wake.get(), &one, sizeof one);
         usleep(1000);
@@ -262,9 +263,10 @@ void start_workers(Daemon& d) {
         // get a core each.
         wc.cpu = d.workers.size() > 1 ? nth_cpu(i) : -1;
         w.thread = std::thread([&w, wc] {
-            w.result = dataplane::run_worker(wc, *w.channel);
-            if (w.result < 0) {
-                log::error("Failed to start the data plane: %s", std::strerror(-w.result));
+            int r = dataplane::run_worker(wc, *w.channel);
+            w.result.store(r);
+            if (r < 0) {
+                log::error("Failed to start the data plane: %s", std::strerror(-r));
                 ::kill(::getpid(), SIGTERM);  // nothing works without it: shut down cleanly
             }
         });
@@ -288,7 +290,7 @@ void stop_workers(Daemon& d) {
 
 bool worker_failed(const Daemon& d) {
     for (const auto& w : d.workers)
-        if (w->result < 0) return true;
+        if (w->result.load() < 0) return true;
     return false;
 }
 

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -52,7 +53,7 @@ struct WorkerSlot {
     dataplane::Fd tun;   // workers 1..n-1: their TUN queue (worker 0 uses Daemon::tun)
     dataplane::Fd udp;   // server workers 1..n-1: their reuseport socket (worker 0: Daemon::udp)
     std::thread thread;
-    int result = 0;
+    std::atomic<int> result{0};  // run_worker's, set by the worker thread
     uint64_t beat_seen = 0;  // its heartbeat when every worker last made progress
 };
 
