@@ -29,6 +29,8 @@ void client_init(Daemon& d) {
 
 static void send_init(Daemon& d, uint64_t now) {
     ClientState& c = *d.client;
+    // Holding a session, we ask to go on with it: if the server holds it
+    // too, both ends keep their sequence numbers and nothing in flight is lost.
     if (c.sent.session_id != proto::kInvalidSessionId) {
         c.prev_sent = c.sent;
         c.prev_eph = c.eph;
@@ -45,6 +47,7 @@ static void send_init(Daemon& d, uint64_t now) {
     c.last_timestamp = std::max(c.last_timestamp + 1, wall_clock_ns());
     c.sent.timestamp = c.last_timestamp;
     c.sent.tunnel_ip = d.cfg.tun.ip;
+    c.sent.flags = c.live ? proto::kInitFlagContinue : 0;
     uint8_t pkt[proto::kInitSize];
     proto::write_init(d.psk, c.sent, pkt);
 
@@ -74,6 +77,16 @@ static bool server_silent(const Daemon& d, uint64_t now) {
     return dataplane::elapsed(now, last) > kServerSilence;
 }
 
+// New keys are due: by age, or by the packets sealed and opened under them.
+// The worker publishes its count each tick; for a second after a rekey that
+// count may still be the old key's, so it is not looked at then.
+static bool rekey_due(const Daemon& d, uint64_t now) {
+    const ClientState& c = *d.client;
+    uint64_t age = dataplane::elapsed(now, c.established_at);
+    if (age >= d.cfg.rekey_interval_ns) return true;
+    return age >= kRekeyCountSettle && c.live->key_uses.load(std::memory_order_relaxed) >= d.cfg.rekey_packets;
+}
+
 void client_tick(Daemon& d, uint64_t now) {
     ClientState& c = *d.client;
     if (c.waiting && dataplane::elapsed(now, c.sent_at) >= c.retry_delay) {
@@ -85,8 +98,11 @@ void client_tick(Daemon& d, uint64_t now) {
                       format_addr(d.server_addr).c_str());
     }
     if (c.waiting || now < c.next_attempt) return;
-    if (c.live && !c.server_closed && !server_silent(d, now)) return;
-    if (c.live && c.attempts == 0 && !c.server_closed) {
+    bool connected = client_connected(d, now);
+    if (connected && !rekey_due(d, now)) return;
+    if (connected) {
+        if (c.attempts == 0) log::debug("session %s: rekeying", session_hex(c.session_id).c_str());
+    } else if (c.live && c.attempts == 0 && !c.server_closed) {
         std::string addr = format_addr(d.server_addr);
         log::event(proto::LogLevel::Warn, log::Event::Disconnected, {nullptr, nullptr, addr.c_str()},
                    "server %s silent for %.1f s: handshaking again", addr.c_str(), double(kServerSilence) / 1e9);
@@ -94,17 +110,20 @@ void client_tick(Daemon& d, uint64_t now) {
     send_init(d, now);
 }
 
-static void install(Daemon& d, const proto::SessionKeys& keys, uint64_t now) {
+// `continued`: the server said the session goes on, so the worker gives
+// the live session the new keys and keeps everything else; otherwise a
+// fresh session replaces it.
+static void install(Daemon& d, const proto::SessionKeys& keys, bool continued, uint64_t now) {
     ClientState& c = *d.client;
     dataplane::Session* s = new_session(d);
     s->id = c.session_id;
     s->tunnel_ip = d.cfg.tun.ip;
     s->peer = d.server_addr;
-    s->current = keys;
-    s->has_current = true;
+    s->keys.start(keys);
+    s->rekey = continued;
     s->confirmed.store(true);
     send_command(d, {dataplane::Command::Kind::InstallSession, s, s->id});
-    c.live = s;
+    if (!continued) c.live = s;  // a carrier of keys is handed back, the live one stays
     c.established_at = now;
     c.server_closed = false;
 }
@@ -165,9 +184,16 @@ void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
         return;
     }
     ++d.stats.handshake_ok;
-    install(d, keys, now);
+    // The flag is only good in an answer to an Init that asked (read_resp),
+    // and we ask only while holding a session.
+    const bool continued = (resp.flags & proto::kRespFlagContinued) && c.live;
+    install(d, keys, continued, now);
     c.retry_delay = kFirstRetry;
     c.attempts = 0;
+    if (continued) {
+        log::debug("session %s rekeyed", session_hex(c.session_id).c_str());
+        return;
+    }
     notify::ready(status_line(d));
     std::string addr = format_addr(d.server_addr);
     std::string id = session_hex(c.session_id);

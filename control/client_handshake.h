@@ -14,6 +14,9 @@ constexpr uint64_t kMaxRetry = 2000 * kMs;     // cap: back within ~2 s of the s
 // The server sends a keepalive after 1 s of silence, so 3.5 s without
 // anything means it lost our session (restart) or the path is gone.
 constexpr uint64_t kServerSilence = 3500 * kMs;
+// After a rekey the worker's published packet count is the old key's until
+// its next tick; a rekey by count waits this long before reading it.
+constexpr uint64_t kRekeyCountSettle = 1000 * kMs;
 
 struct ClientState {
     uint32_t session_id = 0;        // random, kept for the life of the process

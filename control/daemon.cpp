@@ -585,12 +585,16 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
         log::error("Failed to initialise libsodium");
         return 1;
     }
-    bool derived = proto::derive_psk_key(cfg.preshared_key, d.psk);
-    // Only the derived key is needed from here on; the passphrase goes.
+    // A server that lists its clients' own keys may have no shared one.
+    const bool shared = !cfg.preshared_key.empty();
+    bool derived = !shared || proto::derive_psk_key(cfg.preshared_key, d.psk);
+    // Only the derived keys are needed from here on; the passphrases go.
     wipe_string(cfg.preshared_key);
+    ClientKeys client_keys;
+    Status keys_st = derive_client_keys(cfg.clients, nullptr, client_keys);
     d.cfg = cfg;
-    if (!derived) {
-        log::error("Failed to derive the key from preshared_key: out of memory");
+    if (!derived || !keys_st.ok()) {
+        log::error("%s", derived ? keys_st.message().c_str() : "Failed to derive the key from preshared_key: out of memory");
         return 1;
     }
     // Signals are blocked and read from a signalfd from here on, so a SIGTERM
@@ -614,8 +618,16 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     // worker thread exists (capabilities are per thread; they inherit these).
     st = privileges::drop(d.steered);
     if (!st.ok()) log::warn("%s; going on with the capabilities it was started with", st.message().c_str());
-    if (role == proto::Role::Client) client_init(d);
-    else server_init(d);
+    if (role == proto::Role::Client) {
+        client_init(d);
+    } else {
+        server_init(d);
+        d.server->keys = std::move(client_keys);
+        d.server->keys.shared = shared ? &d.psk : nullptr;
+        if (!d.server->keys.list.empty())
+            log::info("%zu clients with keys of their own%s", d.server->keys.list.size(),
+                      shared ? "; other addresses take the shared preshared_key" : "; no shared preshared_key");
+    }
     start_workers(d);
     d.watchdog.interval_ns = notify::watchdog_interval_ns();
     bus::start(d, dataplane::now_ns());

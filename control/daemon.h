@@ -140,5 +140,8 @@ void server_on_closed(Daemon& d, const dataplane::Event& ev);
 // Ends a connected client's session and tells the client (D-Bus
 // Disconnect). False if there is no such connected session.
 bool server_disconnect(Daemon& d, uint32_t id);
+struct ClientKeys;
+// A reload's client list: sessions whose key is gone or changed are closed.
+void server_apply_client_keys(Daemon& d, ClientKeys&& fresh);
 
 }  // namespace onebox

@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "client_keys.h"
 #include "client_links.h"
+#include "server_sessions.h"
 #include "config.h"
 #include "log.h"
 #include "proto/handshake.h"
@@ -46,9 +48,14 @@ std::vector<std::string> needing_restart(const Daemon& d, const proto::Config& f
     auto check = [&](bool same, const char* name) {
         if (!same) out.emplace_back(name);
     };
+    // The shared key: there or not (a server listing its clients may have
+    // none), and the same.
+    const bool had_shared = d.role == proto::Role::Client || (d.server && d.server->keys.shared);
+    const bool has_shared = !fresh.preshared_key.empty();
     proto::PskKey key;
-    check(!derive_psk_key(fresh.preshared_key, key) ||
-              sodium_memcmp(key.bytes, d.psk.bytes, sizeof key.bytes) == 0,
+    check(had_shared == has_shared &&
+              (!has_shared || !derive_psk_key(fresh.preshared_key, key) ||
+               sodium_memcmp(key.bytes, d.psk.bytes, sizeof key.bytes) == 0),
           "preshared_key");
     check(same_tun(old.tun, fresh.tun), "tun");
     check(old.offloads == fresh.offloads, "offloads");
@@ -102,6 +109,7 @@ Status reload_config(Daemon& d) {
     proto::ConfigError err = load_config_file(d.paths.config, d.role, fresh);
     if (!err.ok) {
         sodium_memzero(fresh.preshared_key.data(), fresh.preshared_key.size());
+        for (auto& c : fresh.clients) sodium_memzero(c.preshared_key.data(), c.preshared_key.size());
         std::string why = format_config_error(d.paths.config, err);
         log::event(proto::LogLevel::Error, log::Event::ConfigRefused, {}, "reload refused, the running config stays: %s",
                    why.c_str());
@@ -115,10 +123,23 @@ Status reload_config(Daemon& d) {
     d.cfg.mode = fresh.mode;
     d.cfg.probe_interval_ns = fresh.probe_interval_ns;
     d.cfg.link_hold_ns = fresh.link_hold_ns;
+    d.cfg.rekey_interval_ns = fresh.rekey_interval_ns;  // read by the next handshake tick
+    d.cfg.rekey_packets = fresh.rekey_packets;
     d.cfg.links = fresh.links;
 
     send_policy(d);
     if (d.role == proto::Role::Client) send_link_overrides(d);
+    if (d.role == proto::Role::Server) {
+        // Argon2id per listed client (about 0.1 s each) on this thread; the
+        // data plane carries on meanwhile, handshakes wait in their queue.
+        ClientKeys keys;
+        Status st = derive_client_keys(fresh.clients, &d.server->keys, keys);
+        if (!st.ok()) {
+            log::error("%s; the client keys stay as they were", st.message().c_str());
+        } else {
+            server_apply_client_keys(d, std::move(keys));
+        }
+    }
 
     std::string later;
     for (const std::string& name : restart) later += (later.empty() ? "" : ", ") + name;

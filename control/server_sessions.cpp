@@ -119,10 +119,10 @@ static proto::RespStatus claim_address(Daemon& d, uint32_t id, uint32_t ip, uint
     return proto::RespStatus::Ok;
 }
 
-static void send_resp(Daemon& d, const proto::RespMsg& resp, const proto::InitMsg& init,
-                      const sockaddr_in& to) {
+static void send_resp(Daemon& d, const proto::PskKey& psk, const proto::RespMsg& resp,
+                      const proto::InitMsg& init, const sockaddr_in& to) {
     uint8_t pkt[proto::kRespSize];
-    proto::write_resp(d.psk, resp, init.mac, pkt);
+    proto::write_resp(psk, resp, init.mac, pkt);
     if (::sendto(d.udp.get(), pkt, sizeof pkt, 0, reinterpret_cast<const sockaddr*>(&to),
                  sizeof to) < 0)
         log::warn("Failed to send handshake response to %s: %s", format_addr(to).c_str(),
@@ -144,13 +144,28 @@ static void log_rejection(RateLimitedLog& rl, uint64_t now, const sockaddr_in& f
 
 void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now) {
     ServerState& st = *d.server;
+    // The address the Init asks for picks the one key it must be MACed with
+    // (client_keys.h). Read before the MAC is checked, but only to choose
+    // the key: the MAC covers it.
+    uint32_t wanted_ip = 0;
+    KeyChoice kc = key_for_address(st.keys, proto::peek_init_tunnel_ip(hs.bytes, hs.len, &wanted_ip) ? wanted_ip : 0);
+    if (!kc.key) {
+        ++d.stats.handshake_bad_mac;
+        std::string why = "no client listed for tunnel address " + proto::format_ipv4(wanted_ip) +
+                          " and no shared preshared_key";
+        return log_rejection(st.bad_mac_log, now, hs.from, why.c_str());
+    }
+    const proto::PskKey& psk = *kc.key;
     proto::InitMsg init;
     // MAC first: nothing else, above all no Diffie-Hellman, for a sender
     // that does not know the key.
-    proto::HsError err = proto::read_init(d.psk, hs.bytes, hs.len, init);
+    proto::HsError err = proto::read_init(psk, hs.bytes, hs.len, init);
     if (err == proto::HsError::BadMac) {
         ++d.stats.handshake_bad_mac;
-        return log_rejection(st.bad_mac_log, now, hs.from, "bad mac (wrong preshared key?)");
+        std::string why = kc.client ? "bad mac (not client " + kc.client->name + "'s key, whose address " +
+                                          proto::format_ipv4(wanted_ip) + " it asks for)"
+                                    : std::string("bad mac (wrong preshared key?)");
+        return log_rejection(st.bad_mac_log, now, hs.from, why.c_str());
     }
     if (err != proto::HsError::Ok) {
         ++d.stats.handshake_malformed;
@@ -172,6 +187,12 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     proto::RespMsg resp;
     resp.session_id = init.session_id;
     resp.status = claim_address(d, init.session_id, init.tunnel_ip, now, hs.from);
+    // A rekey: the client still holds the session and so do we (confirmed,
+    // so the worker has keys and sequence numbers for it). Both go on.
+    auto held = st.by_id.find(init.session_id);
+    const bool continues = resp.status == proto::RespStatus::Ok && (init.flags & proto::kInitFlagContinue) &&
+                           held != st.by_id.end() && held->second.session->confirmed.load(std::memory_order_acquire);
+    if (continues) resp.flags = proto::kRespFlagContinued;
     uint8_t random[32];
     fill_random(random, sizeof random);
     proto::EphemeralKey eph = proto::ephemeral_from_random(random);
@@ -179,11 +200,11 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     std::memcpy(resp.eph_pub, eph.pub, sizeof eph.pub);
     if (resp.status != proto::RespStatus::Ok) {
         ++d.stats.handshake_refused;
-        return send_resp(d, resp, init, hs.from);
+        return send_resp(d, psk, resp, init, hs.from);
     }
 
     proto::SessionKeys keys;
-    if (proto::derive_session_keys(d.psk, eph, init.eph_pub, eph.pub, false, keys) !=
+    if (proto::derive_session_keys(psk, eph, init.eph_pub, eph.pub, false, keys) !=
         proto::HsError::Ok) {
         ++d.stats.handshake_malformed;
         return log_rejection(st.malformed_log, now, hs.from, "weak key");
@@ -197,14 +218,20 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     s->id = init.session_id;
     s->tunnel_ip = init.tunnel_ip;
     s->peer = hs.from;
-    s->pending = keys;
-    s->has_pending = true;
+    s->keys.set_pending(keys, continues);
     send_command(d, {dataplane::Command::Kind::InstallSession, s, s->id});
-    send_resp(d, resp, init, hs.from);
+    send_resp(d, psk, resp, init, hs.from);
 
     auto it = st.by_id.find(init.session_id);
     if (it == st.by_id.end()) {
-        st.by_id[init.session_id] = ServerEntry{s, init.tunnel_ip, hs.from, now, false};
+        ServerEntry e;
+        e.session = s;
+        e.tunnel_ip = init.tunnel_ip;
+        e.addr = hs.from;
+        e.created = now;
+        e.key_id = kc.id();
+        if (kc.client) e.client = kc.client->name;
+        st.by_id[init.session_id] = std::move(e);
         st.owner_of_ip[init.tunnel_ip] = init.session_id;
         steer_tunnel_address(d, init.tunnel_ip, init.session_id);  // its downstream to its worker's TUN queue
     } else {
@@ -224,11 +251,12 @@ void server_on_confirmed(Daemon& d, const dataplane::Event& ev) {
     std::string hex = session_hex(ev.session_id), addr = format_addr(e.addr);
     if (first)
         log::event(proto::LogLevel::Info, log::Event::Connected, {nullptr, hex.c_str(), addr.c_str()},
-                   "client %s session %s connected (tunnel %s)", addr.c_str(), hex.c_str(),
+                   "client %s session %s connected (tunnel %s%s%s)", addr.c_str(), hex.c_str(),
+                   proto::format_ipv4(e.tunnel_ip).c_str(), e.client.empty() ? "" : ", client ",
+                   e.client.c_str());
+    else  // every rekey_interval (2 minutes by default) per client: not for the journal
+        log::debug("client %s session %s rekeyed (tunnel %s)", addr.c_str(), hex.c_str(),
                    proto::format_ipv4(e.tunnel_ip).c_str());
-    else
-        log::info("client %s session %s rekeyed (tunnel %s)", addr.c_str(), hex.c_str(),
-                  proto::format_ipv4(e.tunnel_ip).c_str());
 }
 
 void server_on_closed(Daemon& d, const dataplane::Event& ev) {
@@ -252,6 +280,22 @@ static void log_link_health(uint32_t id, ServerEntry& e) {
             log::event(proto::LogLevel::Warn, log::Event::LinkDown, {link.c_str(), hex.c_str()},
                        "client %s link %u is down: its probes go unanswered", hex.c_str(), i);
     }
+}
+
+void server_apply_client_keys(Daemon& d, ClientKeys&& fresh) {
+    ServerState& st = *d.server;
+    fresh.shared = st.keys.shared;
+    // A session stays only if the key its address needs now is the key it
+    // was made with: removing a client, or changing its key or address,
+    // shuts it out at once, not at its next rekey.
+    std::vector<uint32_t> stale;
+    for (const auto& [id, e] : st.by_id) {
+        KeyChoice now_needed = key_for_address(fresh, e.tunnel_ip);
+        if (!now_needed.key || now_needed.id() != e.key_id) stale.push_back(id);
+    }
+    st.keys = std::move(fresh);
+    for (uint32_t id : stale) forget(d, id, "its key is no longer in the config", true);
+    if (!stale.empty()) log::info("client keys: %zu listed; %zu sessions closed", st.keys.list.size(), stale.size());
 }
 
 void server_tick(Daemon& d, uint64_t now) {

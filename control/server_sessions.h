@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 
+#include "client_keys.h"
 #include "dataplane/session.h"
 #include "proto/handshake.h"
 #include "proto/ratelimit.h"
@@ -40,6 +42,8 @@ struct ServerEntry {
     sockaddr_in addr{};
     uint64_t created = 0;
     bool confirmed = false;
+    uint64_t key_id = 0;        // the key its handshake was MACed with (ClientKey::id, 0 = shared)
+    std::string client;         // the listed client's name, or empty (the shared key)
     proto::LinkState link_state_seen[proto::kMaxLinks]{};  // last logged health per client link
 };
 
@@ -49,6 +53,7 @@ struct ServerState {
     std::unordered_map<uint32_t, uint32_t> owner_of_ip;  // tunnel ip -> session id
     RateLimitedLog bad_mac_log, replay_log, malformed_log, rate_log, full_log;
     proto::SourceRateLimit per_source;  // handshakes a source may start per second
+    ClientKeys keys;                    // per-client keys and the shared one
 };
 
 }  // namespace onebox

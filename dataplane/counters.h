@@ -55,6 +55,9 @@ namespace onebox::dataplane {
     X(reorder_timeouts)     /* gaps given up on after the gap timeout */                \
     X(reorder_overflows)    /* gaps given up on because the buffer was full */          \
     X(sessions_promoted)    /* sessions confirmed by their first sealed packet */       \
+    X(rekeys)               /* new keys taken up by a live session (sequence goes on) */\
+    X(rx_previous_key)      /* packets opened under the key before the last rekey */   \
+    X(keys_wiped)           /* previous keys wiped once their grace was over */        \
     X(gso_sends)            /* UDP GSO: sendmsg calls that carried several datagrams */ \
     X(gso_datagrams)        /* ... and the datagrams they carried */                    \
     X(gso_refused)          /* GSO batches the kernel refused (sent again one by one) */\

@@ -13,6 +13,7 @@
 
 #include "proto/aead.h"
 #include "proto/bond.h"
+#include "proto/keyring.h"
 #include "proto/wire.h"
 #include "proto/reorder.h"
 #include "proto/replay.h"
@@ -53,19 +54,21 @@ struct Session {
     uint32_t tunnel_ip = 0;          // host order; the only inner source allowed (server)
     sockaddr_in peer{};              // server: the handshake's source, until links are heard
 
-    // Keys in use, and keys from a newer handshake that the peer has not yet
-    // confirmed. The server switches when a packet opens under `pending`, so a
-    // replayed handshake can never displace a working session.
-    proto::SessionKeys current;
-    proto::SessionKeys pending;
-    bool has_current = false;
-    bool has_pending = false;
+    // Keys in use, keys from a newer handshake that the peer has not yet
+    // confirmed, and the receive key before the last rekey (keyring.h). The
+    // server switches when a packet opens under `pending`, so a replayed
+    // handshake can never displace a working session.
+    proto::KeyRing keys;
+    // Client: this object only carries the keys of a rekey for the live
+    // session with the same id (the worker takes them and hands it back).
+    bool rekey = false;
+    std::atomic<uint64_t> key_uses{0};     // keys.uses, published each tick (control reads)
 
     // Two nonce channels (wire.h), each with its own counter and replay window:
     // data (Data, Keepalive, Close; through the reorder buffer) and control
     // (Feedback, Probe; acted on at once).
-    uint32_t key_gen = 0;            // bumped when `pending` becomes `current`
-    uint64_t tx_seq = 0;             // next data-channel sequence number under `current`
+    uint32_t key_gen = 0;            // bumped when a fresh start restarts the sequence spaces
+    uint64_t tx_seq = 0;             // next data-channel sequence number (goes on across a rekey)
     uint64_t tx_ctl_seq = 0;         // next control-channel sequence number
     proto::ReplayWindow replay;
     proto::ReplayWindow replay_ctl;

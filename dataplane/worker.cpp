@@ -606,7 +606,8 @@ struct Worker {
         bool ctl = proto::nonce_channel(type) == proto::kControlChannel;
         uint64_t seq = ctl ? s->tx_ctl_seq++ : s->tx_seq++;
         proto::Header h{type, proto::kProtocolVersion, s->id, seq, uint8_t(link)};
-        size_t n = proto::seal_in_place(s->current.send, h, pool.data(idx), payload_len);
+        size_t n = proto::seal_in_place(s->keys.current.send, h, pool.data(idx), payload_len);
+        ++s->keys.uses;
         BufferMeta& m = pool.meta[idx];
         m.keep = type == proto::PacketType::Data;
         m.link = uint8_t(link);
@@ -675,7 +676,7 @@ struct Worker {
     // Client: tell the server the new link set at once, on every link.
     void announce_links() {
         Session* s = client_session;
-        if (!s || !s->has_current) return;
+        if (!s || !s->keys.has_current) return;
         for_each_link(s, [&](unsigned i) { send_control(s, i, proto::PacketType::Keepalive); });
     }
 
@@ -802,7 +803,7 @@ struct Worker {
         const uint8_t* ip = pool.data(idx) + kHeaderSize;
         if (res < 20 || (ip[0] >> 4) != 4) return drop(idx, Counter::drop_not_ipv4);
         Session* s = session_for_outbound(ip);
-        if (!s || !s->has_current) return drop(idx, Counter::drop_no_session);
+        if (!s || !s->keys.has_current) return drop(idx, Counter::drop_no_session);
         Counter why = Counter::drop_no_link;
         int link = pick_link(s, uint32_t(res) + uint32_t(proto::kDataOverhead), &why);
         if (link < 0) return drop(idx, why);
@@ -881,16 +882,20 @@ struct Worker {
     }
 
     // A packet opened under the pending keys: the peer has the new keys, so
-    // switch to them and start the new key's sequence space afresh.
+    // switch to them. A rekey goes on in the same sequence space (nothing is
+    // reset, nothing in flight is lost); a fresh start (a client that lost
+    // its state) begins the new key's sequence space afresh.
     void promote(Session* s) {
+        if (s->keys.promote(now)) {
+            counters.add(Counter::rekeys);
+            s->key_uses.store(s->keys.uses, std::memory_order_relaxed);
+            emit({Event::Kind::SessionConfirmed, s, s->id, 0});
+            return;
+        }
         release_sent(s);  // sealed under the old keys: no use to the peer now
         ++s->key_gen;     // and any still in flight are kept under the old generation
         size_t n = s->reorder.drain(released);
         deliver(s, released, n);
-        s->current = s->pending;
-        s->pending.wipe();
-        s->has_current = true;
-        s->has_pending = false;
         s->tx_seq = 0;
         s->tx_ctl_seq = 0;
         s->replay = proto::ReplayWindow{};  // drain() above already restarted the reorder buffer at 0
@@ -905,26 +910,24 @@ struct Worker {
         emit({Event::Kind::SessionConfirmed, s, s->id, 0});
     }
 
-    // Opens the datagram under the current keys, or else the pending ones
-    // (promoting the session). Returns false with the drop counted.
-    bool open_for_session(Session* s, const proto::Header& h, uint8_t* pkt, size_t len,
-                          size_t* payload_len) {
-        proto::ReplayVerdict verdict = proto::ReplayVerdict::TooOld;
-        if (s->has_current) {
-            verdict = replay_window(s, h.type).check(h.seq);
-            if (verdict == proto::ReplayVerdict::Fresh &&
-                proto::open_in_place(s->current.recv, h, pkt, len, payload_len))
-                return true;
+    // Opens the datagram under whichever of the session's keys sealed it
+    // (promoting pending ones). Returns which, None with the drop counted.
+    proto::KeyRing::Opened open_for_session(Session* s, const proto::Header& h, uint8_t* pkt, size_t len,
+                                            size_t* payload_len) {
+        proto::ReplayVerdict verdict = replay_window(s, h.type).check(h.seq);
+        bool fresh = verdict == proto::ReplayVerdict::Fresh;
+        auto opened = s->keys.open(h, pkt, len, fresh, now, payload_len);
+        switch (opened) {
+        case proto::KeyRing::Opened::Current: break;
+        case proto::KeyRing::Opened::Pending: promote(s); break;
+        case proto::KeyRing::Opened::Previous: counters.add(Counter::rx_previous_key); break;
+        case proto::KeyRing::Opened::None:
+            counters.add(fresh || !s->keys.has_current              ? Counter::drop_bad_tag
+                         : verdict == proto::ReplayVerdict::Duplicate ? Counter::drop_duplicate
+                                                                      : Counter::drop_replay);
+            break;
         }
-        if (s->has_pending && proto::open_in_place(s->pending.recv, h, pkt, len, payload_len)) {
-            promote(s);
-            return true;
-        }
-        Counter why = !s->has_current || verdict == proto::ReplayVerdict::Fresh ? Counter::drop_bad_tag
-                      : verdict == proto::ReplayVerdict::Duplicate        ? Counter::drop_duplicate
-                                                                          : Counter::drop_replay;
-        counters.add(why);
-        return false;
+        return opened;
     }
 
     static proto::ReplayWindow& replay_window(Session* s, proto::PacketType t) {
@@ -974,9 +977,14 @@ struct Worker {
         if (!s) return drop(idx, Counter::drop_unknown_session);
         uint8_t* pkt = pool.data(idx);
         size_t payload = 0;
-        if (!open_for_session(s, h, pkt, len, &payload)) return pool.put(idx);
+        auto opened = open_for_session(s, h, pkt, len, &payload);
+        if (opened == proto::KeyRing::Opened::None) return pool.put(idx);
         replay_window(s, h.type).commit(h.seq);
-        s->last_rx_ns.store(now, std::memory_order_relaxed);
+        // The client counts the server as heard only under the newest keys:
+        // a server that never took up a rekey goes silent and is handshaken
+        // with again, instead of living on old keys for ever.
+        if (is_server() || opened != proto::KeyRing::Opened::Previous)
+            s->last_rx_ns.store(now, std::memory_order_relaxed);
         if (is_server()) {
             link = arrival_link(s, link, from);
             follow_peer(s, link, from);
@@ -1059,7 +1067,7 @@ struct Worker {
 
     // The server speaks only to confirmed sessions; the client to any it has keys for.
     bool may_send(Session* s) const {
-        return s->has_current && (!is_server() || s->confirmed.load(std::memory_order_relaxed));
+        return s->keys.has_current && (!is_server() || s->confirmed.load(std::memory_order_relaxed));
     }
 
     void on_udp_recv(unsigned link, uint32_t idx, int res) {
@@ -1201,6 +1209,7 @@ struct Worker {
         fresh->reorder.gap_timeout_ns = cfg.reorder_gap_ns;
         fresh->bond.cfg.gap_unknown_ns = cfg.reorder_gap_ns;
         apply_timing(fresh);
+        if (!is_server() && fresh->rekey) return rekey_client(fresh);
         if (!is_server()) {
             apply_client_links(fresh);
             // The client trusts new keys as soon as the server answered; its
@@ -1220,9 +1229,22 @@ struct Worker {
         // A new handshake for a live session: keep serving the old keys until
         // the client proves it has the new ones.
         Session* live = it->second;
-        live->pending = fresh->pending;
-        live->has_pending = true;
+        live->keys.set_pending(fresh->keys.pending, fresh->keys.pending_continues);
         hand_back(fresh, false);
+    }
+
+    // Client: the server answered a rekey. Send under the new keys at once
+    // (the server takes them up with the first packet it opens under them);
+    // everything else about the session goes on.
+    void rekey_client(Session* carrier) {
+        Session* s = client_session;
+        if (s && s->id == carrier->id) {
+            s->keys.rekey(carrier->keys.current);
+            s->key_uses.store(0, std::memory_order_relaxed);
+            counters.add(Counter::rekeys);
+            for_each_link(s, [&](unsigned i) { send_control(s, i, proto::PacketType::Keepalive); });
+        }
+        hand_back(carrier, false);
     }
 
     void apply_timing(Session* s) {
@@ -1280,7 +1302,7 @@ struct Worker {
     // A clean stop tells each peer at once, so a client that restarts is not
     // refused its address while the server waits for the old session to go quiet.
     void close_session(Session* s) {
-        bool may_send = s->has_current && s->confirmed.load(std::memory_order_relaxed);
+        bool may_send = s->keys.has_current && s->confirmed.load(std::memory_order_relaxed);
         if (!may_send) return;
         // On every link: one of them may be the one that is down.
         for_each_link(s, [&](unsigned i) { send_control(s, i, proto::PacketType::Close); });
@@ -1371,6 +1393,9 @@ struct Worker {
 
     void tick_session(Session* s) {
         if (is_server()) refresh_server_links(s);
+        s->keys.expire(now);
+        if (unsigned wiped = s->keys.take_wiped()) counters.add(Counter::keys_wiped, wiped);
+        s->key_uses.store(s->keys.uses, std::memory_order_relaxed);
         s->bond.update(now);
         if (uint8_t failed = s->bond.take_stalled()) resend_stalled(s, failed);
         s->reorder.gap_timeout_ns = s->bond.gap_timeout_ns();

@@ -41,4 +41,12 @@ size_t seal_in_place(const uint8_t key[kKeySize], const Header& h, uint8_t* pkt,
 bool open_in_place(const uint8_t key[kKeySize], const Header& h, uint8_t* pkt, size_t len,
                    size_t* payload_len);
 
+// The two halves of open_in_place, for a receiver that holds several keys
+// across a rekey (keyring.h): verify_tag checks the tag under one key and
+// changes nothing (a failed open_in_place zeroes the ciphertext, so it cannot
+// be tried under a second key); decrypt_verified then decrypts in place under
+// the key whose tag verified.
+bool verify_tag(const uint8_t key[kKeySize], const Header& h, const uint8_t* pkt, size_t len);
+size_t decrypt_verified(const uint8_t key[kKeySize], const Header& h, uint8_t* pkt, size_t len);
+
 }  // namespace onebox::proto

@@ -38,6 +38,8 @@ constexpr size_t kMaxShownValue = 64; // keeps error messages on one short line
 
 enum class Section : uint8_t { Top, Main, Tun, Link };  // Main = [client] or [server]; Link = [client.link.NAME]
 constexpr std::string_view kLinkSectionPrefix = "client.link.";
+constexpr std::string_view kClientSectionPrefix = "server.client.";
+constexpr size_t kMaxClientName = 32;
 
 ConfigError fail(unsigned line, std::string key, std::string message) {
     return {false, line, std::move(key), std::move(message)};
@@ -129,6 +131,13 @@ bool valid_ifname(std::string_view s) {
     for (char c : s) {
         if (!is_alpha(c) && !is_digit(c) && c != '_' && c != '-' && c != '.') return false;
     }
+    return true;
+}
+
+bool valid_client_name(std::string_view s) {
+    if (s.empty() || s.size() > kMaxClientName) return false;
+    for (char c : s)
+        if (!is_alpha(c) && !is_digit(c) && c != '_' && c != '-' && c != '.') return false;
     return true;
 }
 
@@ -320,6 +329,21 @@ std::string set_link_hold(std::string_view v, Config& c) {
     return {};
 }
 
+std::string set_rekey_interval(std::string_view v, Config& c) {
+    if (!parse_duration(v, 1'000'000'000, 86'400'000'000'000, c.rekey_interval_ns))
+        return "rekey_interval must be a duration from 1s to 86400s (e.g. 120s), got " + shown(v);
+    return {};
+}
+
+std::string set_rekey_packets(std::string_view v, Config& c) {
+    uint64_t n = 0;
+    if (!parse_number(v, kDefaultRekeyPackets, false, n) || n < kMinRekeyPackets)
+        return "rekey_packets must be a number from " + std::to_string(kMinRekeyPackets) + " to " +
+               std::to_string(kDefaultRekeyPackets) + ", got " + shown(v);
+    c.rekey_packets = n;
+    return {};
+}
+
 std::string set_priority(std::string_view v, LinkSettings& l) {
     uint64_t n = 0;
     if (!parse_number(v, 255, false, n) || n == 0) return "priority must be 1-255 (1 first), got " + shown(v);
@@ -423,6 +447,8 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kClient, "mode", set_mode},
     {Section::Main, kBoth, "probe_interval", set_probe_interval},
     {Section::Main, kBoth, "link_hold", set_link_hold},
+    {Section::Main, kClient, "rekey_interval", set_rekey_interval},
+    {Section::Main, kClient, "rekey_packets", set_rekey_packets},
     {Section::Main, kBoth, "offloads", set_offloads},
     {Section::Main, kServer, "listen_address", set_listen_address},
     {Section::Main, kServer, "listen_port", set_listen_port},
@@ -492,6 +518,8 @@ struct Parser {
     void check_pending_key();
     ConfigError check_section(std::string_view text, std::string& name);
     ConfigError link_key_value(std::string_view section_name, std::string_view key, std::string_view raw_value);
+    ConfigError client_key_value(std::string_view section_name, std::string_view key, std::string_view raw_value);
+    ConfigError finish_clients() const;
     ConfigError key_value(std::string_view section_name, std::string_view key, std::string_view raw_value);
     ConfigError finish() const;
 };
@@ -634,6 +662,19 @@ ConfigError Parser::check_section(std::string_view text, std::string& name) {
         name = std::string(n);
         return {};
     }
+    if (role == Role::Server && n.substr(0, kClientSectionPrefix.size()) == kClientSectionPrefix) {
+        const std::string_view client = n.substr(kClientSectionPrefix.size());
+        if (!valid_client_name(client))
+            return fail(line, "", "bad client name " + shown(client) + " in [" + printable(n) + "] (1-32 of A-Z a-z 0-9 _ - .)");
+        for (const auto& c : cfg.clients)
+            if (c.name == client) return fail(line, "", "section [" + std::string(n) + "] appears twice");
+        if (cfg.clients.size() == kMaxClientKeys)
+            return fail(line, "", "too many [server.client.NAME] sections (at most " + std::to_string(kMaxClientKeys) + ")");
+        cfg.clients.push_back(ClientKeyConfig{std::string(client), {}, 0});
+        seen.emplace(std::string(n), line);
+        name = std::string(n);
+        return {};
+    }
     if (n != own && n != own + ".tun") return fail(line, "", "unknown section [" + printable(n) + "]");
     name = std::string(n);
     return {};
@@ -647,6 +688,8 @@ ConfigError Parser::key_value(std::string_view section_name, std::string_view ke
         section = Section::Tun;
     } else if (section_name.substr(0, kLinkSectionPrefix.size()) == kLinkSectionPrefix) {
         return link_key_value(section_name, key, raw_value);
+    } else if (section_name.substr(0, kClientSectionPrefix.size()) == kClientSectionPrefix) {
+        return client_key_value(section_name, key, raw_value);
     } else if (!section_name.empty()) {  // check_section() let only those through
         return fail(line, "", "internal error: unexpected section from INI parser");
     }
@@ -704,6 +747,31 @@ ConfigError Parser::link_key_value(std::string_view section_name, std::string_vi
     return {};
 }
 
+// A key in [server.client.NAME] (check_section() made its entry).
+ConfigError Parser::client_key_value(std::string_view section_name, std::string_view key, std::string_view raw_value) {
+    if (key.empty()) return fail(line, "", "missing key before '='");
+    const std::string full = printable(std::string(section_name) + "." + std::string(key));
+    if (key != "preshared_key" && key != "ip")
+        return fail(line, full, "unknown key (a client section takes preshared_key and ip)");
+    const std::string setting = std::string(section_name) + "." + std::string(key);
+    if (auto it = seen.find(setting); it != seen.end())
+        return fail(line, full, "duplicate key (already set on line " + std::to_string(it->second) + ")");
+    seen.emplace(setting, line);
+    std::string value, message;
+    if (!read_value(raw_value, value, message)) return fail(line, full, message);
+    if (value.empty()) return fail(line, full, "empty value");
+    ClientKeyConfig& c = cfg.clients.back();  // sections are read in order
+    if (key == "ip") {
+        message = set_ipv4(value, c.ip);
+    } else {
+        Config scratch;
+        message = set_preshared_key(value, scratch);
+        c.preshared_key = std::move(scratch.preshared_key);
+    }
+    if (!message.empty()) return fail(line, full, message);
+    return {};
+}
+
 unsigned line_of(const std::map<std::string, unsigned>& seen, const std::string& setting) {
     auto it = seen.find(setting);
     return it == seen.end() ? 0 : it->second;
@@ -711,7 +779,7 @@ unsigned line_of(const std::map<std::string, unsigned>& seen, const std::string&
 
 // Checks that need the whole file: required keys and the tunnel subnet.
 ConfigError Parser::finish() const {
-    if (cfg.preshared_key.empty()) return fail(0, "", "missing preshared_key");
+    if (cfg.preshared_key.empty() && cfg.clients.empty()) return fail(0, "", "missing preshared_key");
     if (role == Role::Client) {
         if (cfg.server_address.empty()) return fail(0, "", "missing server_address in [client]");
         if (cfg.server_port == 0) return fail(0, "", "missing server_port in [client]");
@@ -735,6 +803,37 @@ ConfigError Parser::finish() const {
         const unsigned l = line_of(seen, "tun.ip") ? line_of(seen, "tun.ip") : line_of(seen, "tun.netmask");
         return fail(l, tun + "ip",
                     format_ipv4(cfg.tun.ip) + " is the network or broadcast address of /" + std::to_string(prefix));
+    }
+    return finish_clients();
+}
+
+// Each listed client: both keys, an address of its own that the subnet can
+// hold, and a key that is neither the shared one nor another client's.
+ConfigError Parser::finish_clients() const {
+    for (size_t i = 0; i < cfg.clients.size(); ++i) {
+        const ClientKeyConfig& c = cfg.clients[i];
+        const std::string section = std::string(kClientSectionPrefix) + c.name;
+        const unsigned at = line_of(seen, section);
+        if (c.preshared_key.empty()) return fail(at, section, "missing preshared_key in [" + section + "]");
+        if (c.ip == 0) return fail(at, section, "missing ip in [" + section + "]");
+        const unsigned ip_line = line_of(seen, section + ".ip");
+        const uint32_t mask = cfg.tun.netmask, net = cfg.tun.ip & mask;
+        if ((c.ip & mask) != net || c.ip == net || c.ip == (net | ~mask))
+            return fail(ip_line, section + ".ip", format_ipv4(c.ip) + " is not a client address in the tunnel subnet " +
+                                                      format_ipv4(net) + "/" + std::to_string(netmask_prefix(mask)));
+        if (c.ip == cfg.tun.ip)
+            return fail(ip_line, section + ".ip", format_ipv4(c.ip) + " is the server's own tunnel address");
+        const unsigned key_line = line_of(seen, section + ".preshared_key");
+        if (c.preshared_key == cfg.preshared_key)
+            return fail(key_line, section + ".preshared_key",
+                        "the same as the shared preshared_key: a client's own key must be its own");
+        for (size_t j = 0; j < i; ++j) {
+            const ClientKeyConfig& o = cfg.clients[j];
+            if (o.ip == c.ip)
+                return fail(ip_line, section + ".ip", format_ipv4(c.ip) + " is already client " + shown(o.name) + "'s address");
+            if (o.preshared_key == c.preshared_key)
+                return fail(key_line, section + ".preshared_key", "the same as client " + shown(o.name) + "'s key");
+        }
     }
     return {};
 }

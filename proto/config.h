@@ -4,13 +4,14 @@
 // Format: INI as read by inih, compatible with the seed's config.toml examples:
 //   [client] server_address, server_port, preshared_key, log_level, fwmark,
 //            route_table, masquerade_lan, wan_interfaces, mode,
-//            probe_interval, link_hold, offloads
+//            probe_interval, link_hold, offloads, rekey_interval, rekey_packets
 //   [client.tun] name, ip, netmask, mtu
 //   [client.link.NAME] weight, max_rate, max_rate_up, max_rate_down, priority
 //            (overrides for WAN interface NAME; at most kMaxWanInterfaces)
 //   [server] listen_address, listen_port, preshared_key, log_level,
 //            probe_interval, link_hold, offloads
 //   [server.tun] name, ip, netmask, mtu
+//   [server.client.NAME] preshared_key, ip (a client with its own key)
 // Values may be "double-quoted" (inside quotes, \" and \\ are escapes).
 // Comments start with # or ; at the start of a line or after whitespace. Lines
 // may be indented; there are no continuation lines. A key line may hold at most
@@ -60,6 +61,21 @@ struct LinkSettings {
     unsigned priority = 1;          // 1 (first) .. 255; mode = "backup" uses the lowest number up
 };
 
+inline constexpr uint64_t kDefaultRekeyInterval = 120'000'000'000;  // WireGuard's REKEY_AFTER_TIME
+inline constexpr uint64_t kDefaultRekeyPackets = uint64_t(1) << 60;    // and REKEY_AFTER_MESSAGES
+inline constexpr uint64_t kMinRekeyPackets = 1000;
+
+// [server.client.NAME]: one client with a key of its own, bound to its
+// tunnel address. An Init asking for `ip` must carry a MAC made with this
+// key, and with no other; so a leaked key of one client cannot speak for
+// another (PROTOCOL.md, "Per-client keys").
+struct ClientKeyConfig {
+    std::string name;            // NAME: 1-32 of A-Z a-z 0-9 _ - .
+    std::string preshared_key;   // at least kMinPresharedKey characters, not the shared one
+    uint32_t ip = 0;             // host byte order, in the server's tunnel subnet
+};
+inline constexpr size_t kMaxClientKeys = 1024;
+
 struct Config {
     Role role = Role::Client;
     std::string preshared_key;  // required, at least 8 characters
@@ -84,6 +100,11 @@ struct Config {
     // must answer every probe before it carries traffic again. "500ms", "2s".
     uint64_t probe_interval_ns = 500'000'000;
     uint64_t link_hold_ns = 2'000'000'000;
+    // [client] rekey_interval / rekey_packets: a live session gets new keys
+    // (a handshake that keeps it going) this often, or after this many
+    // packets sealed and opened under one key, whichever comes first.
+    uint64_t rekey_interval_ns = kDefaultRekeyInterval;
+    uint64_t rekey_packets = kDefaultRekeyPackets;
     std::vector<LinkSettings> links;  // [client.link.NAME] sections, in file order
     // The settings for WAN interface `ifname`, or nullptr.
     const LinkSettings* link_settings(std::string_view ifname) const {
@@ -98,6 +119,9 @@ struct Config {
     // [server] workers: data-plane workers, each pinned to a core with its own
     // ring, TUN queue and socket; 0 = one per online core (kMaxWorkers at most).
     unsigned workers = 0;
+    // [server.client.NAME] sections, in file order. With at least one, the
+    // shared preshared_key is optional (without it only listed clients get in).
+    std::vector<ClientKeyConfig> clients;
     bool masquerade = true;      // [server] masquerade: NAT the tunnel subnet to the internet
     std::string nat_interface;   // [server] nat_interface: restrict masquerade to this interface
 };

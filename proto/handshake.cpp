@@ -38,8 +38,9 @@ static_assert(kInitMac + kMacSize == kInitSize, "Init layout");
 
 constexpr size_t kRespPub = kHeaderSize;            // 16
 constexpr size_t kRespStatus = kRespPub + 32;       // 48
-constexpr size_t kRespZero = kRespStatus + 1;       // 49
-constexpr size_t kRespMac = kRespZero + 7;          // 56
+constexpr size_t kRespFlags = kRespStatus + 1;      // 49
+constexpr size_t kRespZero = kRespFlags + 1;        // 50
+constexpr size_t kRespMac = kRespZero + 6;          // 56
 static_assert(kRespMac + kMacSize == kRespSize, "Resp layout");
 
 // A subkey that wipes itself.
@@ -140,7 +141,7 @@ void write_init(const PskKey& psk, InitMsg& msg, uint8_t out[kInitSize]) {
     std::memcpy(out + kInitPub, msg.eph_pub, kPublicKeySize);
     put_be64(out + kInitTimestamp, msg.timestamp);
     put_be32(out + kInitTunnelIp, msg.tunnel_ip);
-    put_be32(out + kInitFlags, 0);
+    put_be32(out + kInitFlags, msg.flags);
     init_mac(psk, out, msg.mac);
     std::memcpy(out + kInitMac, msg.mac, kMacSize);
 }
@@ -152,8 +153,10 @@ HsError read_init(const PskKey& psk, const uint8_t* pkt, size_t len, InitMsg& ou
     if (!mac_matches(expected, pkt + kInitMac)) return HsError::BadMac;
     Header h{};
     if (!handshake_header_ok(pkt, len, PacketType::HandshakeInit, h)) return HsError::BadHeader;
-    if (!all_zero(pkt + kInitFlags, 4)) return HsError::BadField;
+    const uint32_t flags = get_be32(pkt + kInitFlags);
+    if (flags & ~kInitFlagContinue) return HsError::BadField;
     out.session_id = h.session_id;
+    out.flags = flags;
     std::memcpy(out.eph_pub, pkt + kInitPub, kPublicKeySize);
     out.timestamp = get_be64(pkt + kInitTimestamp);
     out.tunnel_ip = get_be32(pkt + kInitTunnelIp);
@@ -161,12 +164,19 @@ HsError read_init(const PskKey& psk, const uint8_t* pkt, size_t len, InitMsg& ou
     return HsError::Ok;
 }
 
+bool peek_init_tunnel_ip(const uint8_t* pkt, size_t len, uint32_t* ip) {
+    if (len != kInitSize) return false;
+    *ip = get_be32(pkt + kInitTunnelIp);
+    return true;
+}
+
 void write_resp(const PskKey& psk, const RespMsg& msg, const uint8_t init_mac_[kMacSize],
                 uint8_t out[kRespSize]) {
     write_handshake_header(out, PacketType::HandshakeResp, msg.session_id);
     std::memcpy(out + kRespPub, msg.eph_pub, kPublicKeySize);
     out[kRespStatus] = uint8_t(msg.status);
-    std::memset(out + kRespZero, 0, 7);
+    out[kRespFlags] = msg.flags;
+    std::memset(out + kRespZero, 0, 6);
     resp_mac(psk, out, init_mac_, out + kRespMac);
 }
 
@@ -181,9 +191,16 @@ HsError read_resp(const PskKey& psk, const uint8_t* pkt, size_t len, const InitM
     Header h{};
     if (!handshake_header_ok(pkt, len, PacketType::HandshakeResp, h)) return HsError::BadHeader;
     if (h.session_id != sent.session_id) return HsError::WrongSession;
-    if (!all_zero(pkt + kRespZero, 7) || !status_known(pkt[kRespStatus]))
+    if (!all_zero(pkt + kRespZero, 6) || !status_known(pkt[kRespStatus]))
+        return HsError::BadField;
+    // Only an Init that asked to go on may be told it does, and only an Ok may say so.
+    const uint8_t flags = pkt[kRespFlags];
+    if ((flags & ~kRespFlagContinued) ||
+        ((flags & kRespFlagContinued) &&
+         (!(sent.flags & kInitFlagContinue) || pkt[kRespStatus] != uint8_t(RespStatus::Ok))))
         return HsError::BadField;
     out.session_id = h.session_id;
+    out.flags = flags;
     std::memcpy(out.eph_pub, pkt + kRespPub, kPublicKeySize);
     out.status = RespStatus(pkt[kRespStatus]);
     return HsError::Ok;

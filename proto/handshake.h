@@ -53,6 +53,7 @@ struct InitMsg {
     uint8_t eph_pub[kPublicKeySize]{};
     uint64_t timestamp = 0;   // client's wall clock in ns; strictly increasing per client
     uint32_t tunnel_ip = 0;   // host byte order
+    uint32_t flags = 0;       // kInitFlagContinue: a rekey of a session the client still holds
     uint8_t mac[kMacSize]{};  // filled by write_init / read_init
 };
 
@@ -60,6 +61,7 @@ struct RespMsg {
     uint32_t session_id = 0;
     uint8_t eph_pub[kPublicKeySize]{};
     RespStatus status = RespStatus::Ok;
+    uint8_t flags = 0;        // kRespFlagContinued: the session goes on (same sequence numbers)
 };
 
 enum class HsError : uint8_t {
@@ -79,6 +81,11 @@ const char* hs_error_name(HsError e);
 void write_init(const PskKey& psk, InitMsg& msg, uint8_t out[kInitSize]);
 // Verifies the MAC first, then parses. Does not check replay (see InitGuard).
 HsError read_init(const PskKey& psk, const uint8_t* pkt, size_t len, InitMsg& out);
+
+// The tunnel address an Init asks for, read before its MAC is checked: the
+// server picks by it which key the MAC must verify under (per-client keys).
+// False if `len` is not an Init's.
+bool peek_init_tunnel_ip(const uint8_t* pkt, size_t len, uint32_t* ip);
 
 // Writes a Resp bound to the Init whose mac is init_mac.
 void write_resp(const PskKey& psk, const RespMsg& msg, const uint8_t init_mac[kMacSize],

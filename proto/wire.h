@@ -59,10 +59,17 @@ inline constexpr unsigned kDefaultTunMtu = 1500 - 20 - 8 - kDataOverhead;
 
 // HandshakeInit body (after the header):
 //   ephemeral public key (32) | timestamp (8, BE) | tunnel IPv4 (4, network order) |
-//   flags (4, zero) | mac (16)
+//   flags (4, BE) | mac (16)
 inline constexpr size_t kInitSize = kHeaderSize + 32 + 8 + 4 + 4 + kMacSize;
-// HandshakeResp body: ephemeral public key (32) | status (1) | zero (7) | mac (16)
-inline constexpr size_t kRespSize = kHeaderSize + 32 + 1 + 7 + kMacSize;
+// HandshakeResp body: ephemeral public key (32) | status (1) | flags (1) | zero (6) | mac (16)
+inline constexpr size_t kRespSize = kHeaderSize + 32 + 1 + 1 + 6 + kMacSize;
+// Init flags: the client holds this session (keys, sequence numbers) and
+// asks to go on with it under new keys: a rekey. Other bits must be 0.
+inline constexpr uint32_t kInitFlagContinue = 1;
+// Resp flags: the server holds the session too, so both ends go on in the
+// same sequence spaces under the new keys. Only in an Ok answer to an Init
+// that asked; otherwise the client starts the session afresh.
+inline constexpr uint8_t kRespFlagContinued = 1;
 static_assert(kInitSize == 80, "HandshakeInit is 80 bytes on the wire");
 static_assert(kRespSize == 72, "HandshakeResp is 72 bytes on the wire");
 static_assert(kDataOverhead == 32, "data packets add 32 bytes");

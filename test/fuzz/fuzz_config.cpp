@@ -23,7 +23,19 @@ void parse_as(std::string_view text, onebox::proto::Role role) {
         return;
     }
     check(cfg.role == role);
-    check(cfg.preshared_key.size() >= 8);
+    // A shared key, or (a server) clients with keys of their own.
+    check(cfg.preshared_key.size() >= 8 || (cfg.preshared_key.empty() && !cfg.clients.empty()));
+    check(role == onebox::proto::Role::Server || cfg.clients.empty());
+    check(cfg.clients.size() <= onebox::proto::kMaxClientKeys);
+    for (size_t i = 0; i < cfg.clients.size(); ++i) {
+        const auto& c = cfg.clients[i];
+        check(c.preshared_key.size() >= 8 && c.preshared_key != cfg.preshared_key);
+        check((c.ip & cfg.tun.netmask) == (cfg.tun.ip & cfg.tun.netmask) && c.ip != cfg.tun.ip);
+        check(!c.name.empty() && c.name.size() <= 32);
+        for (size_t j = 0; j < i; ++j)
+            check(cfg.clients[j].ip != c.ip && cfg.clients[j].name != c.name &&
+                  cfg.clients[j].preshared_key != c.preshared_key);
+    }
     const int prefix = onebox::proto::netmask_prefix(cfg.tun.netmask);
     check(prefix >= 1 && prefix <= 30);
     check(!cfg.tun.name.empty() && cfg.tun.name.size() <= 15);

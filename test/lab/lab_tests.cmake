@@ -30,6 +30,8 @@ set(ONEBOX_LAB_TESTS
   storage:120
   restart_tcp:150
   load:180
+  rekey:120
+  client_keys:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

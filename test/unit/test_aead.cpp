@@ -178,3 +178,23 @@ TEST_CASE("aead: SessionKeys::wipe zeroes both keys") {
     CHECK(std::memcmp(k.send, zero, kKeySize) == 0);
     CHECK(std::memcmp(k.recv, zero, kKeySize) == 0);
 }
+
+TEST_CASE_FIXTURE(Fixture, "aead: verify_tag checks without touching the packet; decrypt_verified opens it") {
+    // A receiver holding several keys across a rekey tries each in turn, so a
+    // failed try must leave the ciphertext as it was (open_in_place zeroes it).
+    auto pkt = sealed();
+    const auto before = pkt;
+    uint8_t other[kKeySize];
+    std::memset(other, 0x5a, sizeof other);
+    CHECK_FALSE(verify_tag(other, h, pkt.data(), pkt.size()));
+    CHECK(pkt == before);
+    CHECK(verify_tag(key, h, pkt.data(), pkt.size()));
+    CHECK(pkt == before);
+    Header lying = h;
+    ++lying.seq;
+    CHECK_FALSE(verify_tag(key, lying, pkt.data(), pkt.size()));
+    CHECK_FALSE(verify_tag(key, h, pkt.data(), kDataOverhead - 1));
+    CHECK(pkt == before);
+    REQUIRE(decrypt_verified(key, h, pkt.data(), pkt.size()) == payload.size());
+    CHECK(std::string(reinterpret_cast<const char*>(pkt.data() + kHeaderSize), payload.size()) == payload);
+}

@@ -325,6 +325,91 @@ TEST_CASE("modes, priorities, probe_interval and link_hold") {
     CHECK_FALSE(onebox::proto::parse_duration("1.s", 0, UINT64_MAX, ns));
 }
 
+TEST_CASE("rekey_interval and rekey_packets") {
+    const std::string cl = kMinClient;
+    Config c;
+    CHECK(c.rekey_interval_ns == 120'000'000'000);
+    CHECK(c.rekey_packets == (uint64_t(1) << 60));
+    ConfigError e = parse_config(cl + "rekey_interval = 2s\nrekey_packets = 20000\n", Role::Client, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(c.rekey_interval_ns == 2'000'000'000);
+    CHECK(c.rekey_packets == 20000);
+    const struct { std::string text; const char* key; const char* message; } bad[] = {
+        {"rekey_interval = 500ms\n", "client.rekey_interval", "1s to 86400s"},
+        {"rekey_interval = 120\n", "client.rekey_interval", "1s to 86400s"},  // a bare number is ms
+        {"rekey_interval = 86401s\n", "client.rekey_interval", "1s to 86400s"},
+        {"rekey_packets = 999\n", "client.rekey_packets", "from 1000 to 1152921504606846976"},
+        {"rekey_packets = 1152921504606846977\n", "client.rekey_packets", "from 1000"},
+        {"rekey_packets = lots\n", "client.rekey_packets", "got \"lots\""},
+    };
+    for (const auto& b : bad) {
+        CAPTURE(b.text);
+        Config out;
+        e = parse_config(cl + b.text, Role::Client, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.key == b.key);
+        CHECK_MESSAGE(e.message.find(b.message) != std::string::npos, "message: " << e.message);
+    }
+    Config srv;
+    CHECK_FALSE(parse_config(std::string(kMinServer) + "rekey_interval = 10s\n", Role::Server, srv).ok);
+}
+
+TEST_CASE("per-client keys: [server.client.NAME]") {
+    const std::string srv = kMinServer;
+    const std::string two = "[server.client.alice]\npreshared_key = alice-own-key\nip = 10.0.0.2\n"
+                            "[server.client.bob-2]\nip = \"10.0.0.3\"\npreshared_key = \"bob's own key\"\n";
+    Config c;
+    ConfigError e = parse_config(srv + two, Role::Server, c);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    REQUIRE(c.clients.size() == 2);
+    CHECK(c.clients[0].name == "alice");
+    CHECK(c.clients[0].preshared_key == "alice-own-key");
+    CHECK(c.clients[0].ip == ip("10.0.0.2"));
+    CHECK(c.clients[1].name == "bob-2");
+    CHECK(c.clients[1].ip == ip("10.0.0.3"));
+
+    // Without a shared key only listed clients get in: that is allowed...
+    e = parse_config("[server]\nlisten_port = 1\n" + two, Role::Server, c);
+    CHECK_MESSAGE(e.ok, e.message);
+    CHECK(c.preshared_key.empty());
+    // ... but a server with neither still needs one.
+    CHECK_FALSE(parse_config("[server]\nlisten_port = 1\n", Role::Server, c).ok);
+
+    const struct { std::string text; unsigned line; const char* key; const char* message; } bad[] = {
+        {"[server.client.]\n", 4, "", "bad client name"},
+        {"[server.client.a b]\n", 4, "", "bad client name"},
+        {"[server.client." + std::string(33, 'x') + "]\n", 4, "", "1-32 of"},
+        {"[server.client.a]\nip = 10.0.0.2\npreshared_key = k1234567\n[server.client.a]\n", 7, "", "appears twice"},
+        {"[server.client.a]\nip = 10.0.0.2\n", 4, "server.client.a", "missing preshared_key in [server.client.a]"},
+        {"[server.client.a]\npreshared_key = k1234567\n", 4, "server.client.a", "missing ip"},
+        {"[server.client.a]\npreshared_key = short\n", 5, "server.client.a.preshared_key", "too short"},
+        {"[server.client.a]\nip = 10.0.0.999\n", 5, "server.client.a.ip", "10.0.0.999"},
+        {"[server.client.a]\nport = 1\n", 5, "server.client.a.port", "takes preshared_key and ip"},
+        {"[server.client.a]\nip = 10.0.0.2\nip = 10.0.0.3\n", 6, "server.client.a.ip", "duplicate key"},
+        {"[server.client.a]\npreshared_key = k1234567\nip = 10.0.1.2\n", 6, "server.client.a.ip",
+         "not a client address in the tunnel subnet 10.0.0.0/24"},
+        {"[server.client.a]\npreshared_key = k1234567\nip = 10.0.0.255\n", 6, "server.client.a.ip", "not a client address"},
+        {"[server.client.a]\npreshared_key = k1234567\nip = 10.0.0.1\n", 6, "server.client.a.ip", "the server's own"},
+        {"[server.client.a]\npreshared_key = 12345678\nip = 10.0.0.2\n", 5, "server.client.a.preshared_key",
+         "the same as the shared preshared_key"},
+        {"[server.client.a]\npreshared_key = k1234567\nip = 10.0.0.2\n"
+         "[server.client.b]\npreshared_key = k7654321\nip = 10.0.0.2\n", 9, "server.client.b.ip", "already client \"a\"'s address"},
+        {"[server.client.a]\npreshared_key = k1234567\nip = 10.0.0.2\n"
+         "[server.client.b]\npreshared_key = k1234567\nip = 10.0.0.3\n", 8, "server.client.b.preshared_key", "the same as client \"a\"'s key"},
+    };
+    for (const auto& b : bad) {
+        CAPTURE(b.text);
+        Config out;
+        e = parse_config(srv + b.text, Role::Server, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.line == b.line);
+        CHECK(e.key == b.key);
+        CHECK_MESSAGE(e.message.find(b.message) != std::string::npos, "message: " << e.message);
+    }
+    Config cl;
+    CHECK_FALSE(parse_config(std::string(kMinClient) + "[server.client.a]\n", Role::Client, cl).ok);
+}
+
 TEST_CASE("parse_rate") {
     const struct { const char* text; uint64_t bps; } good[] = {
         {"40mbit", 40'000'000}, {"40Mbit", 40'000'000}, {"2.5mbit", 2'500'000}, {"500kbit", 500'000},

@@ -141,7 +141,7 @@ TEST_CASE_FIXTURE(Handshake, "handshake: Resp layout byte by byte") {
     const auto& b = resp_bytes;
     CHECK(to_hex(b.data(), kHeaderSize) == "02010000c0ffee010000000000000000");
     CHECK(std::memcmp(b.data() + 16, server_eph.pub, 32) == 0);
-    CHECK(to_hex(b.data() + 48, 8) == "0000000000000000");  // status Ok, 7 zero bytes
+    CHECK(to_hex(b.data() + 48, 8) == "0000000000000000");  // status Ok, flags 0, 6 zero bytes
     uint8_t mac[kMacSize];
     spec_mac(psk, 2, b.data(), 56, init.mac, kMacSize, mac);
     CHECK(std::memcmp(b.data() + 56, mac, kMacSize) == 0);
@@ -250,6 +250,7 @@ TEST_CASE_FIXTURE(Handshake, "handshake: Init with a valid MAC but bad fields") 
         {"reserved", 3, 1, HsError::BadHeader},
         {"link not 0", 2, 1, HsError::BadHeader},
         {"seq not zero", 15, 1, HsError::BadHeader},
+        {"flags: unknown bit 1", 63, 2, HsError::BadField},
         {"flags byte 0", 60, 1, HsError::BadField},
         {"flags byte 3", 63, 0x80, HsError::BadField},
     };
@@ -278,7 +279,9 @@ TEST_CASE_FIXTURE(Handshake, "handshake: Resp with a valid MAC but bad fields") 
         {"seq not zero", 8, 1, HsError::BadHeader},
         {"status 4", 48, 4, HsError::BadField},
         {"status 255", 48, 255, HsError::BadField},
-        {"zero byte 49", 49, 1, HsError::BadField},
+        {"flag Continued, not asked for", 49, 1, HsError::BadField},
+        {"flags: unknown bit 1", 49, 2, HsError::BadField},
+        {"zero byte 50", 50, 1, HsError::BadField},
         {"zero byte 55", 55, 1, HsError::BadField},
     };
     for (const auto& row : table) {
@@ -412,4 +415,31 @@ TEST_CASE("handshake: error names") {
     CHECK(std::string(hs_error_name(HsError::WrongSession)) == "wrong session");
     CHECK(std::string(hs_error_name(HsError::Replayed)) == "replayed");
     CHECK(std::string(hs_error_name(HsError::WeakKey)) == "weak key");
+}
+
+TEST_CASE_FIXTURE(Handshake, "handshake: a rekey Init asks to go on, and only its Ok answer may say so") {
+    init.flags = kInitFlagContinue;
+    write_init(psk, init, init_bytes.data());
+    CHECK(to_hex(init_bytes.data() + 60, 4) == "00000001");
+    InitMsg got;
+    REQUIRE(read_init(psk, init_bytes.data(), init_bytes.size(), got) == HsError::Ok);
+    CHECK(got.flags == kInitFlagContinue);
+
+    struct Row { const char* name; RespStatus status; uint8_t flags; HsError expect; };
+    const Row table[] = {
+        {"Ok, continued", RespStatus::Ok, kRespFlagContinued, HsError::Ok},
+        {"Ok, afresh (the server lost the session)", RespStatus::Ok, 0, HsError::Ok},
+        {"refused, continued", RespStatus::AddressInUse, kRespFlagContinued, HsError::BadField},
+        {"server full, continued", RespStatus::ServerFull, kRespFlagContinued, HsError::BadField},
+    };
+    for (const auto& row : table) {
+        CAPTURE(row.name);
+        resp.status = row.status;
+        resp.flags = row.flags;
+        write_resp(psk, resp, init.mac, resp_bytes.data());
+        CHECK(resp_bytes[49] == row.flags);
+        RespMsg r;
+        CHECK(read_resp(psk, resp_bytes.data(), resp_bytes.size(), init, r) == row.expect);
+        if (row.expect == HsError::Ok) CHECK(r.flags == row.flags);
+    }
 }
