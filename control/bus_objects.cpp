@@ -98,6 +98,7 @@ Counts all_counters(const Daemon& d) {
     out.emplace_back("handshake_refused", c.handshake_refused);
     out.emplace_back("handshake_ratelimited", c.handshake_ratelimited);
     out.emplace_back("handshake_full", c.handshake_full);
+    out.emplace_back("handshake_cookie", c.handshake_cookie);
     return out;
 }
 

@@ -21,13 +21,20 @@ namespace onebox {
 
 
 
-void client_init(Daemon& d) {
-    d.client = std::make_unique<ClientState>();
-    while (d.client->session_id == proto::kInvalidSessionId)
-        fill_random(&d.client->session_id, sizeof d.client->session_id);
+static void new_session_id(Daemon& d) {
+    uint32_t old = d.client->session_id;
+    do fill_random(&d.client->session_id, sizeof d.client->session_id);
+    while (d.client->session_id == proto::kInvalidSessionId || d.client->session_id == old);
 }
 
-static void send_init(Daemon& d, uint64_t now) {
+void client_init(Daemon& d) {
+    d.client = std::make_unique<ClientState>();
+    new_session_id(d);
+}
+
+// `link`: the WAN link to send on (a cookie's answer goes where the cookie
+// came from); -1 takes the next one in turn.
+static void send_init(Daemon& d, uint64_t now, int link = -1) {
     ClientState& c = *d.client;
     // Holding a session, we ask to go on with it: if the server holds it
     // too, both ends keep their sequence numbers and nothing in flight is lost.
@@ -48,12 +55,18 @@ static void send_init(Daemon& d, uint64_t now) {
     c.sent.timestamp = c.last_timestamp;
     c.sent.tunnel_ip = d.cfg.tun.ip;
     c.sent.flags = c.live ? proto::kInitFlagContinue : 0;
+    if (link < 0) link = links_handshake_slot(d, c.attempts);
+    const ClientState::Cookie* cookie = link >= 0 ? &c.cookies[link] : nullptr;
+    bool fresh = cookie && cookie->has && dataplane::elapsed(now, cookie->received_at) < proto::kCookieSecretLifetimeNs;
     uint8_t pkt[proto::kInitSize];
-    proto::write_init(d.psk, c.sent, pkt);
+    proto::write_init(d.psk, c.sent, pkt, fresh ? cookie->bytes : nullptr);
+    c.sent_link = link;
+    c.cookie_retried = false;
 
     // The worker owns receiving on this socket; sending from the control
     // thread is safe and keeps the slow path off the worker.
-    if (::send(links_handshake_fd(d, c.attempts), pkt, sizeof pkt, 0) < 0 && c.attempts % 10 == 0)
+    int fd = link >= 0 ? d.links->slots[link].fd : -1;
+    if (::send(fd, pkt, sizeof pkt, 0) < 0 && c.attempts % 10 == 0)
         log::warn("Failed to send handshake to %s: %s", format_addr(d.server_addr).c_str(),
                   std::strerror(errno));
     ++c.attempts;
@@ -138,14 +151,46 @@ void client_on_closed(Daemon& d, const dataplane::Event& ev) {
                "server %s closed the session (stopping or restarting): handshaking again", addr.c_str());
 }
 
+// A busy server sent the cookie for the address our Init came from: keep it
+// for that link and ask again at once, this time with mac2. Once per Init,
+// so a server that keeps answering with cookies waits for the next retry.
+static void client_on_cookie(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now) {
+    ClientState& c = *d.client;
+    uint8_t cookie[proto::kCookieSize];
+    bool ok = proto::read_cookie_reply(d.psk, hs.bytes, hs.len, c.sent, cookie) == proto::HsError::Ok;
+    if (!ok && c.has_prev)
+        ok = proto::read_cookie_reply(d.psk, hs.bytes, hs.len, c.prev_sent, cookie) == proto::HsError::Ok;
+    if (!ok || hs.link >= proto::kMaxLinks) {
+        ++d.stats.handshake_malformed;
+        return;
+    }
+    ++d.stats.handshake_cookie;
+    ClientState::Cookie& slot = c.cookies[hs.link];
+    std::memcpy(slot.bytes, cookie, sizeof cookie);
+    sodium_memzero(cookie, sizeof cookie);
+    slot.received_at = now;
+    slot.has = true;
+    log::debug("server %s is busy and sent a cookie: asking again", format_addr(d.server_addr).c_str());
+    if (c.cookie_retried || !d.links->slots[hs.link].used) return;
+    send_init(d, now, hs.link);
+    c.cookie_retried = true;
+}
+
 void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint64_t now) {
     ClientState& c = *d.client;
     if (!c.waiting) return;  // a late or duplicated answer
+    if (hs.len >= 1 && hs.bytes[0] == uint8_t(proto::PacketType::CookieReply)) return client_on_cookie(d, hs, now);
     proto::RespMsg resp;
     const proto::InitMsg* answered = &c.sent;
     const proto::EphemeralKey* eph = &c.eph;
     proto::HsError err = proto::read_resp(d.psk, hs.bytes, hs.len, c.sent, resp);
-    if (err != proto::HsError::Ok && c.has_prev &&
+    // The answer to the Init before: good on a path slower than our retry,
+    // but the server keeps keys for its newest Init only. While the session
+    // works (a rekey) that answer is left alone: taking it could leave us
+    // sending under keys the server has already replaced, and the old keys
+    // still carry everything until the newest Init is answered.
+    const bool rekeying = client_connected(d, now);
+    if (err != proto::HsError::Ok && c.has_prev && !rekeying &&
         proto::read_resp(d.psk, hs.bytes, hs.len, c.prev_sent, resp) == proto::HsError::Ok) {
         answered = &c.prev_sent;
         eph = &c.prev_eph;
@@ -159,6 +204,16 @@ void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     c.waiting = false;
     if (resp.status != proto::RespStatus::Ok) {
         ++d.stats.handshake_refused;
+        if (rekeying) {  // the session goes on under its keys; ask again later
+            log::warn("server %s refused a rekey (status %u); the session goes on under its keys",
+                      format_addr(d.server_addr).c_str(), unsigned(resp.status));
+            c.next_attempt = now + kMaxRetry;
+            return;
+        }
+        // Our session id is ours to choose: one the server holds for
+        // somebody else (another key, or a session not yet gone) is
+        // dropped for a new one, so nothing can keep us out by squatting it.
+        if (resp.status == proto::RespStatus::AddressInUse) new_session_id(d);
         const char* why = resp.status == proto::RespStatus::AddressInUse ? "address in use by another client"
                         : resp.status == proto::RespStatus::AddressRefused ? "address outside the server's tunnel subnet"
                         : "server full";

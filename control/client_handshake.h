@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "dataplane/session.h"
+#include "proto/cookie.h"
 #include "proto/handshake.h"
 
 namespace onebox {
@@ -36,6 +37,15 @@ struct ClientState {
     uint64_t established_at = 0;
     bool server_closed = false;          // the server said it is stopping
     unsigned attempts = 0;
+    // A busy server's cookie per WAN link (it is for the address the Init
+    // came from): the next Inits on that link carry mac2 made with it.
+    struct Cookie {
+        uint8_t bytes[proto::kCookieSize]{};
+        uint64_t received_at = 0;
+        bool has = false;
+    } cookies[proto::kMaxLinks];
+    int sent_link = -1;                  // the link `sent` went out on
+    bool cookie_retried = false;         // `sent` is already the answer to a cookie
 };
 
 }  // namespace onebox

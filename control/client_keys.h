@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -24,6 +25,10 @@ struct ClientKey {
     uint32_t ip = 0;      // host order
     proto::PskKey key;    // wiped on destruction
     uint64_t id = 0;      // which key a session was made with (0 = the shared key)
+    // Keyed BLAKE2b of the passphrase (a per-process random key), so a reload
+    // knows an unchanged key without running Argon2id again.
+    uint8_t fingerprint[32]{};
+    ~ClientKey();
 };
 
 struct ClientKeys {
@@ -43,8 +48,10 @@ KeyChoice key_for_address(const ClientKeys& keys, uint32_t ip);
 
 // Derives each listed client's key (Argon2id, about 0.1 s each) and wipes
 // the passphrases in `clients`. An entry the same as one in `previous`
-// (name, address and key) keeps its id, so its sessions stay.
+// (name, address and passphrase) takes its key and id without a new
+// derivation, so its sessions stay. `after_each` runs after every
+// derivation (the caller keeps systemd's watchdog and start timeout fed).
 Status derive_client_keys(std::vector<proto::ClientKeyConfig>& clients, const ClientKeys* previous,
-                          ClientKeys& out);
+                          ClientKeys& out, const std::function<void()>& after_each = {});
 
 }  // namespace onebox

@@ -254,12 +254,17 @@ Status links_set_enabled(Daemon& d, const std::string& ifname, bool enabled) {
     return Status::success();
 }
 
-int links_handshake_fd(const Daemon& d, unsigned attempt) {
+int links_handshake_slot(const Daemon& d, unsigned attempt) {
     int usable[proto::kMaxLinks];
     unsigned n = 0;
-    for (const LinkSlot& s : d.links->slots)
-        if (s.used && !s.removing) usable[n++] = s.fd;
+    for (unsigned i = 0; i < proto::kMaxLinks; ++i)
+        if (d.links->slots[i].used && !d.links->slots[i].removing) usable[n++] = int(i);
     return n ? usable[attempt % n] : -1;
+}
+
+int links_handshake_fd(const Daemon& d, unsigned attempt) {
+    int slot = links_handshake_slot(d, attempt);
+    return slot < 0 ? -1 : d.links->slots[slot].fd;
 }
 
 void links_close_all(Daemon& d) {

@@ -47,6 +47,8 @@ void links_on_removed(Daemon& d, unsigned i);
 // A socket to send handshakes on, or -1: attempt n uses the n-th usable link
 // (round the list), so a dead link cannot hold the handshake up.
 int links_handshake_fd(const Daemon& d, unsigned attempt = 0);
+// The link (slot) that handshake attempt `attempt` goes out on, -1 if none.
+int links_handshake_slot(const Daemon& d, unsigned attempt);
 // Switches WAN interface `ifname` off (its traffic moves to the other links
 // at once) or back on (used again once discovery finds it). Refuses to
 // switch off the last link in use, and names it.

@@ -349,6 +349,7 @@ void log_stats(const Daemon& d) {
     line += " handshake_refused=" + std::to_string(c.handshake_refused);
     line += " handshake_ratelimited=" + std::to_string(c.handshake_ratelimited);
     line += " handshake_full=" + std::to_string(c.handshake_full);
+    line += " handshake_cookie=" + std::to_string(c.handshake_cookie);
     log::info("%s", line.c_str());
 }
 
@@ -572,6 +573,8 @@ Status bring_up(Daemon& d) {
 
 }  // namespace
 
+void supervise_now(Daemon& d) { supervise(d, dataplane::now_ns()); }
+
 static void wipe_string(std::string& s) {
     sodium_memzero(s.data(), s.size());
     s.clear();
@@ -591,7 +594,9 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     // Only the derived keys are needed from here on; the passphrases go.
     wipe_string(cfg.preshared_key);
     ClientKeys client_keys;
-    Status keys_st = derive_client_keys(cfg.clients, nullptr, client_keys);
+    // About 0.1 s a key: with many clients, ask systemd for the time.
+    Status keys_st = derive_client_keys(cfg.clients, nullptr, client_keys,
+                                        [] { notify::extend_start_timeout(5'000'000); });
     d.cfg = cfg;
     if (!derived || !keys_st.ok()) {
         log::error("%s", derived ? keys_st.message().c_str() : "Failed to derive the key from preshared_key: out of memory");

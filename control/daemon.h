@@ -38,6 +38,7 @@ struct ControlCounters {
     uint64_t handshake_refused = 0;
     uint64_t handshake_ratelimited = 0;  // valid Inits over their source's rate (proto/ratelimit.h)
     uint64_t handshake_full = 0;         // ... refused: max_clients sessions held (also in handshake_refused)
+    uint64_t handshake_cookie = 0;       // server: busy, answered with a cookie; client: cookies received
 };
 
 struct ClientState;
@@ -141,6 +142,9 @@ void server_on_closed(Daemon& d, const dataplane::Event& ev);
 // Disconnect). False if there is no such connected session.
 bool server_disconnect(Daemon& d, uint32_t id);
 struct ClientKeys;
+// The watchdog ping (while the workers' loops turn) and STATUS=, as each
+// control tick does: for slow work on the control thread (a reload's keys).
+void supervise_now(Daemon& d);
 // A reload's client list: sessions whose key is gone or changed are closed.
 void server_apply_client_keys(Daemon& d, ClientKeys&& fresh);
 

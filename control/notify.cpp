@@ -17,6 +17,10 @@ void reloading() { sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration
 
 void stopping() { sd_notify(0, "STOPPING=1\nSTATUS=stopping: restoring routes and firewall"); }
 
+void extend_start_timeout(uint64_t usec) {
+    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", static_cast<unsigned long long>(usec));
+}
+
 void status(const std::string& line) {
     if (line == g_status) return;
     g_status = line;

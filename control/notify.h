@@ -14,6 +14,9 @@ void reloading();
 void stopping();
 // STATUS=line, only when it differs from the last one sent.
 void status(const std::string& line);
+// EXTEND_TIMEOUT_USEC: set-up that takes long (many client keys) asks systemd
+// for this much more time before READY.
+void extend_start_timeout(uint64_t usec);
 
 // The watchdog decision, kept free of I/O so it can be tested with a fake
 // clock. Every half WATCHDOG_USEC the worker's heartbeat (a counter its

@@ -133,7 +133,10 @@ Status reload_config(Daemon& d) {
         // Argon2id per listed client (about 0.1 s each) on this thread; the
         // data plane carries on meanwhile, handshakes wait in their queue.
         ClientKeys keys;
-        Status st = derive_client_keys(fresh.clients, &d.server->keys, keys);
+        // Only new or changed clients cost a derivation; the watchdog hears
+        // from us between them, as long as the workers run.
+        Status st = derive_client_keys(fresh.clients, &d.server->keys, keys,
+                                       [&d] { supervise_now(d); });
         if (!st.ok()) {
             log::error("%s; the client keys stay as they were", st.message().c_str());
         } else {

@@ -30,6 +30,7 @@ static void forget(Daemon& d, uint32_t id, const char* why, bool tell_client = f
     auto it = st.by_id.find(id);
     if (it == st.by_id.end()) return;
     const ServerEntry& e = it->second;
+    if (!e.confirmed && st.half_open > 0) --st.half_open;
     if (e.confirmed) {
         std::string hex = session_hex(id), addr = format_addr(e.addr);
         log::event(proto::LogLevel::Info, log::Event::Disconnected, {nullptr, hex.c_str(), addr.c_str()},
@@ -129,6 +130,26 @@ static void send_resp(Daemon& d, const proto::PskKey& psk, const proto::RespMsg&
                   std::strerror(errno));
 }
 
+// A busy server's answer: the cookie for `to`, which only someone at that
+// address receives (cookie.h). The secret changes every 2 minutes.
+static void send_cookie_reply(Daemon& d, const proto::PskKey& psk, const proto::InitMsg& init,
+                              const sockaddr_in& to, uint64_t now) {
+    ServerState& st = *d.server;
+    if (st.cookies.needs_secret(now)) {
+        uint8_t random[32];
+        fill_random(random, sizeof random);
+        st.cookies.set_secret(random, now);
+        sodium_memzero(random, sizeof random);
+    }
+    uint8_t cookie[proto::kCookieSize], nonce[proto::kCookieNonceSize], pkt[proto::kCookieReplySize];
+    st.cookies.cookie_for(to.sin_addr.s_addr, to.sin_port, cookie);
+    fill_random(nonce, sizeof nonce);
+    proto::write_cookie_reply(psk, init.session_id, init.mac, cookie, nonce, pkt);
+    sodium_memzero(cookie, sizeof cookie);
+    if (::sendto(d.udp.get(), pkt, sizeof pkt, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0)
+        log::debug("Failed to send a cookie to %s: %s", format_addr(to).c_str(), std::strerror(errno));
+}
+
 static void log_rejection(RateLimitedLog& rl, uint64_t now, const sockaddr_in& from,
                           const char* why) {
     if (!rl.allow(now)) return;
@@ -175,9 +196,17 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     // address must not use up that address's tokens), then, before any
     // Diffie-Hellman, the per-source rate: a key holder flooding from one
     // address gets 20 a second (a real client sends one a second at most).
-    if (st.guard->accept(init) != proto::HsError::Ok) {
+    if (st.guard->accept(init, kc.id()) != proto::HsError::Ok) {
         ++d.stats.handshake_replayed;
         return log_rejection(st.replay_log, now, hs.from, "replayed");
+    }
+    // Busy: only an Init that proves its source address (mac2, made with the
+    // cookie we sent there) may cost a key exchange; the rest get a cookie.
+    const bool busy = st.key_exchanges.rate(now) >= proto::kBusyHandshakes || st.half_open >= kBusyHalfOpen;
+    if (busy && !st.cookies.vouches_for(hs.bytes, hs.len, hs.from.sin_addr.s_addr, hs.from.sin_port)) {
+        ++d.stats.handshake_cookie;
+        send_cookie_reply(d, psk, init, hs.from, now);
+        return log_rejection(st.cookie_log, now, hs.from, "server busy: answered with a cookie (the address must prove itself)");
     }
     if (!st.per_source.allow(ntohl(hs.from.sin_addr.s_addr), now)) {
         ++d.stats.handshake_ratelimited;
@@ -186,7 +215,16 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
 
     proto::RespMsg resp;
     resp.session_id = init.session_id;
-    resp.status = claim_address(d, init.session_id, init.tunnel_ip, now, hs.from);
+    // A session id is visible on the wire: one made with another key than
+    // ours is not ours to re-handshake, take over or forget.
+    auto same_id = st.by_id.find(init.session_id);
+    const bool foreign = same_id != st.by_id.end() && same_id->second.key_id != kc.id();
+    if (foreign && st.foreign_log.allow(now))
+        log::warn("handshake from %s for session %08x made with another key (%s): refused", format_addr(hs.from).c_str(),
+                  init.session_id, kc.client ? ("client " + kc.client->name + "'s").c_str() : "the shared key");
+    resp.status = foreign ? proto::RespStatus::AddressInUse
+                          : claim_address(d, init.session_id, init.tunnel_ip, now, hs.from);
+    st.key_exchanges.record(now);  // from here on the Init costs an X25519
     // A rekey: the client still holds the session and so do we (confirmed,
     // so the worker has keys and sequence numbers for it). Both go on.
     auto held = st.by_id.find(init.session_id);
@@ -232,6 +270,7 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
         e.key_id = kc.id();
         if (kc.client) e.client = kc.client->name;
         st.by_id[init.session_id] = std::move(e);
+        ++st.half_open;
         st.owner_of_ip[init.tunnel_ip] = init.session_id;
         steer_tunnel_address(d, init.tunnel_ip, init.session_id);  // its downstream to its worker's TUN queue
     } else {
@@ -248,6 +287,7 @@ void server_on_confirmed(Daemon& d, const dataplane::Event& ev) {
     ServerEntry& e = it->second;
     bool first = !e.confirmed;
     e.confirmed = true;
+    if (first && d.server->half_open > 0) --d.server->half_open;
     std::string hex = session_hex(ev.session_id), addr = format_addr(e.addr);
     if (first)
         log::event(proto::LogLevel::Info, log::Event::Connected, {nullptr, hex.c_str(), addr.c_str()},

@@ -10,6 +10,7 @@
 
 #include "client_keys.h"
 #include "dataplane/session.h"
+#include "proto/cookie.h"
 #include "proto/handshake.h"
 #include "proto/ratelimit.h"
 #include "proto/link_health.h"
@@ -23,6 +24,9 @@ constexpr uint64_t kSec = 1'000'000'000;
 constexpr uint64_t kClaimableAfter = 3 * kSec;
 constexpr uint64_t kIdleExpiry = 180 * kSec;       // forget a silent session
 constexpr uint64_t kUnconfirmedExpiry = 10 * kSec; // a handshake nobody completed
+// Half-open handshakes that make a server busy (cookies required): a flood
+// of real Inits from spoofed addresses must not fill the session table.
+constexpr size_t kBusyHalfOpen = 32;
 
 // At most one line per second per kind of rejection, with a count of what
 // was not logged: a flood must not flood the journal.
@@ -51,9 +55,12 @@ struct ServerState {
     std::unique_ptr<proto::InitGuard> guard = std::make_unique<proto::InitGuard>();
     std::unordered_map<uint32_t, ServerEntry> by_id;
     std::unordered_map<uint32_t, uint32_t> owner_of_ip;  // tunnel ip -> session id
-    RateLimitedLog bad_mac_log, replay_log, malformed_log, rate_log, full_log;
+    RateLimitedLog bad_mac_log, replay_log, malformed_log, rate_log, full_log, cookie_log, foreign_log;
     proto::SourceRateLimit per_source;  // handshakes a source may start per second
     ClientKeys keys;                    // per-client keys and the shared one
+    proto::CookieJar cookies;           // busy: Inits must prove their address (cookie.h)
+    proto::LoadMeter key_exchanges;     // ... busy means more than kBusyHandshakes a second
+    size_t half_open = 0;               // ... or this many entries no client has confirmed yet
 };
 
 }  // namespace onebox

@@ -71,6 +71,7 @@ struct Event {
 struct HandshakeDatagram {
     sockaddr_in from{};
     uint16_t len = 0;
+    uint8_t link = 0;  // client: the WAN link (socket) it arrived on
     uint8_t bytes[proto::kInitSize]{};
 };
 

@@ -861,9 +861,10 @@ struct Worker {
         }
     }
 
-    void forward_handshake(uint32_t idx, int len, const sockaddr_in& from) {
+    void forward_handshake(uint32_t idx, int len, const sockaddr_in& from, unsigned link) {
         HandshakeDatagram hs;
         hs.from = from;
+        hs.link = uint8_t(link);
         hs.len = uint16_t(std::min<int>(len, int(sizeof hs.bytes)));
         std::memcpy(hs.bytes, pool.data(idx), hs.len);
         pool.put(idx);
@@ -1181,10 +1182,11 @@ struct Worker {
         switch (h.type) {
         case proto::PacketType::HandshakeInit:
             if (!is_server()) return drop(idx, Counter::drop_bad_header);
-            return forward_handshake(idx, int(len), from);
+            return forward_handshake(idx, int(len), from, link);
         case proto::PacketType::HandshakeResp:
+        case proto::PacketType::CookieReply:
             if (is_server()) return drop(idx, Counter::drop_bad_header);
-            return forward_handshake(idx, int(len), from);
+            return forward_handshake(idx, int(len), from, link);
         case proto::PacketType::Data:
         case proto::PacketType::Keepalive:
         case proto::PacketType::Close:

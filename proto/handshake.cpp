@@ -26,7 +26,7 @@ constexpr char kKdfContext[] = "onebox01";
 static_assert(sizeof kKdfContext - 1 == crypto_kdf_CONTEXTBYTES, "context is 8 bytes");
 static_assert(kKeySize == crypto_kdf_KEYBYTES, "PSK key is a KDF master key");
 
-enum class Subkey : uint64_t { InitMac = 1, RespMac = 2, SessionKdf = 3 };
+enum class Subkey : uint64_t { InitMac = 1, RespMac = 2, SessionKdf = 3, CookieSeal = 4 };
 
 // Byte offsets inside the messages (see wire.h).
 constexpr size_t kInitPub = kHeaderSize;            // 16
@@ -34,7 +34,12 @@ constexpr size_t kInitTimestamp = kInitPub + 32;    // 48
 constexpr size_t kInitTunnelIp = kInitTimestamp + 8; // 56
 constexpr size_t kInitFlags = kInitTunnelIp + 4;    // 60
 constexpr size_t kInitMac = kInitFlags + 4;         // 64
-static_assert(kInitMac + kMacSize == kInitSize, "Init layout");
+constexpr size_t kInitMac2 = kInitMac + kMacSize;   // 80
+static_assert(kInitMac2 + kMacSize == kInitSize, "Init layout");
+
+constexpr size_t kCookieNonce = kHeaderSize;                   // 16
+constexpr size_t kCookieSealed = kCookieNonce + kCookieNonceSize;  // 40
+static_assert(kCookieSealed + kCookieSize + kTagSize == kCookieReplySize, "CookieReply layout");
 
 constexpr size_t kRespPub = kHeaderSize;            // 16
 constexpr size_t kRespStatus = kRespPub + 32;       // 48
@@ -136,7 +141,7 @@ EphemeralKey ephemeral_from_random(const uint8_t random32[32]) {
     return k;
 }
 
-void write_init(const PskKey& psk, InitMsg& msg, uint8_t out[kInitSize]) {
+void write_init(const PskKey& psk, InitMsg& msg, uint8_t out[kInitSize], const uint8_t* cookie) {
     write_handshake_header(out, PacketType::HandshakeInit, msg.session_id);
     std::memcpy(out + kInitPub, msg.eph_pub, kPublicKeySize);
     put_be64(out + kInitTimestamp, msg.timestamp);
@@ -144,6 +149,46 @@ void write_init(const PskKey& psk, InitMsg& msg, uint8_t out[kInitSize]) {
     put_be32(out + kInitFlags, msg.flags);
     init_mac(psk, out, msg.mac);
     std::memcpy(out + kInitMac, msg.mac, kMacSize);
+    if (cookie)
+        init_mac2(cookie, out, out + kInitMac2);
+    else
+        std::memset(out + kInitMac2, 0, kMacSize);
+}
+
+void init_mac2(const uint8_t cookie[kCookieSize], const uint8_t* init, uint8_t out[kMacSize]) {
+    crypto_generichash(out, kMacSize, init, kInitMac2, cookie, kCookieSize);
+}
+
+bool init_mac2_ok(const uint8_t cookie[kCookieSize], const uint8_t* init, size_t len) {
+    if (len != kInitSize) return false;
+    uint8_t expected[kMacSize];
+    init_mac2(cookie, init, expected);
+    return mac_matches(expected, init + kInitMac2);
+}
+
+void write_cookie_reply(const PskKey& psk, uint32_t session_id, const uint8_t init_mac1[kMacSize],
+                        const uint8_t cookie[kCookieSize], const uint8_t nonce[kCookieNonceSize],
+                        uint8_t out[kCookieReplySize]) {
+    write_handshake_header(out, PacketType::CookieReply, session_id);
+    std::memcpy(out + kCookieNonce, nonce, kCookieNonceSize);
+    const Subkey32 key(psk, Subkey::CookieSeal);
+    // Bound to the Init it answers: mac1 is the associated data.
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + kCookieSealed, nullptr, cookie, kCookieSize, init_mac1,
+                                               kMacSize, nullptr, nonce, key.bytes);
+}
+
+HsError read_cookie_reply(const PskKey& psk, const uint8_t* pkt, size_t len, const InitMsg& sent,
+                          uint8_t cookie[kCookieSize]) {
+    if (len != kCookieReplySize) return HsError::BadLength;
+    Header h{};
+    if (!handshake_header_ok(pkt, len, PacketType::CookieReply, h)) return HsError::BadHeader;
+    if (h.session_id != sent.session_id) return HsError::WrongSession;
+    const Subkey32 key(psk, Subkey::CookieSeal);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(cookie, nullptr, nullptr, pkt + kCookieSealed,
+                                                   kCookieSize + kTagSize, sent.mac, kMacSize,
+                                                   pkt + kCookieNonce, key.bytes) != 0)
+        return HsError::BadMac;
+    return HsError::Ok;
 }
 
 HsError read_init(const PskKey& psk, const uint8_t* pkt, size_t len, InitMsg& out) {
@@ -269,12 +314,13 @@ unsigned bucket_of(uint32_t session_id) {
 
 }  // namespace
 
-HsError InitGuard::accept(const InitMsg& msg) {
-    Entry& e = entries[bucket_of(msg.session_id)];
-    if (e.used && e.session_id == msg.session_id &&
+HsError InitGuard::accept(const InitMsg& msg, uint64_t scope) {
+    Entry& e = entries[bucket_of(msg.session_id ^ uint32_t(scope * 0x9e3779b97f4a7c15ull >> 32))];
+    if (e.used && e.session_id == msg.session_id && e.scope == scope &&
         (e.timestamp >= msg.timestamp || crypto_verify_16(e.mac, msg.mac) == 0))
         return HsError::Replayed;
     e.session_id = msg.session_id;
+    e.scope = scope;
     e.timestamp = msg.timestamp;
     std::memcpy(e.mac, msg.mac, kMacSize);
     e.used = true;

@@ -4,8 +4,8 @@
 //   Init{session_id, e_c, timestamp, tunnel_ip, mac1}  ->
 //        server checks mac1 (keyed by the PSK) before any DH, then the
 //        per-session_id timestamp and a recent-init cache (replays)
-//                                                  <-  Resp{session_id, e_s, status, mac2}
-//        mac2 is keyed by the PSK and covers the Init's mac1 (binding)
+//                                                  <-  Resp{session_id, e_s, status, resp_mac}
+//        resp_mac is keyed by the PSK and covers the Init's mac1 (binding)
 //   both: dh = X25519(e, E_peer); keys = KDF(psk_key, dh, e_c, e_s)
 //   client's first Keepalive/Data sealed with the new key confirms the
 //   session to the server (a replayed Init can never complete it).
@@ -77,8 +77,23 @@ enum class HsError : uint8_t {
 };
 const char* hs_error_name(HsError e);
 
-// Writes an Init into out[0..kInitSize) and stores its mac in msg.mac.
-void write_init(const PskKey& psk, InitMsg& msg, uint8_t out[kInitSize]);
+// Writes an Init into out[0..kInitSize) and stores its mac1 in msg.mac. With
+// a cookie (from the server's CookieReply) mac2 is made with it, else zero.
+void write_init(const PskKey& psk, InitMsg& msg, uint8_t out[kInitSize], const uint8_t* cookie = nullptr);
+
+// mac2 = BLAKE2b-128(key = cookie, Init bytes 0..79): proof that the sender
+// received the cookie the server made for its address (cookie.h).
+void init_mac2(const uint8_t cookie[kCookieSize], const uint8_t* init, uint8_t out[kMacSize]);
+bool init_mac2_ok(const uint8_t cookie[kCookieSize], const uint8_t* init, size_t len);
+
+// A busy server's answer to an Init: the cookie for the Init's source
+// address, sealed with XChaCha20-Poly1305 under a PSK subkey, the Init's
+// mac1 as associated data (so it only opens for the Init it answers).
+void write_cookie_reply(const PskKey& psk, uint32_t session_id, const uint8_t init_mac1[kMacSize],
+                        const uint8_t cookie[kCookieSize], const uint8_t nonce[kCookieNonceSize],
+                        uint8_t out[kCookieReplySize]);
+HsError read_cookie_reply(const PskKey& psk, const uint8_t* pkt, size_t len, const InitMsg& sent,
+                          uint8_t cookie[kCookieSize]);
 // Verifies the MAC first, then parses. Does not check replay (see InitGuard).
 HsError read_init(const PskKey& psk, const uint8_t* pkt, size_t len, InitMsg& out);
 
@@ -104,10 +119,12 @@ HsError derive_session_keys(const PskKey& psk, const EphemeralKey& mine,
 // per session id and the macs of recently accepted Inits. Bounded memory.
 struct InitGuard {
     static constexpr unsigned kEntries = 4096;
-    struct Entry { uint32_t session_id; uint64_t timestamp; uint8_t mac[kMacSize]; bool used; };
+    struct Entry { uint32_t session_id; uint64_t scope; uint64_t timestamp; uint8_t mac[kMacSize]; bool used; };
     Entry entries[kEntries]{};
-    // Returns Ok and records msg if it is new; Replayed otherwise.
-    HsError accept(const InitMsg& msg);
+    // Returns Ok and records msg if it is new; Replayed otherwise. `scope`
+    // is the key that made the Init (per-client keys; 0 = the shared key):
+    // an Init made with one client's key cannot spend another's timestamps.
+    HsError accept(const InitMsg& msg, uint64_t scope = 0);
 };
 
 }  // namespace onebox::proto

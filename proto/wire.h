@@ -21,6 +21,7 @@ enum class PacketType : uint8_t {
     Close = 5,          // sealed empty payload: the sender is stopping; forget the session
     Feedback = 6,       // sealed, control channel: what the receiver got per link (feedback.h)
     Probe = 7,          // sealed, control channel: RTT probe or its echo (feedback.h)
+    CookieReply = 8,    // server -> client, instead of a Resp when busy: prove your address (cookie.h)
 };
 
 // Sealed packets use one of two nonce channels, each with its own sequence
@@ -59,8 +60,8 @@ inline constexpr unsigned kDefaultTunMtu = 1500 - 20 - 8 - kDataOverhead;
 
 // HandshakeInit body (after the header):
 //   ephemeral public key (32) | timestamp (8, BE) | tunnel IPv4 (4, network order) |
-//   flags (4, BE) | mac (16)
-inline constexpr size_t kInitSize = kHeaderSize + 32 + 8 + 4 + 4 + kMacSize;
+//   flags (4, BE) | mac1 (16) | mac2 (16: made with a cookie, or zero)
+inline constexpr size_t kInitSize = kHeaderSize + 32 + 8 + 4 + 4 + kMacSize + kMacSize;
 // HandshakeResp body: ephemeral public key (32) | status (1) | flags (1) | zero (6) | mac (16)
 inline constexpr size_t kRespSize = kHeaderSize + 32 + 1 + 1 + 6 + kMacSize;
 // Init flags: the client holds this session (keys, sequence numbers) and
@@ -70,7 +71,12 @@ inline constexpr uint32_t kInitFlagContinue = 1;
 // same sequence spaces under the new keys. Only in an Ok answer to an Init
 // that asked; otherwise the client starts the session afresh.
 inline constexpr uint8_t kRespFlagContinued = 1;
-static_assert(kInitSize == 80, "HandshakeInit is 80 bytes on the wire");
+// CookieReply body: nonce (24) | the cookie sealed with XChaCha20-Poly1305 (16 + tag 16)
+inline constexpr size_t kCookieSize = 16;
+inline constexpr size_t kCookieNonceSize = 24;
+inline constexpr size_t kCookieReplySize = kHeaderSize + kCookieNonceSize + kCookieSize + kTagSize;
+static_assert(kInitSize == 96, "HandshakeInit is 96 bytes on the wire");
+static_assert(kCookieReplySize == 72, "CookieReply is 72 bytes on the wire");
 static_assert(kRespSize == 72, "HandshakeResp is 72 bytes on the wire");
 static_assert(kDataOverhead == 32, "data packets add 32 bytes");
 static_assert(kDefaultTunMtu == 1440, "default TUN MTU");
@@ -131,7 +137,7 @@ enum class HeaderError : uint8_t { Ok, Short, BadVersion, BadType, BadReserved, 
 inline HeaderError read_header(const uint8_t* in, size_t len, Header& h) {
     if (len < kHeaderSize) return HeaderError::Short;
     if (in[1] != kProtocolVersion) return HeaderError::BadVersion;
-    if (in[0] < uint8_t(PacketType::HandshakeInit) || in[0] > uint8_t(PacketType::Probe))
+    if (in[0] < uint8_t(PacketType::HandshakeInit) || in[0] > uint8_t(PacketType::CookieReply))
         return HeaderError::BadType;
     if (in[3] != 0) return HeaderError::BadReserved;
     if (in[2] >= kMaxLinks) return HeaderError::BadLink;

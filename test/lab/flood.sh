@@ -13,7 +13,10 @@
 # time over the flood is printed. Then a key holder sends 2000 real Inits a
 # second from one address for 5 s: at most 20 a second get past the
 # per-source rate limit (handshake_ratelimited counts the rest), and client
-# 1 still loses no ping.
+# 1 still loses no ping. Last, a key holder sends COOKIE_PPS (3000) real
+# Inits a second from random spoofed addresses: once the server is busy
+# they get cookies instead of key exchanges (at most 400 in 6 s), and a
+# third client connects through its cookie.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
@@ -88,5 +91,43 @@ echo "measured: valid Inits from one address: $(cat "$LAB_DIR/flood3.out"); rate
 [ "$limited" -ge $(( ${sent_n:-0} - 20 - 20 * 6 )) ] || fails+=("only $limited of ${sent_n:-0} were rate-limited")
 [ "$lost" -eq 0 ] || fails+=("client 1 lost $lost pings during the valid-Init flood")
 
+# A key holder flooding real Inits from spoofed addresses (each its own
+# per-source bucket), asking for tunnel addresses in 10.0.0.128/25 so that
+# every one would hold a half-open session: the server turns busy (over 200
+# key exchanges a second, or 32 half-open) and answers the rest with cookies
+# that the spoofed addresses never receive. A third client starting 2 s in
+# gets its cookie, asks again and connects.
+COOKIE_PPS=${COOKIE_PPS:-3000}
+lab_add_client cli3 40 || lab_fail "could not add cli3"
+write_client_conf "$LAB_DIR/client3.conf" 10.0.0.4
+s0=$(daemon_stats server) || lab_fail "no stats from the server"
+lab_bg cli "$LAB_DIR/ping3.out" ping -n -i 0.02 -W 1 -w 8 "$LAB_INET_IP"
+ping_pid=$LAB_LAST_BG
+lab_bg inet "$LAB_DIR/flood4.out" "$FLOOD" --psk "$LAB_PSK" --tunnel-net 10.0.0.128/25 "$LAB_SERVER_IP" "$LAB_PORT" "$COOKIE_PPS" 6
+flood_pid=$LAB_LAST_BG
+sleep 2
+t0=$(date +%s%N)
+start_client client3 cli3 "$LAB_DIR/client3.conf"
+if wait_tunnel client3 5; then
+  took=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+  echo "measured: client 3 established its session ${took} s after it started, during the spoofed valid-Init flood"
+else
+  fails+=("client 3 did not get a session within 5 s during the spoofed valid-Init flood")
+fi
+kill -0 "$flood_pid" 2>/dev/null || fails+=("the spoofed flood had ended before client 3 was up: nothing was tested")
+wait "$flood_pid" "$ping_pid" 2>/dev/null
+s1=$(daemon_stats server) || lab_fail "no stats from the server"
+c3=$(daemon_stats client3)
+sent_n=$(sed -nE 's/^sent ([0-9]+) .*/\1/p' "$LAB_DIR/flood4.out")
+cookies=$(stat_delta "$s0" "$s1" handshake_cookie)
+dh=$(( $(stat_delta "$s0" "$s1" handshake_ok) + $(stat_delta "$s0" "$s1" handshake_refused) ))
+read -r lost sent max < <(lab_ping_summary "$LAB_DIR/ping3.out")
+echo "measured: spoofed valid Inits: $(cat "$LAB_DIR/flood4.out"); key exchanges $dh, answered with a cookie $cookies; client 3 received $(stat_get "$c3" handshake_cookie) cookie(s); client 1 lost $lost of $sent pings"
+[ "${sent_n:-0}" -gt 5000 ] || fails+=("the spoofed valid-Init flood sent only ${sent_n:-0}")
+[ "$dh" -le 400 ] || fails+=("$dh key exchanges for ${sent_n:-0} spoofed Inits: the cookies did not hold")
+[ "$cookies" -ge $(( ${sent_n:-0} / 2 )) ] || fails+=("only $cookies of ${sent_n:-0} spoofed Inits were answered with a cookie")
+[ "$(stat_get "$c3" handshake_cookie)" -ge 1 ] || fails+=("client 3 connected without a cookie: the server was not busy")
+[ "$lost" -eq 0 ] || fails+=("client 1 lost $lost pings during the spoofed valid-Init flood")
+
 if [ ${#fails[@]} -gt 0 ]; then printf 'FAIL: %s\n' "${fails[@]}"; exit 1; fi
-echo "PASS: a ${PPS}/s handshake flood: a new client still connects, the live tunnel loses nothing; one address gets 20 handshakes a second"
+echo "PASS: a ${PPS}/s handshake flood: a new client still connects, the live tunnel loses nothing; one address gets 20 handshakes a second; spoofed valid Inits cost no key exchange once the server is busy"

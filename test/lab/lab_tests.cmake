@@ -26,7 +26,7 @@ set(ONEBOX_LAB_TESTS
   workers:180
   privileges:120
   faults:300
-  flood:120
+  flood:150
   storage:120
   restart_tcp:150
   load:180

@@ -2,7 +2,7 @@
 // no key made (random MACs), from many spoofed source addresses, as a test
 // tool for the handshake-flood test.
 //
-//   hs_flood [--psk KEY] DST_IP PORT RATE_PPS SECONDS [SRC_NET/PREFIX]
+//   hs_flood [--psk KEY [--tunnel-net NET/PREFIX]] DST_IP PORT RATE_PPS SECONDS [SRC_NET/PREFIX]
 //
 // A raw socket (IP_HDRINCL, so it needs CAP_NET_RAW) sends 80-byte datagrams
 // shaped like an Init (type 1, version 1, a random session id, random key,
@@ -11,8 +11,10 @@
 // sendmmsg, paced to RATE_PPS. Prints "sent N datagrams in S s (R per
 // second)". With --psk the Inits are real ones, MACed with the key (random
 // session ids, keys and tunnel addresses): what a key holder could send, to
-// test the per-source rate limit. Exit 0, 1 on a socket error, 2 on bad
-// arguments.
+// test the per-source rate limit and the cookies of a busy server; with
+// --tunnel-net they ask for addresses in that subnet (so each would hold a
+// half-open session), else for random ones. Exit 0, 1 on a socket error, 2
+// on bad arguments.
 #include <arpa/inet.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
@@ -75,12 +77,13 @@ void build(uint8_t* out, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dp
 }
 
 // With the key: a real Init in place of the random payload.
-void make_valid(uint8_t* out, const onebox::proto::PskKey& psk, std::mt19937_64& rng, uint64_t& timestamp) {
+void make_valid(uint8_t* out, const onebox::proto::PskKey& psk, std::mt19937_64& rng, uint64_t& timestamp,
+                uint32_t tunnel_base, uint32_t tunnel_hosts) {
     onebox::proto::InitMsg msg;
     msg.session_id = uint32_t(rng()) | 1;
     for (auto& b : msg.eph_pub) b = uint8_t(rng());
     msg.timestamp = ++timestamp;
-    msg.tunnel_ip = uint32_t(rng());
+    msg.tunnel_ip = tunnel_hosts ? tunnel_base + 2 + uint32_t(rng() % (tunnel_hosts - 3)) : uint32_t(rng());
     onebox::proto::write_init(psk, msg, out + sizeof(iphdr) + sizeof(udphdr));
 }
 
@@ -89,9 +92,26 @@ void make_valid(uint8_t* out, const onebox::proto::PskKey& psk, std::mt19937_64&
 int main(int argc, char** argv) {
     onebox::proto::PskKey psk;
     bool valid = false;
+    uint32_t tunnel_base = 0, tunnel_hosts = 0;
     if (argc > 2 && std::strcmp(argv[1], "--psk") == 0) {
         if (sodium_init() < 0 || !onebox::proto::derive_psk_key(argv[2], psk)) return 1;
         valid = true;
+        argv += 2;
+        argc -= 2;
+    }
+    if (valid && argc > 2 && std::strcmp(argv[1], "--tunnel-net") == 0) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%s", argv[2]);
+        char* cut = std::strchr(text, '/');
+        int bits = cut ? std::atoi(cut + 1) : 0;
+        if (cut) *cut = '\0';
+        in_addr a{};
+        if (!cut || bits < 8 || bits > 29 || inet_pton(AF_INET, text, &a) != 1) {
+            std::fprintf(stderr, "hs_flood: bad --tunnel-net\n");
+            return 2;
+        }
+        tunnel_base = ntohl(a.s_addr);
+        tunnel_hosts = uint32_t(1) << (32 - bits);
         argv += 2;
         argc -= 2;
     }
@@ -147,7 +167,7 @@ int main(int argc, char** argv) {
         for (unsigned i = 0; i < kBatch; ++i) {
             uint32_t src = (base & ~(hosts - 1)) | uint32_t(rng() % hosts);
             build(bufs[i], src, uint16_t(1024 + rng() % 64000), ntohl(dst.s_addr), uint16_t(port), rng);
-            if (valid) make_valid(bufs[i], psk, rng, timestamp);
+            if (valid) make_valid(bufs[i], psk, rng, timestamp, tunnel_base, tunnel_hosts);
         }
         int n = ::sendmmsg(fd, msgs, kBatch, 0);
         if (n < 0) {

@@ -1,11 +1,13 @@
 // hs_probe — speaks the onebox handshake to a server, as a test tool.
 //
-//   hs_probe SERVER_IP PORT PSK SESSION_ID_HEX TUNNEL_IP [--confirm]
+//   hs_probe SERVER_IP PORT PSK SESSION_ID_HEX TUNNEL_IP [--confirm] [--future]
 //
 // Sends one HandshakeInit (fresh ephemeral key, current time) and prints the
 // server's answer: "status ok", "status address-in-use", ... or "no answer".
 // With --confirm and status ok it also sends a Keepalive sealed under the new
 // keys, which is what would make the server switch the session to them.
+// With --future the Init's timestamp is the largest there is: an attempt to
+// make the server's replay guard refuse the real owner's later Inits.
 // Its socket carries onebox-client's default fwmark (0x6f6e).
 // Exit 0 when an answer came, 1 when none did, 2 on bad arguments.
 #include <arpa/inet.h>
@@ -41,7 +43,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: hs_probe SERVER_IP PORT PSK SESSION_ID_HEX TUNNEL_IP [--confirm]\n");
         return 2;
     }
-    bool confirm = argc > 6 && std::strcmp(argv[6], "--confirm") == 0;
+    bool confirm = false, future = false;
+    for (int i = 6; i < argc; ++i) {
+        confirm |= std::strcmp(argv[i], "--confirm") == 0;
+        future |= std::strcmp(argv[i], "--future") == 0;
+    }
     sockaddr_in server{};
     server.sin_family = AF_INET;
     server.sin_port = htons(uint16_t(std::atoi(argv[2])));
@@ -62,6 +68,7 @@ int main(int argc, char** argv) {
     timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     init.timestamp = uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+    if (future) init.timestamp = UINT64_MAX - 1;
     init.tunnel_ip = tunnel_ip;
     uint8_t pkt[kInitSize];
     write_init(psk, init, pkt);

@@ -83,6 +83,8 @@ struct Client {
     double next_init = 0;
     uint16_t echo_seq = 0;
     ReplayWindow seen;       // the server's data channel: a resent copy counts once
+    uint8_t cookie[kCookieSize]{};  // a busy server's cookie for fd[0]'s address
+    bool has_cookie = false;
 };
 
 int bound_socket(uint32_t src, const sockaddr_in& server) {
@@ -110,7 +112,7 @@ void send_init(Client& c, const PskKey& psk, uint64_t& handshakes) {
     c.init.timestamp = uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
     c.init.tunnel_ip = c.tunnel_ip;
     uint8_t pkt[kInitSize];
-    write_init(psk, c.init, pkt);
+    write_init(psk, c.init, pkt, c.has_cookie ? c.cookie : nullptr);
     if (::send(c.fd[0], pkt, sizeof pkt, 0) == ssize_t(sizeof pkt)) ++handshakes;
 }
 
@@ -123,9 +125,17 @@ void send_sealed(Client& c, unsigned link, PacketType type, const uint8_t* paylo
 }
 
 // One datagram from the server on client c.
-void receive(Client& c, const PskKey& psk, uint8_t* buf, size_t n, double now, uint64_t& replies) {
+void receive(Client& c, const PskKey& psk, uint8_t* buf, size_t n, double now, uint64_t& replies,
+             uint64_t& handshakes, uint64_t& cookies) {
     Header h;
     if (read_header(buf, n, h) != HeaderError::Ok) return;
+    if (h.type == PacketType::CookieReply) {  // the server is busy: ask again with mac2, as a client does
+        if (c.established || read_cookie_reply(psk, buf, n, c.init, c.cookie) != HsError::Ok) return;
+        c.has_cookie = true;
+        ++cookies;
+        send_init(c, psk, handshakes);
+        return;
+    }
     if (h.type == PacketType::HandshakeResp) {
         RespMsg resp;
         if (c.established || read_resp(psk, buf, n, c.init, resp) != HsError::Ok || resp.status != RespStatus::Ok)
@@ -192,7 +202,7 @@ int main(int argc, char** argv) {
             owner.push_back(i);
         }
     }
-    uint64_t handshakes = 0, requests = 0, replies = 0;
+    uint64_t handshakes = 0, requests = 0, replies = 0, cookies = 0;
     double start = now_s(), end = start + seconds, next_round = start;
     uint8_t buf[2048];
     while (now_s() < end) {
@@ -225,7 +235,7 @@ int main(int argc, char** argv) {
             for (int reads = 0; reads < 64; ++reads) {
                 ssize_t n = ::recv(pfds[k].fd, buf, sizeof buf, 0);
                 if (n <= 0) break;
-                receive(cs[owner[k]], psk, buf, size_t(n), now, replies);
+                receive(cs[owner[k]], psk, buf, size_t(n), now, replies, handshakes, cookies);
             }
         }
     }
@@ -235,8 +245,9 @@ int main(int argc, char** argv) {
         established += c.established;
         kept += c.established && now - c.last_reply < 3.0;
     }
-    std::printf("clients %u established %u kept %u requests %llu replies %llu handshakes %llu\n", clients, established,
-                kept, (unsigned long long)requests, (unsigned long long)replies, (unsigned long long)handshakes);
+    std::printf("clients %u established %u kept %u requests %llu replies %llu handshakes %llu cookies %llu\n", clients,
+                established, kept, (unsigned long long)requests, (unsigned long long)replies,
+                (unsigned long long)handshakes, (unsigned long long)cookies);
     for (Client& c : cs)
         for (int fd : c.fd) ::close(fd);
     return 0;

@@ -70,7 +70,7 @@ TEST_CASE("wire: read_header rejects malformed headers") {
     struct Row { const char* name; size_t byte; uint8_t value; HeaderError expect; };
     const Row table[] = {
         {"type 0", 0, 0, HeaderError::BadType},
-        {"type 8", 0, 8, HeaderError::BadType},
+        {"type 9", 0, 9, HeaderError::BadType},
         {"type 255", 0, 255, HeaderError::BadType},
         {"version 0", 1, 0, HeaderError::BadVersion},
         {"version 2", 1, 2, HeaderError::BadVersion},
@@ -117,7 +117,8 @@ TEST_CASE("wire: big-endian helpers") {
 }
 
 TEST_CASE("wire: sizes and limits") {
-    CHECK(kInitSize == 80);
+    CHECK(kInitSize == 96);
+    CHECK(kCookieReplySize == 72);
     CHECK(kRespSize == 72);
     CHECK(kDataOverhead == 32);
     CHECK(kMaxDatagram == 1532);
