@@ -22,9 +22,16 @@ namespace onebox {
 
 
 static void new_session_id(Daemon& d) {
-    uint32_t old = d.client->session_id;
-    do fill_random(&d.client->session_id, sizeof d.client->session_id);
-    while (d.client->session_id == proto::kInvalidSessionId || d.client->session_id == old);
+    ClientState& c = *d.client;
+    uint32_t old = c.session_id;
+    do fill_random(&c.session_id, sizeof c.session_id);
+    while (c.session_id == proto::kInvalidSessionId || c.session_id == old);
+    // Inits made for the old id are forgotten: a late answer to one must not
+    // install its keys under the new id.
+    c.sent.session_id = proto::kInvalidSessionId;
+    c.has_prev = false;
+    c.eph = proto::EphemeralKey{};
+    c.prev_eph = proto::EphemeralKey{};
 }
 
 void client_init(Daemon& d) {
@@ -171,7 +178,7 @@ static void client_on_cookie(Daemon& d, const dataplane::HandshakeDatagram& hs, 
     slot.received_at = now;
     slot.has = true;
     log::debug("server %s is busy and sent a cookie: asking again", format_addr(d.server_addr).c_str());
-    if (c.cookie_retried || !d.links->slots[hs.link].used) return;
+    if (c.cookie_retried || !d.links->slots[hs.link].used || d.links->slots[hs.link].removing) return;
     send_init(d, now, hs.link);
     c.cookie_retried = true;
 }

@@ -202,8 +202,12 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     }
     // Busy: only an Init that proves its source address (mac2, made with the
     // cookie we sent there) may cost a key exchange; the rest get a cookie.
-    const bool busy = st.key_exchanges.rate(now) >= proto::kBusyHandshakes || st.half_open >= kBusyHalfOpen;
-    if (busy && !st.cookies.vouches_for(hs.bytes, hs.len, hs.from.sin_addr.s_addr, hs.from.sin_port)) {
+    // Half-open handshakes are busy when there are many, or when they hold
+    // as much of the table as is left free (a small or nearly full server).
+    const size_t room = d.cfg.max_clients > st.by_id.size() ? d.cfg.max_clients - st.by_id.size() : 0;
+    const bool busy = st.key_exchanges.rate(now) >= proto::kBusyHandshakes || st.half_open >= kBusyHalfOpen ||
+                      (st.half_open > 0 && st.half_open >= room);
+    if (busy && !st.cookies.vouches_for(hs.bytes, hs.len, hs.from.sin_addr.s_addr, hs.from.sin_port, now)) {
         ++d.stats.handshake_cookie;
         send_cookie_reply(d, psk, init, hs.from, now);
         return log_rejection(st.cookie_log, now, hs.from, "server busy: answered with a cookie (the address must prove itself)");
@@ -343,13 +347,18 @@ void server_tick(Daemon& d, uint64_t now) {
     for (auto& [id, e] : st.by_id) log_link_health(id, e);
     uint32_t expired[16];
     unsigned n = 0;
+    size_t half_open = 0;
     for (auto& [id, e] : st.by_id) {
-        // The worker's flag, not the event: an event can arrive late.
+        // The worker's flag, not the event: an event can arrive late (or be
+        // lost with the event ring full), so the half-open count is made
+        // good here each tick.
         bool confirmed = e.session->confirmed.load(std::memory_order_acquire);
+        half_open += !confirmed;
         uint64_t silent = dataplane::elapsed(now, last_heard(e));
         bool dead = confirmed ? silent > kIdleExpiry : dataplane::elapsed(now, e.created) > kUnconfirmedExpiry;
         if (dead && n < 16) expired[n++] = id;
     }
+    st.half_open = half_open;
     for (unsigned i = 0; i < n; ++i) forget(d, expired[i], "silent too long");
 }
 

@@ -28,8 +28,8 @@ void CookieJar::cookie_for(uint32_t ip, uint16_t port, uint8_t out[kCookieSize])
     crypto_generichash(out, kCookieSize, who, sizeof who, secret, sizeof secret);
 }
 
-bool CookieJar::vouches_for(const uint8_t* init, size_t len, uint32_t ip, uint16_t port) const {
-    if (!has_secret) return false;
+bool CookieJar::vouches_for(const uint8_t* init, size_t len, uint32_t ip, uint16_t port, uint64_t now) const {
+    if (needs_secret(now)) return false;  // none yet, or expired: the sender gets a cookie made with a new one
     uint8_t cookie[kCookieSize];
     cookie_for(ip, port, cookie);
     bool ok = init_mac2_ok(cookie, init, len);

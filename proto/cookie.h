@@ -38,8 +38,9 @@ struct CookieJar {
     void set_secret(const uint8_t random32[32], uint64_t now);
     // `ip` and `port` in network byte order, as in a sockaddr_in.
     void cookie_for(uint32_t ip, uint16_t port, uint8_t out[kCookieSize]) const;
-    // The Init's mac2 was made with the cookie for this source.
-    bool vouches_for(const uint8_t* init, size_t len, uint32_t ip, uint16_t port) const;
+    // The Init's mac2 was made with the cookie for this source, under a
+    // secret that has not expired.
+    bool vouches_for(const uint8_t* init, size_t len, uint32_t ip, uint16_t port, uint64_t now) const;
 };
 
 // Events (key exchanges) in about the last second: this second's count plus

@@ -182,7 +182,7 @@ void fuzz_cookie(const uint8_t* data, size_t size) {
     uint8_t secret[32];
     std::memset(secret, 0x5c, sizeof secret);
     jar.set_secret(secret, 1);
-    (void)jar.vouches_for(data, size, 0x0100000a, 0x3930);
+    (void)jar.vouches_for(data, size, 0x0100000a, 0x3930, 2);
     // Round trip: a reply made for the fixed Init opens to the same cookie.
     const auto c = message_from<kCookieSize>(data, size);
     uint8_t nonce[kCookieNonceSize] = {}, pkt[kCookieReplySize], back[kCookieSize];

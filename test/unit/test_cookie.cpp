@@ -16,6 +16,7 @@ using namespace onebox::proto;
 namespace {
 
 constexpr uint64_t kSec = 1'000'000'000;
+constexpr uint64_t kNow = 11 * kSec;  // a second after the fixture's secret was made
 
 PskKey psk_of(uint8_t fill) {
     PskKey k;
@@ -52,7 +53,7 @@ TEST_CASE_FIXTURE(Cookies, "cookie: an Init with mac2 from the cookie for its ad
     uint8_t cookie[kCookieSize];
     jar.cookie_for(ip, port, cookie);
     auto good = init_with(cookie);
-    CHECK(jar.vouches_for(good.data(), good.size(), ip, port));
+    CHECK(jar.vouches_for(good.data(), good.size(), ip, port, kNow));
     // mac2 does not disturb mac1: the Init still reads.
     InitMsg got;
     CHECK(read_init(psk, good.data(), good.size(), got) == HsError::Ok);
@@ -65,17 +66,17 @@ TEST_CASE_FIXTURE(Cookies, "cookie: an Init with mac2 from the cookie for its ad
     };
     for (const auto& row : table) {
         CAPTURE(row.name);
-        CHECK(jar.vouches_for(good.data(), good.size(), row.ip, row.port) == row.ok);
+        CHECK(jar.vouches_for(good.data(), good.size(), row.ip, row.port, kNow) == row.ok);
     }
     auto none = init_with(nullptr);
-    CHECK_FALSE(jar.vouches_for(none.data(), none.size(), ip, port));
+    CHECK_FALSE(jar.vouches_for(none.data(), none.size(), ip, port, kNow));
     for (size_t i = 0; i < kInitSize; ++i) {  // any byte changed: mac2 covers 0..79 and is 80..95
         CAPTURE(i);
         auto b = good;
         b[i] ^= 0x01;
-        CHECK_FALSE(jar.vouches_for(b.data(), b.size(), ip, port));
+        CHECK_FALSE(jar.vouches_for(b.data(), b.size(), ip, port, kNow));
     }
-    CHECK_FALSE(jar.vouches_for(good.data(), good.size() - 1, ip, port));
+    CHECK_FALSE(jar.vouches_for(good.data(), good.size() - 1, ip, port, kNow));
 }
 
 TEST_CASE_FIXTURE(Cookies, "cookie: a new secret makes old cookies worthless") {
@@ -84,13 +85,19 @@ TEST_CASE_FIXTURE(Cookies, "cookie: a new secret makes old cookies worthless") {
     auto b = init_with(cookie);
     CHECK_FALSE(jar.needs_secret(10 * kSec + kCookieSecretLifetimeNs - 1));
     CHECK(jar.needs_secret(10 * kSec + kCookieSecretLifetimeNs));
+    // An expired secret vouches for nothing, even before it is replaced.
+    CHECK_FALSE(jar.vouches_for(b.data(), b.size(), ip, port, 10 * kSec + kCookieSecretLifetimeNs));
     uint8_t secret[32];
     std::memset(secret, 0x77, sizeof secret);
     jar.set_secret(secret, 200 * kSec);
-    CHECK_FALSE(jar.vouches_for(b.data(), b.size(), ip, port));
+    CHECK_FALSE(jar.vouches_for(b.data(), b.size(), ip, port, 201 * kSec));
+    uint8_t fresh[kCookieSize];
+    jar.cookie_for(ip, port, fresh);
+    auto again = init_with(fresh);
+    CHECK(jar.vouches_for(again.data(), again.size(), ip, port, 201 * kSec));
     CookieJar empty;
     CHECK(empty.needs_secret(0));
-    CHECK_FALSE(empty.vouches_for(b.data(), b.size(), ip, port));
+    CHECK_FALSE(empty.vouches_for(b.data(), b.size(), ip, port, kNow));
 }
 
 TEST_CASE_FIXTURE(Cookies, "cookie: a CookieReply opens only for the Init it answers, under the right key") {
