@@ -191,13 +191,10 @@ void client_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     const proto::InitMsg* answered = &c.sent;
     const proto::EphemeralKey* eph = &c.eph;
     proto::HsError err = proto::read_resp(d.psk, hs.bytes, hs.len, c.sent, resp);
-    // The answer to the Init before: good on a path slower than our retry,
-    // but the server keeps keys for its newest Init only. While the session
-    // works (a rekey) that answer is left alone: taking it could leave us
-    // sending under keys the server has already replaced, and the old keys
-    // still carry everything until the newest Init is answered.
+    // The answer to the Init before: good on a path slower than our retry
+    // (the server keeps the keys of its two newest Inits, keyring.h).
     const bool rekeying = client_connected(d, now);
-    if (err != proto::HsError::Ok && c.has_prev && !rekeying &&
+    if (err != proto::HsError::Ok && c.has_prev &&
         proto::read_resp(d.psk, hs.bytes, hs.len, c.prev_sent, resp) == proto::HsError::Ok) {
         answered = &c.prev_sent;
         eph = &c.prev_eph;

@@ -657,9 +657,11 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     d.workers.resize(1);  // the other workers' queues and sockets
     d.udp.reset();
     d.tun.reset();  // the TUN device goes away with its last fd
-    setup::undo(paths.state_file());
+    const bool keep_nat = d.role == proto::Role::Server && d.cfg.keep_nat;
+    setup::undo(paths.state_file(), keep_nat);
     pidfile::release(paths.pid_file);
-    log::event(proto::LogLevel::Info, log::Event::Stopped, {}, "stopped; routes and firewall restored");
+    log::event(proto::LogLevel::Info, log::Event::Stopped, {}, "%s",
+               keep_nat ? "stopped; routes restored, the NAT table kept (keep_nat)" : "stopped; routes and firewall restored");
     bus::stop(d);  // last: `stop` waits for the name to go
     return worker_failed(d) ? 1 : d.exit_code;
 }

@@ -125,6 +125,7 @@ Status reload_config(Daemon& d) {
     d.cfg.link_hold_ns = fresh.link_hold_ns;
     d.cfg.rekey_interval_ns = fresh.rekey_interval_ns;  // read by the next handshake tick
     d.cfg.rekey_packets = fresh.rekey_packets;
+    d.cfg.keep_nat = fresh.keep_nat;  // read at stop
     d.cfg.links = fresh.links;
 
     send_policy(d);

@@ -207,13 +207,23 @@ void server_on_handshake(Daemon& d, const dataplane::HandshakeDatagram& hs, uint
     const size_t room = d.cfg.max_clients > st.by_id.size() ? d.cfg.max_clients - st.by_id.size() : 0;
     const bool busy = st.key_exchanges.rate(now) >= proto::kBusyHandshakes || st.half_open >= kBusyHalfOpen ||
                       (st.half_open > 0 && st.half_open >= room);
-    if (busy && !st.cookies.vouches_for(hs.bytes, hs.len, hs.from.sin_addr.s_addr, hs.from.sin_port, now)) {
+    const bool proven = st.cookies.vouches_for(hs.bytes, hs.len, hs.from.sin_addr.s_addr, hs.from.sin_port, now);
+    if (busy && !proven) {
         ++d.stats.handshake_cookie;
         send_cookie_reply(d, psk, init, hs.from, now);
         return log_rejection(st.cookie_log, now, hs.from, "server busy: answered with a cookie (the address must prove itself)");
     }
-    if (!st.per_source.allow(ntohl(hs.from.sin_addr.s_addr), now)) {
+    // Inits that proved their address have buckets of their own: a key
+    // holder spoofing a client's address (or the NAT it sits behind) can
+    // spend the unproven bucket, never the one its real clients use. An
+    // unproven Init over its limit is told how to prove itself.
+    proto::SourceRateLimit& bucket = proven ? st.per_proven_source : st.per_source;
+    if (!bucket.allow(ntohl(hs.from.sin_addr.s_addr), now)) {
         ++d.stats.handshake_ratelimited;
+        if (!proven) {
+            ++d.stats.handshake_cookie;
+            send_cookie_reply(d, psk, init, hs.from, now);
+        }
         return log_rejection(st.rate_log, now, hs.from, "too many handshakes from this address");
     }
 

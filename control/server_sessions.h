@@ -57,6 +57,7 @@ struct ServerState {
     std::unordered_map<uint32_t, uint32_t> owner_of_ip;  // tunnel ip -> session id
     RateLimitedLog bad_mac_log, replay_log, malformed_log, rate_log, full_log, cookie_log, foreign_log;
     proto::SourceRateLimit per_source;  // handshakes a source may start per second
+    proto::SourceRateLimit per_proven_source;  // ... with a cookie that proves the address
     ClientKeys keys;                    // per-client keys and the shared one
     proto::CookieJar cookies;           // busy: Inits must prove their address (cookie.h)
     proto::LoadMeter key_exchanges;     // ... busy means more than kBusyHandshakes a second

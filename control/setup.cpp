@@ -517,7 +517,7 @@ Status remove_link_route(const proto::Config& cfg, const std::string& state_path
     return first;
 }
 
-void undo(const std::string& state_path) {
+void undo(const std::string& state_path, bool keep_firewall) {
     std::string text;
     if (Status s = read_file(state_path, text); !s.ok()) {
         if (s.err != ENOENT) log::warn("%s", s.message().c_str());
@@ -527,7 +527,10 @@ void undo(const std::string& state_path) {
     if (!parse_state(text, a)) log::warn("state file %s has lines we do not understand; undoing the rest", state_path.c_str());
     log::debug("undoing the system changes listed in %s", state_path.c_str());
     // Reverse order of apply().
-    if (a.nft) report(firewall::remove(a.role == proto::Role::Server), {});
+    if (a.nft && keep_firewall)
+        log::info("leaving the nftables table in place (keep_nat): TCP connections through the tunnel survive a restart");
+    else if (a.nft)
+        report(firewall::remove(a.role == proto::Role::Server), {});
     undo_routes(a);
     undo_rules(a);
     undo_link(a);

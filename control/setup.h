@@ -108,7 +108,8 @@ Status remove_link_route(const proto::Config& cfg, const std::string& state_path
 // since); the TUN link is only deleted if it is still the tun device we
 // configured and its owner is gone (our own TUN disappears when the data plane
 // closes it).
-void undo(const std::string& state_path);
+// keep_firewall: leave the nftables table in place (a server's keep_nat).
+void undo(const std::string& state_path, bool keep_firewall = false);
 
 // At start: if state_path exists, an earlier instance died without undo()
 // (kill -9, a crash): log it and undo() its changes.

@@ -243,6 +243,7 @@ std::string set_fwmark(std::string_view v, Config& c) {
 std::string set_masquerade_lan(std::string_view v, Config& c) { return set_bool(v, c.masquerade_lan); }
 std::string set_offloads(std::string_view v, Config& c) { return set_bool(v, c.offloads); }
 std::string set_masquerade(std::string_view v, Config& c) { return set_bool(v, c.masquerade); }
+std::string set_keep_nat(std::string_view v, Config& c) { return set_bool(v, c.keep_nat); }
 
 std::string set_route_table(std::string_view v, Config& c) {
     uint32_t t = 0;
@@ -455,6 +456,7 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kServer, "max_clients", set_max_clients},
     {Section::Main, kServer, "workers", set_workers},
     {Section::Main, kServer, "masquerade", set_masquerade},
+    {Section::Main, kServer, "keep_nat", set_keep_nat},
     {Section::Main, kServer, "nat_interface", set_nat_interface},
     {Section::Tun, kBoth, "name", set_tun_name},
     {Section::Tun, kBoth, "ip", set_tun_ip},

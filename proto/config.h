@@ -123,6 +123,10 @@ struct Config {
     // shared preshared_key is optional (without it only listed clients get in).
     std::vector<ClientKeyConfig> clients;
     bool masquerade = true;      // [server] masquerade: NAT the tunnel subnet to the internet
+    // [server] keep_nat: leave the nftables table (the masquerade) in place
+    // when the server stops, so a restart keeps the NAT mappings of TCP
+    // connections through it; the next start takes the table over.
+    bool keep_nat = false;
     std::string nat_interface;   // [server] nat_interface: restrict masquerade to this interface
 };
 

@@ -21,6 +21,12 @@ KeyRing::Opened KeyRing::open(const Header& h, uint8_t* pkt, size_t len, bool se
                verify_tag(pending.recv, h, pkt, len)) {
         key = pending.recv;
         which = Opened::Pending;
+    } else if (has_older && (seq_fresh || !older_continues || !has_current) && verify_tag(older.recv, h, pkt, len)) {
+        // The client took the answer to its older Init: those are the keys.
+        pending = older;
+        pending_continues = older_continues;
+        key = pending.recv;
+        which = Opened::Pending;
     } else if (has_previous && seq_fresh && verify_tag(previous, h, pkt, len)) {
         key = previous;
         which = Opened::Previous;
@@ -47,8 +53,9 @@ bool KeyRing::promote(uint64_t now) {
     has_current = true;
     current_heard = true;
     pending.wipe();
-    has_pending = false;
-    pending_continues = false;
+    older.wipe();
+    has_pending = has_older = false;
+    pending_continues = older_continues = false;
     uses = 1;  // the packet that promoted them
     return continued;
 }
@@ -70,6 +77,11 @@ void KeyRing::rekey(const SessionKeys& next) {
 }
 
 void KeyRing::set_pending(const SessionKeys& keys, bool continues) {
+    if (has_pending) {
+        older = pending;
+        older_continues = pending_continues;
+        has_older = true;
+    }
     pending = keys;
     has_pending = true;
     pending_continues = continues;
@@ -98,8 +110,9 @@ void KeyRing::drop_previous() {
 void KeyRing::wipe() {
     current.wipe();
     pending.wipe();
+    older.wipe();
     drop_previous();
-    has_current = has_pending = current_heard = pending_continues = false;
+    has_current = has_pending = has_older = current_heard = pending_continues = older_continues = false;
     uses = 0;
 }
 

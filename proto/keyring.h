@@ -36,6 +36,11 @@ struct KeyRing {
     SessionKeys pending;             // server: from an Init, not yet used by the client
     bool has_pending = false;
     bool pending_continues = false;  // a rekey of this session (else a fresh start)
+    // ... and from the Init before it: on a path slower than the client's
+    // retry, the client may take the answer to its older Init.
+    SessionKeys older;
+    bool has_older = false;
+    bool older_continues = false;
     uint8_t previous[kKeySize]{};    // the receive key before the last switch
     bool has_previous = false;
     uint64_t previous_until_ns = 0;  // wiped then; 0 = not before `current` is heard
@@ -65,7 +70,8 @@ struct KeyRing {
     void start(const SessionKeys& keys);
     // Client: a rekey answered; send under `next` from now on.
     void rekey(const SessionKeys& next);
-    // Server: keys from an Init, kept until the client uses them.
+    // Server: keys from an Init, kept until the client uses them (the
+    // pending keys they replace are kept too, as `older`).
     void set_pending(const SessionKeys& keys, bool continues);
 
     // Wipes the previous key once its grace is over. True if it did.

@@ -13,7 +13,8 @@
 # time over the flood is printed. Then a key holder sends 2000 real Inits a
 # second from one address for 5 s: at most 20 a second get past the
 # per-source rate limit (handshake_ratelimited counts the rest), and client
-# 1 still loses no ping. Last, a key holder sends COOKIE_PPS (3000) real
+# 1 still loses no ping; while it spoofs the lab clients' NAT address, a
+# new client behind that NAT still connects. Last, a key holder sends COOKIE_PPS (3000) real
 # Inits a second from random spoofed addresses: once the server is busy
 # they get cookies instead of key exchanges (at most 400 in 6 s), and a
 # third client connects through its cookie.
@@ -90,6 +91,30 @@ echo "measured: valid Inits from one address: $(cat "$LAB_DIR/flood3.out"); rate
 [ "$passed" -le $((20 + 20 * 6)) ] || fails+=("$passed valid Inits from one address got past the rate limit in 5 s")
 [ "$limited" -ge $(( ${sent_n:-0} - 20 - 20 * 6 )) ] || fails+=("only $limited of ${sent_n:-0} were rate-limited")
 [ "$lost" -eq 0 ] || fails+=("client 1 lost $lost pings during the valid-Init flood")
+
+# The same key holder spoofing the address every lab client is seen from
+# (the NAT router's, 192.0.2.1): it spends that address's unproven bucket,
+# and a new client behind that NAT must still get in (its rate-limited Init
+# is answered with a cookie; proven Inits have buckets of their own).
+lab_add_client cli4 70 || lab_fail "could not add cli4"
+write_client_conf "$LAB_DIR/client4.conf" 10.0.0.5
+s0=$(daemon_stats server) || lab_fail "no stats from the server"
+lab_bg inet "$LAB_DIR/flood5.out" "$FLOOD" --psk "$LAB_PSK" "$LAB_SERVER_IP" "$LAB_PORT" 2000 6 192.0.2.1/32
+flood_pid=$LAB_LAST_BG
+sleep 2
+t0=$(date +%s%N)
+start_client client4 cli4 "$LAB_DIR/client4.conf"
+if wait_tunnel client4 5; then
+  took=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+  echo "measured: client 4 (behind the spoofed address) established its session ${took} s after it started"
+else
+  fails+=("client 4 did not get a session within 5 s while its NAT address was spoofed")
+fi
+kill -0 "$flood_pid" 2>/dev/null || fails+=("the flood spoofing the NAT address had ended before client 4 was up")
+wait "$flood_pid" 2>/dev/null
+s1=$(daemon_stats server) || lab_fail "no stats from the server"
+echo "measured: spoofing 192.0.2.1: $(cat "$LAB_DIR/flood5.out"); rate-limited $(stat_delta "$s0" "$s1" handshake_ratelimited), cookies $(stat_delta "$s0" "$s1" handshake_cookie); client 4 received $(stat_get "$(daemon_stats client4)" handshake_cookie) cookie(s)"
+stop_client client4 >/dev/null
 
 # A key holder flooding real Inits from spoofed addresses (each its own
 # per-source bucket), asking for tunnel addresses in 10.0.0.128/25 so that

@@ -26,12 +26,13 @@ set(ONEBOX_LAB_TESTS
   workers:180
   privileges:120
   faults:300
-  flood:150
+  flood:180
   storage:120
-  restart_tcp:150
+  restart_tcp:180
   load:180
   rekey:120
   client_keys:120
+  slow_path:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

@@ -8,6 +8,8 @@
 #      mapping is kernel state that never went away);
 #   B. the server restarts, with the NAT its operator keeps (masquerade =
 #      false and a masquerade rule of their own): the download must survive;
+#   D. the same with keep_nat = true: the table stays through the gap and
+#      the download must survive;
 #   C. the server restarts with its own masquerade (the default): printed,
 #      not asserted. Its nftables table goes at stop, as everything it set
 #      up does, and with it the namespace's last NAT hook: the internet's
@@ -101,5 +103,18 @@ lab_ping cli "$LAB_INET_IP" 20 || lab_fail "no ping with the server's own masque
 download_across "C. server restart, its own masquerade" server
 echo "measured: C: the download $([ "$SURVIVED" = 1 ] && echo survived || echo "did not survive (RST from the server's stack while no NAT hook was left)")"
 
+# D. its own masquerade with keep_nat = true: the table stays through the
+# gap (the next start takes it over), so the NAT mappings hold.
+stop_server >/dev/null
+sed -i 's/^\[server\]$/[server]\nkeep_nat = true/' "$LAB_DIR/server.conf"
+start_server
+wait_tunnel client 10 || lab_fail "tunnel did not come back with keep_nat"
+lab_ping cli "$LAB_INET_IP" 20 || lab_fail "no ping with keep_nat"
+download_across "D. server restart, its own masquerade, keep_nat" server
+[ "$SURVIVED" = 1 ] || fails+=("D: the download did not survive a server restart with keep_nat")
+stop_server >/dev/null
+lab_exec srv nft list table ip onebox-server >/dev/null 2>&1 || fails+=("D: keep_nat did not keep the table after the stop")
+grep -q "the NAT table kept (keep_nat)" "$(lab_log_file server)" || fails+=("D: the server did not say it kept the NAT table")
+
 if [ ${#fails[@]} -gt 0 ]; then printf 'FAIL: %s\n' "${fails[@]}"; exit 1; fi
-echo "PASS: restarts: the tunnel back within ${LIMIT} s; TCP survives a client restart and a server restart under the operator's NAT"
+echo "PASS: restarts: the tunnel back within ${LIMIT} s; TCP survives a client restart, and a server restart under the operator's NAT or with keep_nat"

@@ -410,6 +410,16 @@ TEST_CASE("per-client keys: [server.client.NAME]") {
     CHECK_FALSE(parse_config(std::string(kMinClient) + "[server.client.a]\n", Role::Client, cl).ok);
 }
 
+TEST_CASE("keep_nat") {
+    Config c;
+    CHECK_FALSE(c.keep_nat);
+    REQUIRE(parse_config(std::string(kMinServer) + "keep_nat = true\n", Role::Server, c).ok);
+    CHECK(c.keep_nat);
+    CHECK_FALSE(parse_config(std::string(kMinServer) + "keep_nat = maybe\n", Role::Server, c).ok);
+    Config cl;
+    CHECK_FALSE(parse_config(std::string(kMinClient) + "keep_nat = true\n", Role::Client, cl).ok);
+}
+
 TEST_CASE("parse_rate") {
     const struct { const char* text; uint64_t bps; } good[] = {
         {"40mbit", 40'000'000}, {"40Mbit", 40'000'000}, {"2.5mbit", 2'500'000}, {"500kbit", 500'000},

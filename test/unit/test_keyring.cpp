@@ -59,7 +59,7 @@ bool all_zero(const uint8_t* p, size_t n) {
 }
 
 using O = KeyRing::Opened;
-constexpr uint8_t A = 0xa1, B = 0xb2, C = 0xc3;
+constexpr uint8_t A = 0xa1, B = 0xb2, C = 0xc3, D = 0xd4;
 
 }  // namespace
 
@@ -112,12 +112,31 @@ TEST_CASE("keyring: server, pending keys never used leave the session as it was"
     REQUIRE(open_by(ring, A, 0, 0) == O::Pending);
     ring.promote(0);
     ring.set_pending(keys_of(B), true);  // a replayed or unanswered rekey
-    ring.set_pending(keys_of(C), true);  // and the client's retry replaces it
+    ring.set_pending(keys_of(C), true);  // the client's retry: B is kept as older
+    ring.set_pending(keys_of(D), true);  // and another: B is gone, C is older
     CHECK(open_by(ring, A, 1, kSec) == O::Current);
     CHECK(open_by(ring, B, 2, kSec) == O::None);
-    CHECK(open_by(ring, C, 3, kSec) == O::Pending);
+    CHECK(open_by(ring, D, 3, kSec) == O::Pending);
     CHECK(ring.promote(kSec));
+    CHECK(open_by(ring, C, 4, kSec) == O::None);  // the other candidate is wiped with the promotion
     CHECK(ring.take_wiped() == 0);  // nothing was kept before
+}
+
+TEST_CASE("keyring: server, the client took the answer to its older Init (a slow path)") {
+    KeyRing ring;
+    ring.set_pending(keys_of(A), false);  // Init 1
+    ring.set_pending(keys_of(B), false);  // its retry, Init 2; the answer to Init 1 arrives first
+    CHECK(open_by(ring, A, 0, kSec) == O::Pending);
+    CHECK_FALSE(ring.promote(kSec));
+    CHECK(open_by(ring, A, 1, kSec) == O::Current);
+    CHECK(open_by(ring, B, 2, kSec) == O::None);
+    // The same during a rekey: the older pending keys go on in the same space.
+    ring.set_pending(keys_of(C), true);
+    ring.set_pending(keys_of(D), true);
+    CHECK(open_by(ring, C, 3, 2 * kSec) == O::Pending);
+    CHECK(ring.promote(2 * kSec));
+    CHECK(open_by(ring, A, 4, 2 * kSec) == O::Previous);
+    CHECK(open_by(ring, D, 5, 2 * kSec) == O::None);
 }
 
 TEST_CASE("keyring: the replay verdict decides which keys are tried") {
