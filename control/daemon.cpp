@@ -100,7 +100,7 @@ LinkTotals link_totals(const Daemon& d, unsigned i) {
         const dataplane::LinkCounters& l = w->channel->counters.links[i];
         sum(t.tx_packets, l.tx_packets), sum(t.tx_bytes, l.tx_bytes), sum(t.rx_packets, l.rx_packets);
         sum(t.rx_bytes, l.rx_bytes), sum(t.rate_bps, l.rate_bps), sum(t.pace_bps, l.pace_bps);
-        sum(t.downs, l.downs), sum(t.stalls, l.stalls);
+        sum(t.downs, l.downs), sum(t.stalls, l.stalls), sum(t.lossy, l.lossy);
         worst(t.srtt_us, l.srtt_us), worst(t.state, l.state), worst(t.used, l.used);
         worst(t.loss_pm, l.loss_pm), worst(t.jitter_us, l.jitter_us);
         // Each worker's pmtu is the smallest over its sessions (0 = none): so is the total.
@@ -247,6 +247,7 @@ void start_workers(Daemon& d) {
     wc.mode = sched_mode(d.cfg.mode);
     wc.probe_interval_ns = d.cfg.probe_interval_ns;
     wc.link_hold_ns = d.cfg.link_hold_ns;
+    wc.loss_limit_pm = d.cfg.loss_limit_pm;
     wc.offloads = d.cfg.offloads;
     wc.tun_vnet = d.tun_offloads;
     // Test knobs, not config: the paths of kernels without buffer rings
@@ -339,6 +340,7 @@ void log_stats(const Daemon& d) {
         line += p + "jitter_us=" + std::to_string(l.jitter_us);
         line += p + "downs=" + std::to_string(l.downs);
         line += p + "stalls=" + std::to_string(l.stalls);
+        line += p + "lossy=" + std::to_string(l.lossy);
         line += p + "pmtu=" + std::to_string(l.pmtu);
     }
     const ControlCounters& c = d.stats;
@@ -387,6 +389,13 @@ std::string link_label(const Daemon& d, unsigned i) {
 void log_link_failed(const Daemon& d, const dataplane::Event& ev) {
     std::string link = link_label(d, ev.link);
     std::string id = session_hex(ev.session_id);
+    if (ev.lossy) {
+        log::event(proto::LogLevel::Warn, log::Event::LinkLossy, {link.c_str(), id.c_str()},
+                   "session %s link %s lost %u.%u%% of its packets over the last 500 ms: out of use until "
+                   "its probes are clean for %u ms; %d datagram(s) sent again on other links",
+                   id.c_str(), link.c_str(), ev.loss_pm / 10, ev.loss_pm % 10, ev.hold_ms, ev.err);
+        return;
+    }
     log::event(proto::LogLevel::Warn, log::Event::LinkStalled, {link.c_str(), id.c_str()},
                "session %s link %s stopped delivering: %d datagram(s) of the last %u ms sent again on other links",
                id.c_str(), link.c_str(), ev.err, ev.since_ms);

@@ -38,6 +38,7 @@ constexpr EventInfo kEvents[] = {
     {"link-up", "4f53ffc292084bb4b16336d637e7ed1b"},
     {"link-down", "26596081a1ca4a36b76d23c8b2e7dab5"},
     {"link-stalled", "9cd9e7447ffe46f3a50518eeebc45672"},
+    {"link-lossy", "c7021698f0ac436ba3eeee24d9a41f71"},
     {"auth-failed", "9b22ef2858e349faaabb58cb63dd31f2"},
     {"config-reloaded", "85295d96a80a48bb86f873415d2e3b4e"},
     {"config-refused", "c6e46d8924864706bc0134cd8d1377d5"},
@@ -87,7 +88,8 @@ void write_stderr(int prio, const std::string& msg) {
 // are rare or are records someone may need each of (a reconnect storm's
 // connected lines); auth-failed is limited where it is logged, per reason.
 bool rate_limited(Event e) {
-    return e == Event::LinkUp || e == Event::LinkDown || e == Event::LinkStalled || e == Event::Watchdog;
+    return e == Event::LinkUp || e == Event::LinkDown || e == Event::LinkStalled || e == Event::LinkLossy ||
+           e == Event::Watchdog;
 }
 
 void write_journal(int prio, const std::string& msg, const Event* e, const Tags& tags) {

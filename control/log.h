@@ -38,6 +38,7 @@ enum class Event : uint8_t {
     LinkUp,          // probes answered: the link carries traffic
     LinkDown,        // 4 probes lost in a row: the link is taken out of use
     LinkStalled,     // deliveries stopped while other links went on; in-flight resent
+    LinkLossy,       // the link lost a share of its packets while another was clean: out of use
     AuthFailed,      // a handshake failed its MAC or was refused
     ConfigReloaded,  // SIGHUP or Reload(): the new config is in force
     ConfigRefused,   // SIGHUP or Reload(): the new config did not parse; the old one stays

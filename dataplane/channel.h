@@ -26,7 +26,7 @@ struct Command {
         CloseAll,        // tell every peer we are stopping (sealed Close packets)
         AddLink,         // client: start using `fd` as WAN link `link`
         RemoveLink,      // client: stop using WAN link `link` (LinkRemoved follows)
-        SetPolicy,       // reload: `mode` (client), probe_interval_ns, link_hold_ns
+        SetPolicy,       // reload: `mode` (client), probe_interval_ns, link_hold_ns, loss_limit_pm
         SetLinkOverrides,  // client reload: link `link`'s weight, max rates, priority
     };
     Kind kind = Kind::InstallSession;
@@ -44,6 +44,7 @@ struct Command {
     proto::SchedMode mode = proto::SchedMode::Bond;
     uint64_t probe_interval_ns = 0;
     uint64_t link_hold_ns = 0;
+    uint32_t loss_limit_pm = 0;
 };
 
 // Control events: few, and every one matters, so they never share a ring with
@@ -55,8 +56,9 @@ struct Event {
         TunFailed,         // the TUN fd returned a permanent error (err)
         PeerClosed,        // the peer said it is stopping (an authenticated Close)
         LinkRemoved,       // client: the worker is done with link `link`'s fd
-        LinkFailed,        // link `link` of `session_id` stalled or went Down; `err` =
-                           // datagrams sent again elsewhere, `since_ms` = how far back
+        LinkFailed,        // link `link` of `session_id` stalled, went Down or (`lossy`)
+                           // was taken out for loss (`loss_pm`, for `hold_ms` at least);
+                           // `err` = datagrams sent again elsewhere, `since_ms` = how far back
     };
     Kind kind = Kind::SessionFree;
     Session* session = nullptr;
@@ -64,6 +66,9 @@ struct Event {
     int err = 0;
     uint8_t link = 0;
     uint32_t since_ms = 0;
+    bool lossy = false;
+    uint32_t loss_pm = 0;
+    uint32_t hold_ms = 0;
 };
 
 // A handshake datagram for the control thread. When this ring is full the

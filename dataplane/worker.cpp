@@ -150,11 +150,12 @@ struct Worker {
     proto::SchedMode mode;          // client: its mode, told to the server
     uint64_t probe_interval_ns;
     uint64_t link_hold_ns;
+    uint32_t loss_limit_pm;
 
     Worker(const WorkerConfig& c, Channel& channel)
         : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers, c.offloads ? c.slabs : 0),
           sent_ring(c.buffers / 4),
-          mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns) {}
+          mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns), loss_limit_pm(c.loss_limit_pm) {}
     ~Worker() {
         slab_ring.reset();
         io_uring_queue_exit(&ring);
@@ -473,13 +474,14 @@ struct Worker {
         if (evicted != kNoBuffer) pool.put(evicted);
     }
 
-    // Links of `s` that just stalled or went Down (Bond::take_stalled): what
+    // Links of `s` that just stalled, went Down or were taken out for loss
+    // (`lossy`, a subset) (Bond::take_stalled): what
     // was sent on them and not yet reported delivered goes out again, oldest
     // first, on the links the scheduler picks now. The peer keeps the first
     // copy. "Not reported": a sequence number above the newest the peer saw
     // on the link (Bond::delivered_through), or, before it reported one, sent
     // since Bond::undelivered_since.
-    void resend_stalled(Session* s, uint8_t stalled) {
+    void resend_stalled(Session* s, uint8_t stalled, uint8_t lossy) {
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             if (!(stalled >> i & 1u)) continue;
             uint64_t through = 0;
@@ -505,6 +507,11 @@ struct Worker {
             });
             Event ev{Event::Kind::LinkFailed, nullptr, s->id, int(n), uint8_t(i)};
             ev.since_ms = uint32_t(std::min<uint64_t>((now - oldest) / 1'000'000, UINT32_MAX));
+            if (lossy >> i & 1u) {
+                ev.lossy = true;
+                ev.loss_pm = s->bond.loss_pm_at_exclusion(i);
+                ev.hold_ms = uint32_t(s->bond.health[i].stable_needed() / 1'000'000);
+            }
             emit(ev);
         }
     }
@@ -1051,7 +1058,8 @@ struct Worker {
             counters.add(s->bond.on_feedback(now, body, payload) ? Counter::feedback_rx
                                                                   : Counter::drop_bad_control);
             pool.put(idx);
-            if (uint8_t stalled = s->bond.take_stalled()) resend_stalled(s, stalled);
+            uint8_t lossy = 0;
+            if (uint8_t stalled = s->bond.take_stalled(&lossy)) resend_stalled(s, stalled, lossy);
             return;
         }
         size_t echo_len = payload;
@@ -1252,6 +1260,7 @@ struct Worker {
     void apply_timing(Session* s) {
         s->bond.cfg.idle_probe_every_ns = probe_interval_ns;
         for (proto::LinkHealth& h : s->bond.health) h.cfg.stable_ns = link_hold_ns;
+        s->bond.cfg.lossy_share = double(loss_limit_pm) / 1000;
     }
 
     // A reload: the client's mode (the server hears it in the next
@@ -1260,6 +1269,7 @@ struct Worker {
         mode = cmd.mode;
         probe_interval_ns = cmd.probe_interval_ns;
         link_hold_ns = cmd.link_hold_ns;
+        loss_limit_pm = cmd.loss_limit_pm;
         if (client_session) {
             apply_timing(client_session);
             apply_client_links(client_session);
@@ -1399,7 +1409,8 @@ struct Worker {
         if (unsigned wiped = s->keys.take_wiped()) counters.add(Counter::keys_wiped, wiped);
         s->key_uses.store(s->keys.uses, std::memory_order_relaxed);
         s->bond.update(now);
-        if (uint8_t failed = s->bond.take_stalled()) resend_stalled(s, failed);
+        uint8_t lossy = 0;
+        if (uint8_t failed = s->bond.take_stalled(&lossy)) resend_stalled(s, failed, lossy);
         s->reorder.gap_timeout_ns = s->bond.gap_timeout_ns();
         size_t n = s->reorder.expire(now, released);
         deliver(s, released, n);
@@ -1471,7 +1482,7 @@ struct Worker {
     // the client's one session; on the server rates summed over sessions
     // (by the clients' link ids) and the largest smoothed RTT.
     void publish_link_gauges() {
-        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls, pmtu; };
+        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls, lossy, pmtu; };
         Gauges g[kMaxLinks]{};
         auto add = [&](Session* s) {
             publish_session_gauges(s);
@@ -1488,6 +1499,7 @@ struct Worker {
                 g[i].jitter_us = std::max(g[i].jitter_us, h.jitter_ns() / 1000);
                 g[i].downs += h.downs();
                 g[i].stalls += h.stalls();
+                g[i].lossy += h.lossy();
                 // The smallest over sessions (the client has one).
                 uint64_t m = s->bond.pmtu[i].mtu();
                 if (s->bond.exists(i)) g[i].pmtu = g[i].pmtu ? std::min(g[i].pmtu, m) : m;
@@ -1506,6 +1518,7 @@ struct Worker {
             lc.jitter_us.store(g[i].jitter_us, std::memory_order_relaxed);
             lc.downs.store(g[i].downs, std::memory_order_relaxed);
             lc.stalls.store(g[i].stalls, std::memory_order_relaxed);
+            lc.lossy.store(g[i].lossy, std::memory_order_relaxed);
             lc.pmtu.store(g[i].pmtu, std::memory_order_relaxed);
         }
     }

@@ -29,10 +29,12 @@ void Bond::set_usable(unsigned i, bool usable) {
 // Keeps the estimator (its counters must stay in step with the peer's
 // cumulative Feedback); restarts the scheduler's discovery of a link it
 // starts using again.
-void Bond::use_link(unsigned i, bool use) {
+void Bond::use_link(unsigned i, bool use, uint64_t now) {
     if (sched.links[i].usable == use) return;
     sched.links[i].usable = use;
     if (!use) return;
+    used_since_[i] = now;
+    acked_sent_seen_ &= uint8_t(~(1u << i));  // loss is counted from what it carries now
     sched.reset_link(i);
     forget_marks(i);  // what it lost before is not news: time a stall from what it carries now
 }
@@ -53,7 +55,7 @@ void Bond::refresh(uint64_t now) {
     for (uint8_t t : tiers)
         if ((use = t) != 0) break;
     if (sched.cfg.mode == SchedMode::Backup) use = best_priority(use);
-    for (unsigned i = 0; i < kMaxLinks; ++i) use_link(i, use >> i & 1u);
+    for (unsigned i = 0; i < kMaxLinks; ++i) use_link(i, use >> i & 1u, now);
 }
 
 // Mode backup: of the links `use` allows, only those of the best (lowest)
@@ -139,24 +141,153 @@ void Bond::detect_stalls(uint64_t now, uint8_t progressed) {
     }
 }
 
+// The peer's 16-bit count of data-channel arrivals on link i, unwrapped: a
+// report more than 2^15 behind is an older one overtaken (ignored).
+void Bond::take_peer_data(unsigned i, uint16_t rx_data) {
+    uint8_t bit = uint8_t(1u << i);
+    if (!(peer_data_seen_ & bit)) {
+        peer_data_seen_ |= bit;
+        peer_data16_[i] = rx_data;
+        peer_data_[i] = rx_data;
+        return;
+    }
+    uint16_t d = uint16_t(rx_data - peer_data16_[i]);
+    if (d >= 0x8000u) return;
+    peer_data16_[i] = rx_data;
+    peer_data_[i] += d;
+}
+
+void Bond::sample_loss(unsigned i, uint64_t now) {
+    if (!(acked_sent_seen_ >> i & 1u) || !(peer_data_seen_ >> i & 1u)) return;
+    unsigned n = loss_count_[i];
+    if (n > 0 && now - loss_[i][(loss_head_[i] + n - 1) % kLossSamples].at < kLossSampleEveryNs) return;
+    if (n == kLossSamples) {
+        loss_head_[i] = uint8_t((loss_head_[i] + 1) % kLossSamples);
+        --n;
+    }
+    loss_[i][(loss_head_[i] + n) % kLossSamples] = LossSample{now, acked_sent_[i], peer_data_[i]};
+    loss_count_[i] = uint8_t(n + 1);
+}
+
+// Link i's losses over the last 500 ms (since it was last given traffic,
+// if later): what was sent on it up to its newest reported arrival and not
+// counted by the peer, from the samples sample_loss took. `lost` is the
+// rise of that gap over the window (its running maximum, so a count that
+// jitters by a datagram or two is not news); a new maximum is a loss event.
+struct LinkLosses {
+    uint64_t sent = 0, lost = 0;
+    unsigned events = 0;
+    uint64_t first_event = 0, last_event = 0;
+};
+
+bool Bond::losses(unsigned i, uint64_t now, LinkLosses* out) const {
+    unsigned n = loss_count_[i];
+    // (A sample taken at used_since_ itself came before the link was used
+    // again; one taken when the scheduler last filled the link, while it did.)
+    uint64_t from = std::max({now > kLossWindowNs ? now - kLossWindowNs : 0, used_since_[i] + 1, filled_at_[i] + 1});
+    const LossSample* first = nullptr;
+    int64_t top = 0;
+    LinkLosses l;
+    for (unsigned k = 0; k < n; ++k) {
+        const LossSample& s = loss_[i][(loss_head_[i] + k) % kLossSamples];
+        if (s.at < from) continue;
+        int64_t gap = int64_t(s.sent) - int64_t(s.delivered);
+        if (!first) {
+            first = &s;
+            top = gap;
+            continue;
+        }
+        if (s.sent < first->sent) return false;  // counters restarted
+        l.sent = s.sent - first->sent;
+        if (gap <= top) continue;
+        top = gap;
+        if (l.events++ == 0) l.first_event = s.at;
+        l.last_event = s.at;
+    }
+    if (!first || l.sent == 0) return false;
+    l.lost = uint64_t(top - (int64_t(first->sent) - int64_t(first->delivered)));
+    *out = l;
+    return true;
+}
+
+// Did link i lose at least share_pm thousandths of what it was sent (and
+// lossy_min_lost)? With `spread`, only if the losses came in at least
+// lossy_min_events Feedback reports over lossy_min_spread_ns: random loss
+// goes on, while the burst a queue overflowing at a link's start (or a
+// flow's) drops comes in one or two reports.
+bool Bond::losing(const LinkLosses& l, uint64_t share_pm, bool spread) const {
+    if (l.lost < cfg.lossy_min_lost || l.lost * 1000 < share_pm * l.sent) return false;
+    return !spread || (l.events >= cfg.lossy_min_events && l.last_event - l.first_event >= cfg.lossy_min_spread_ns);
+}
+
+// A queue well above the link's base round trip: it drops because it is
+// full, and sending less is the cure.
+bool Bond::queue_explains_loss(unsigned i) const {
+    const LinkEstimator& e = est[i];
+    uint64_t base = e.min_rtt_ns();
+    return e.srtt_ns() > base + std::max(cfg.lossy_queue_floor_ns, base / 2);
+}
+
+// Links losing a share of their packets at random while another is clean:
+// out of use until they have been clean for a while (LinkHealth::on_lossy).
+// What was in flight on them goes out again elsewhere, like a stall's.
+void Bond::detect_lossy(uint64_t now) {
+    // Switched off; mode redundant (every link carries everything anyway) or
+    // round-robin (one link after the other, whatever they do: a baseline).
+    if (cfg.lossy_share <= 0 || sched.cfg.mode == SchedMode::Redundant || sched.cfg.mode == SchedMode::RoundRobin)
+        return;
+    uint8_t clean = 0, lossy = 0;
+    uint32_t pm[kMaxLinks]{};
+    uint64_t share_pm = uint64_t(cfg.lossy_share * 1000 + 0.5);
+    uint64_t heavy_pm = std::max(share_pm, uint64_t(cfg.lossy_heavy_share * 1000 + 0.5));
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!usable(i) || !health[i].schedulable(now)) continue;
+        uint8_t bit = uint8_t(1u << i);
+        // What it lost while the scheduler filled it is the scheduler's doing.
+        if (sched.filling(i, now)) filled_at_[i] = now;
+        LinkLosses l;
+        // Clean: under half the share (so two links losing alike are not
+        // told apart by which crossed the line first), or not yet judged.
+        if (!losses(i, now, &l) || !losing(l, share_pm / 2, false)) {
+            clean |= bit;
+            continue;
+        }
+        pm[i] = uint32_t(l.lost * 1000 / l.sent);
+        if (losing(l, heavy_pm, true) || (losing(l, share_pm, true) && !queue_explains_loss(i))) lossy |= bit;
+    }
+    if (clean == 0) return;  // every link losing: better all of them than none
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!(lossy >> i & 1u)) continue;
+        health[i].on_lossy(now);
+        last_failure_.mark(now);
+        new_stalls_ |= uint8_t(1u << i);
+        new_lossy_ |= uint8_t(1u << i);
+        lossy_pm_[i] = pm[i];
+        forget_marks(i);
+    }
+}
+
 void Bond::on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes) {
     if (i < kMaxLinks) est[i].on_send(now, datagram_bytes);
 }
 
 void Bond::on_sent_data(unsigned i, uint64_t now, uint64_t seq) {
     if (i >= kMaxLinks) return;
+    ++tx_data_[i];
     unsigned n = mark_count_[i];
     if (n > 0 && now - mark(i, n - 1).at < kSendMarkEveryNs) return;
     if (n == kSendMarks) {  // full: the oldest goes (a stall is then timed a little late)
         mark_head_[i] = uint8_t((mark_head_[i] + 1) % kSendMarks);
         --n;
     }
-    marks_[i][(mark_head_[i] + n) % kSendMarks] = SendMark{seq, now};
+    marks_[i][(mark_head_[i] + n) % kSendMarks] = SendMark{seq, now, tx_data_[i]};
     mark_count_[i] = uint8_t(n + 1);
 }
 
 void Bond::forget_marks_through(unsigned i, uint64_t seq) {
     while (mark_count_[i] > 0 && mark(i, 0).seq <= seq) {
+        acked_sent_[i] = mark(i, 0).sent_data;  // this many had been sent when it went
+        acked_sent_seen_ |= uint8_t(1u << i);
         mark_head_[i] = uint8_t((mark_head_[i] + 1) % kSendMarks);
         --mark_count_[i];
     }
@@ -190,7 +321,7 @@ size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap) {
         if (rx_seen_ & (1u << i)) {
             bool has_seq = rx_seq_seen_ >> i & 1u;
             fb.entries[fb.count++] =
-                FeedbackEntry{uint8_t(i), rx_pkts_[i], rx_bytes_[i], has_seq, has_seq ? rx_seq_[i] : 0};
+                FeedbackEntry{uint8_t(i), rx_pkts_[i], rx_bytes_[i], has_seq, has_seq ? rx_seq_[i] : 0, true, rx_data_[i]};
         }
     fb.has_time = true;
     fb.report_time_ns = now;
@@ -214,13 +345,16 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
             acked_seen_ |= uint8_t(1u << i);
             forget_marks_through(i, acked_seq_[i]);
         }
+        if (fb.entries[k].has_data) take_peer_data(i, fb.entries[k].rx_data);
         Moment before = est[i].last_delivery();
         est[i].on_feedback(now, fb.entries[k].rx_bytes, fb.entries[k].rx_packets, fb.has_time ? fb.report_time_ns : 0);
         Moment after = est[i].last_delivery();
         if (after.ever && (!before.ever || after.at != before.at)) progressed |= uint8_t(1u << i);
+        sample_loss(i, now);
         refresh_inputs(i);
     }
     detect_stalls(now, progressed);
+    detect_lossy(now);
     refresh(now);
     return true;
 }

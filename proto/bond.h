@@ -55,10 +55,44 @@ struct BondConfig {
     // both ways.)
     uint64_t failover_headroom_ns = 150'000'000;
     uint64_t failover_window_ns = 1'000'000'000;
+    // Lossy link: one that lost at least lossy_share of the data-channel
+    // datagrams sent on it over the last 500 ms (counting only since it was
+    // last given traffic again), and at least lossy_min_lost of them, gets
+    // no new packets (LinkHealth::on_lossy) while another link is
+    // schedulable and loses less than half that share. Lost: sent on the
+    // link before the newest data-channel datagram the peer reported
+    // arriving on it, and not counted by the peer (Feedback's rx_data; a
+    // link delivers in order, so what is missing behind the newest arrival
+    // is lost, however long the link's queue).
+    // Not what it lost while the scheduler filled it (Scheduler::filling:
+    // Startup at gain 2 overflows the link's queue by design, Drain empties
+    // it): the window starts after the last such moment. And the losses
+    // must come in lossy_min_events Feedback reports spread over
+    // lossy_min_spread_ns: a queue overflowing drops a burst (a flow's slow
+    // start), random loss goes on.
+    // Below lossy_heavy_share, not when its queue explains the loss (srtt
+    // above min_rtt + max(lossy_queue_floor_ns, min_rtt / 2)): a link we
+    // fill drops from its full queue, and the answer to that is to send
+    // less, which the scheduler's rate estimate does, not to stop using it.
+    // A loaded link always has some queue (a saturating download keeps
+    // 10-25 ms on the lab's links and loses 0.3-3 % from it), so at
+    // lossy_heavy_share and above the queue is no excuse.
+    // Why bother: a link losing at random loses the same share of every
+    // flow's packets whatever we send; a TCP flow takes each loss as
+    // congestion, so a few per cent on one link cost the whole bond its
+    // rate, and a call its audio.
+    double lossy_share = 0.10;
+    double lossy_heavy_share = 0.20;
+    uint64_t lossy_min_lost = 4;
+    unsigned lossy_min_events = 3;
+    uint64_t lossy_min_spread_ns = 150'000'000;
+    uint64_t lossy_queue_floor_ns = 20'000'000;
     uint64_t gap_floor_ns = 10'000'000;           // reorder gap timeout bounds
     uint64_t gap_ceil_ns = 500'000'000;
     uint64_t gap_unknown_ns = 50'000'000;         // until every link has an RTT sample
 };
+
+struct LinkLosses;  // bond.cpp: a link's losses over the last 500 ms
 
 struct Bond {
     BondConfig cfg{};
@@ -94,9 +128,9 @@ struct Bond {
     // Mode or priorities changed (the client's policy, or SetMode): which
     // links are used follows at once.
     void refresh(uint64_t now);
-    // Links that stalled, or went Down without a stall first, since the last
-    // call (bit i = link i): what was sent on them and not reported
-    // delivered should go out again elsewhere.
+    // Links that stalled, went Down without a stall first, or were taken
+    // out for loss, since the last call (bit i = link i): what was sent on
+    // them and not reported delivered should go out again elsewhere.
     // Sent on link i at or after this time, a datagram may not be among
     // those its last progressing Feedback counted: the last delivery's time
     // minus 2 x srtt + 4 x rttvar + 2 x the feedback interval (the round trip
@@ -125,11 +159,16 @@ struct Bond {
         *seq = acked_seq_[i];
         return true;
     }
-    uint8_t take_stalled() {
+    // *lossy (if given): those of them taken out for loss.
+    uint8_t take_stalled(uint8_t* lossy = nullptr) {
         uint8_t s = new_stalls_;
-        new_stalls_ = 0;
+        if (lossy) *lossy = new_lossy_;
+        new_stalls_ = new_lossy_ = 0;
         return s;
     }
+    // The share of its packets link i had lost when it was last taken out
+    // for loss, in thousandths.
+    uint32_t loss_pm_at_exclusion(unsigned i) const { return i < kMaxLinks ? lossy_pm_[i] : 0; }
 
     // ---- sending --------------------------------------------------------------
     // The link for the next data packet, or -1 (no usable link, or all over
@@ -172,6 +211,7 @@ struct Bond {
         if (i >= kMaxLinks) return;
         if (!(rx_seq_seen_ >> i & 1u) || seq > rx_seq_[i]) rx_seq_[i] = seq;
         rx_seq_seen_ |= uint8_t(1u << i);
+        ++rx_data_[i];  // wraps, as Feedback says
     }
 
     // ---- feedback (receiver -> sender) ----------------------------------------
@@ -203,7 +243,14 @@ struct Bond {
         // Both sequence spaces start again at 0 with the new keys.
         rx_seq_seen_ = 0;
         acked_seen_ = 0;
-        for (unsigned i = 0; i < kMaxLinks; ++i) forget_marks(i);
+        acked_sent_seen_ = 0;
+        peer_data_seen_ = 0;
+        for (unsigned i = 0; i < kMaxLinks; ++i) {
+            forget_marks(i);
+            loss_count_[i] = 0;
+            tx_data_[i] = peer_data_[i] = 0;
+            rx_data_[i] = 0;
+        }
         last_fb_ = Moment{};
     }
 
@@ -271,7 +318,11 @@ struct Bond {
     uint8_t exists_ = 0;        // set_usable() links, bit i = link i
     uint64_t last_update_ = 0;  // the clock as of the last update()
     uint8_t new_stalls_ = 0;    // for take_stalled()
-    Moment last_failure_;       // the last stall or Down (headroom())
+    uint8_t new_lossy_ = 0;     // ... of which taken out for loss
+    uint32_t lossy_pm_[kMaxLinks]{};
+    Moment last_failure_;       // the last stall, Down or loss exclusion (headroom())
+    uint64_t used_since_[kMaxLinks]{};  // when each link was last given traffic again
+    uint64_t filled_at_[kMaxLinks]{};   // when the scheduler was last seen filling it (Scheduler::filling)
     uint16_t if_mtu_[kMaxLinks] = {1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500};
     // Receiver: cumulative per-link counts (what Feedback reports).
     uint64_t rx_bytes_[kMaxLinks]{};
@@ -304,6 +355,7 @@ struct Bond {
     struct SendMark {
         uint64_t seq = 0;
         uint64_t at = 0;
+        uint64_t sent_data = 0;  // data-channel datagrams sent on the link, this one included
     };
     SendMark marks_[kMaxLinks][kSendMarks]{};
     uint8_t mark_head_[kMaxLinks]{};
@@ -312,13 +364,41 @@ struct Bond {
     void forget_marks_through(unsigned i, uint64_t seq);
     void forget_marks(unsigned i) { mark_head_[i] = mark_count_[i] = 0; }
     bool stalled_by_seq(unsigned i, uint64_t now, uint64_t lag) const;
+    // Per link, at each Feedback (at most one per kLossSampleEveryNs): the
+    // data-channel datagrams sent up to the newest reported arrival (from
+    // the send marks) and the peer's count of them (Feedback's rx_data), a
+    // ring of kLossSamples. Data-channel only: control datagrams go out in
+    // copies on two links (Feedback) and the later copy is never counted.
+    struct LossSample {
+        uint64_t at = 0;
+        uint64_t sent = 0, delivered = 0;
+    };
+    static constexpr unsigned kLossSamples = 32;  // 640 ms at one per 20 ms: the window and a margin
+    static constexpr uint64_t kLossSampleEveryNs = 20'000'000;
+    static constexpr uint64_t kLossWindowNs = 500'000'000;  // short: a fault must show fast
+    LossSample loss_[kMaxLinks][kLossSamples]{};
+    uint8_t loss_head_[kMaxLinks]{};
+    uint8_t loss_count_[kMaxLinks]{};
+    uint64_t acked_sent_[kMaxLinks]{};  // sent_data of the newest mark the peer's reports covered
+    uint8_t acked_sent_seen_ = 0;
+    uint64_t tx_data_[kMaxLinks]{};     // data-channel datagrams sent per link (on_sent_data)
+    uint64_t peer_data_[kMaxLinks]{};   // the peer's rx_data, unwrapped
+    uint16_t peer_data16_[kMaxLinks]{};
+    uint8_t peer_data_seen_ = 0;
+    uint16_t rx_data_[kMaxLinks]{};     // receiver: data-channel arrivals per link (Feedback's rx_data)
+    void sample_loss(unsigned i, uint64_t now);
+    void take_peer_data(unsigned i, uint16_t rx_data);
 
     void refresh_inputs(unsigned i) { sched_inputs_from(est[i], sched.links[i]); }
     uint8_t best_priority(uint8_t use) const;
     void probe_lost(unsigned i, uint64_t now);
-    void use_link(unsigned i, bool use);
+    void use_link(unsigned i, bool use, uint64_t now);
     uint64_t probe_timeout_ns(unsigned i) const;
     void detect_stalls(uint64_t now, uint8_t progressed);
+    bool losses(unsigned i, uint64_t now, LinkLosses* out) const;
+    bool losing(const LinkLosses& l, uint64_t share_pm, bool spread) const;
+    bool queue_explains_loss(unsigned i) const;
+    void detect_lossy(uint64_t now);
 };
 
 }  // namespace onebox::proto

@@ -330,6 +330,23 @@ std::string set_link_hold(std::string_view v, Config& c) {
     return {};
 }
 
+// "5%", "2.5%" or "5": a share of a link's packets, 0-50 % with at most one
+// decimal; 0 switches taking lossy links out of use off.
+std::string set_loss_limit(std::string_view v, Config& c) {
+    std::string_view n = v;
+    if (!n.empty() && n.back() == '%') n.remove_suffix(1);
+    double pct = 0;
+    const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), pct, std::chars_format::fixed);
+    const size_t dot = n.find('.');
+    const bool places_ok = dot == std::string_view::npos || n.size() - dot - 1 == 1;
+    if (n.empty() || ec != std::errc() || end != n.data() + n.size() || !places_ok || !is_digit(n.front()) ||
+        pct < 0 || pct > 50)
+        return "loss_limit must be a share from 0% to 50% (e.g. 5%, 2.5%; 0% = never take a link out for loss), got " +
+               shown(v);
+    c.loss_limit_pm = uint32_t(pct * 10 + 0.5);
+    return {};
+}
+
 std::string set_rekey_interval(std::string_view v, Config& c) {
     if (!parse_duration(v, 1'000'000'000, 86'400'000'000'000, c.rekey_interval_ns))
         return "rekey_interval must be a duration from 1s to 86400s (e.g. 120s), got " + shown(v);
@@ -448,6 +465,7 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kClient, "mode", set_mode},
     {Section::Main, kBoth, "probe_interval", set_probe_interval},
     {Section::Main, kBoth, "link_hold", set_link_hold},
+    {Section::Main, kBoth, "loss_limit", set_loss_limit},
     {Section::Main, kClient, "rekey_interval", set_rekey_interval},
     {Section::Main, kClient, "rekey_packets", set_rekey_packets},
     {Section::Main, kBoth, "offloads", set_offloads},

@@ -4,12 +4,13 @@
 // Format: INI as read by inih, compatible with the seed's config.toml examples:
 //   [client] server_address, server_port, preshared_key, log_level, fwmark,
 //            route_table, masquerade_lan, wan_interfaces, mode,
-//            probe_interval, link_hold, offloads, rekey_interval, rekey_packets
+//            probe_interval, link_hold, loss_limit, offloads, rekey_interval,
+//            rekey_packets
 //   [client.tun] name, ip, netmask, mtu
 //   [client.link.NAME] weight, max_rate, max_rate_up, max_rate_down, priority
 //            (overrides for WAN interface NAME; at most kMaxWanInterfaces)
 //   [server] listen_address, listen_port, preshared_key, log_level,
-//            probe_interval, link_hold, offloads
+//            probe_interval, link_hold, loss_limit, offloads
 //   [server.tun] name, ip, netmask, mtu
 //   [server.client.NAME] preshared_key, ip (a client with its own key)
 // Values may be "double-quoted" (inside quotes, \" and \\ are escapes).
@@ -100,6 +101,10 @@ struct Config {
     // must answer every probe before it carries traffic again. "500ms", "2s".
     uint64_t probe_interval_ns = 500'000'000;
     uint64_t link_hold_ns = 2'000'000'000;
+    // [client]/[server] loss_limit: a link that loses this share of its
+    // packets (in thousandths; proto/bond.h "Lossy link") while another loses
+    // less than half as much is taken out of use; 0 = never.
+    uint32_t loss_limit_pm = 100;
     // [client] rekey_interval / rekey_packets: a live session gets new keys
     // (a handshake that keeps it going) this often, or after this many
     // packets sealed and opened under one key, whichever comes first.

@@ -22,7 +22,9 @@ bool links_valid(const FeedbackEntry* e, unsigned n) {
 size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap) {
     if (fb.count > kMaxLinks || !links_valid(fb.entries, fb.count)) return 0;
     for (unsigned i = 0; i < fb.count; ++i)
-        if (!fb.entries[i].has_seq && fb.entries[i].newest_seq != 0) return 0;
+        if ((!fb.entries[i].has_seq && fb.entries[i].newest_seq != 0) ||
+            (!fb.entries[i].has_data && fb.entries[i].rx_data != 0))
+            return 0;
     size_t need = 1 + size_t(fb.count) * kFeedbackEntrySize + (fb.has_time ? 8 : 0);
     if (out == nullptr || out_cap < need) return 0;
     if (!fb.has_time && fb.report_time_ns != 0) return 0;
@@ -30,8 +32,8 @@ size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap) {
     for (unsigned i = 0; i < fb.count; ++i) {
         uint8_t* p = out + 1 + i * kFeedbackEntrySize;
         p[0] = fb.entries[i].link;
-        p[1] = fb.entries[i].has_seq ? kFeedbackHasSeq : 0;
-        put_be16(p + 2, 0);
+        p[1] = uint8_t((fb.entries[i].has_seq ? kFeedbackHasSeq : 0) | (fb.entries[i].has_data ? kFeedbackHasData : 0));
+        put_be16(p + 2, fb.entries[i].rx_data);
         put_be32(p + 4, fb.entries[i].rx_packets);
         put_be64(p + 8, fb.entries[i].rx_bytes);
         put_be64(p + 16, fb.entries[i].newest_seq);
@@ -51,7 +53,10 @@ bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb) {
     fb.report_time_ns = fb.has_time ? get_be64(in + body) : 0;
     for (unsigned i = 0; i < count; ++i) {
         const uint8_t* p = in + 1 + i * kFeedbackEntrySize;
-        if ((p[1] & ~kFeedbackHasSeq) != 0 || get_be16(p + 2) != 0) return false;
+        if ((p[1] & ~(kFeedbackHasSeq | kFeedbackHasData)) != 0) return false;
+        fb.entries[i].has_data = p[1] & kFeedbackHasData;
+        fb.entries[i].rx_data = get_be16(p + 2);
+        if (!fb.entries[i].has_data && fb.entries[i].rx_data != 0) return false;
         fb.entries[i].link = p[0];
         fb.entries[i].rx_packets = get_be32(p + 4);
         fb.entries[i].rx_bytes = get_be64(p + 8);

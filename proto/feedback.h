@@ -15,17 +15,20 @@
 namespace onebox::proto {
 
 // Feedback (receiver -> sender, periodically): what arrived per link so far.
-//   u8 count | count x { u8 link | u8 flags | u16 reserved=0 |
+//   u8 count | count x { u8 link | u8 flags | u16 rx_data |
 //                        u32 rx_packets (cumulative, wraps) | u64 rx_bytes (cumulative) |
 //                        u64 newest_seq }
 // flags bit 0: newest_seq is the highest data-channel sequence number that
 // arrived on the link (else no data-channel packet has, and newest_seq is 0);
-// the other bits are 0. Then, optionally, u64 report_time_ns: when the
+// bit 1: rx_data counts the data-channel datagrams (Data, Keepalive, Close)
+// that arrived on the link and passed the replay window, cumulative, wrapping
+// at 2^16 (else it is 0); the other bits are 0. Then, optionally, u64 report_time_ns: when the
 // receiver wrote the report, on its own monotonic clock (only differences
 // between reports mean anything); a report without it is still valid.
 inline constexpr size_t kFeedbackEntrySize = 24;
 inline constexpr size_t kFeedbackMaxSize = 1 + kMaxLinks * kFeedbackEntrySize + 8;  // 201
 inline constexpr uint8_t kFeedbackHasSeq = 1;
+inline constexpr uint8_t kFeedbackHasData = 2;
 
 struct FeedbackEntry {
     uint8_t link = 0;
@@ -33,6 +36,8 @@ struct FeedbackEntry {
     uint64_t rx_bytes = 0;
     bool has_seq = false;
     uint64_t newest_seq = 0;
+    bool has_data = false;
+    uint16_t rx_data = 0;
 };
 
 struct Feedback {
@@ -61,14 +66,15 @@ struct Probe {
 
 // Writes the payload to out (capacity out_cap). Returns bytes written, or 0 if
 // the value is invalid (count > kMaxLinks, a link >= kMaxLinks, a duplicate
-// link, an unknown flag, a newest_seq without has_seq) or out_cap is too small.
+// link, an unknown flag, a newest_seq without has_seq, an rx_data without
+// has_data) or out_cap is too small.
 size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap);
 size_t encode_probe(const Probe& p, uint8_t* out, size_t out_cap);
 
 // Parse the payload exactly (a size probe: at least kProbeSize, the rest
 // padding): false on a wrong length, count > kMaxLinks, a link
 // >= kMaxLinks, a duplicate link, a non-zero reserved field, an unknown flag
-// or a newest_seq without its flag.
+// or a newest_seq or rx_data without its flag.
 // On false the output is unspecified.
 bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb);
 bool decode_probe(const uint8_t* in, size_t len, Probe& p);

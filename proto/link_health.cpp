@@ -1,6 +1,8 @@
 // link_health.cpp — see link_health.h.
 #include "link_health.h"
 
+#include <algorithm>
+
 namespace onebox::proto {
 
 const char* link_state_name(LinkState s) {
@@ -39,7 +41,7 @@ void LinkHealth::on_probe_echoed(uint64_t now, uint64_t rtt_ns) {
     if (stalled_ && sent >= stall_at_) stalled_ = false;
     if (stalled_) return;
     if (!clean_since_.ever) clean_since_.mark(now);
-    if (needs_stability_ && !stalled_ && now - clean_since_.at >= cfg.stable_ns)
+    if (needs_stability_ && !stalled_ && now - clean_since_.at >= stable_needed())
         needs_stability_ = false;
 }
 
@@ -65,11 +67,20 @@ void LinkHealth::on_feedback_stall(uint64_t now) {
     clean_since_ = Moment{};
 }
 
+void LinkHealth::on_lossy(uint64_t now) {
+    bool again = last_lossy_.less_than(now, cfg.lossy_memory_ns);
+    doublings_ = again ? std::min(doublings_ + 1, cfg.lossy_max_doublings) : 0;
+    last_lossy_.mark(now);
+    ++lossy_;
+    needs_stability_ = true;
+    clean_since_ = Moment{};
+}
+
 bool LinkHealth::schedulable(uint64_t now) const {
     if (state_ != LinkState::Up || stalled_) return false;
     if (!needs_stability_) return true;
     // (now may be a little older than the last echo: then not yet.)
-    return clean_since_.ever && now >= clean_since_.at && now - clean_since_.at >= cfg.stable_ns;
+    return clean_since_.ever && now >= clean_since_.at && now - clean_since_.at >= stable_needed();
 }
 
 }  // namespace onebox::proto

@@ -9,7 +9,10 @@
 //   on_probe_lost(now)         a probe was not echoed within its timeout;
 //   on_feedback_stall(now)     the peer's Feedback shows the link delivered
 //                              nothing for a few RTTs while others did
-//                              (Bond decides; see PROTOCOL.md "Link health").
+//                              (Bond decides; see PROTOCOL.md "Link health");
+//   on_lossy(now)              the peer's Feedback shows the link losing a
+//                              share of what it is given, with no queue to
+//                              blame, while another link is clean (Bond).
 //
 // States (as in the seed README):
 //   Unknown -> Up     on an echoed probe;
@@ -19,8 +22,11 @@
 // A link that was Down (or stalled) is *schedulable* again only after it has
 // been Up, with every probe echoed, for `stable_ns`: a flapping link is not
 // given traffic every time one probe gets through. A link that never failed
-// that way stays schedulable through single lost probes (a lossy link is
-// still a link; the scheduler's estimates see its loss).
+// that way stays schedulable through single lost probes (single losses are
+// not a dead link; a link losing a share of its data is taken out by
+// on_lossy instead). A link taken out for loss again within a minute must
+// stay clean twice as long as the time before (stable_ns, 2x, 4x ... 16x):
+// a link that keeps losing is tried less and less often.
 //
 // Statistics: RTT (last), jitter (RFC 3550's estimator J += (|D| - J) / 16
 // over the difference D between consecutive probe RTTs), and loss (lost
@@ -40,6 +46,8 @@ const char* link_state_name(LinkState s);
 struct LinkHealthConfig {
     unsigned down_after = 4;             // lost probes in a row: Up -> Down
     uint64_t stable_ns = 2'000'000'000;  // Up this long without a loss before reuse
+    uint64_t lossy_memory_ns = 60'000'000'000;  // a loss exclusion within this of the last one doubles stable_ns
+    unsigned lossy_max_doublings = 4;
 };
 
 struct LinkHealth {
@@ -51,6 +59,11 @@ struct LinkHealth {
     // state change: probes decide Up/Down), until the echo of a probe sent
     // after `now` and then `stable_ns` of clean probes.
     void on_feedback_stall(uint64_t now);
+    // Feedback says the link loses much of what it carries (Bond decides):
+    // unschedulable until it has been clean for stable_needed(). Not a
+    // stall: it still delivers, so it stays in the "Up" tier a bond falls
+    // back to when no link is schedulable.
+    void on_lossy(uint64_t now);
 
     LinkState state() const { return state_; }
     // May the scheduler give it new packets? Up, not stalled, and (if it was
@@ -64,6 +77,10 @@ struct LinkHealth {
     unsigned lost_in_a_row() const { return lost_run_; }
     uint64_t downs() const { return downs_; }    // Up -> Down transitions (not Unknown -> Down)
     uint64_t stalls() const { return stalls_; }  // feedback stalls
+    uint64_t lossy() const { return lossy_; }    // exclusions for loss
+    // How long the link must be clean to be used again after a Down, stall
+    // or loss exclusion.
+    uint64_t stable_needed() const { return cfg.stable_ns << doublings_; }
 
   private:
     LinkState state_ = LinkState::Unknown;
@@ -78,6 +95,9 @@ struct LinkHealth {
     unsigned judged_ = 0;           // judged probes so far, saturating at 32
     uint64_t downs_ = 0;
     uint64_t stalls_ = 0;
+    uint64_t lossy_ = 0;
+    Moment last_lossy_;
+    unsigned doublings_ = 0;
 
     void judge(bool lost);
 };

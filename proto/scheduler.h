@@ -111,6 +111,14 @@ struct Scheduler {
     // Introspection (tests, stats).
     enum class Phase : uint8_t { Startup, Drain, ProbeBw };
     Phase phase(unsigned i) const { return st_[i].phase; }
+    // Is link i being filled on purpose: Startup given its rate's worth or
+    // more this round (gain 2: its queue grows and overflows by design), or
+    // Drain (that queue going down)? Losses then are ours.
+    bool filling(unsigned i, uint64_t now) const {
+        if (!st_[i].started) return false;
+        return st_[i].phase == Phase::Drain ||
+               (st_[i].phase == Phase::Startup && !startup_round_app_limited(i, now));
+    }
     double gain(unsigned i) const;
     uint64_t pacing_rate(unsigned i) const;  // bytes/s used now
     uint64_t backlog_ns(unsigned i, uint64_t now) const {

@@ -40,6 +40,7 @@ void parse_as(std::string_view text, onebox::proto::Role role) {
     check(prefix >= 1 && prefix <= 30);
     check(!cfg.tun.name.empty() && cfg.tun.name.size() <= 15);
     check(cfg.tun.mtu == 0 || (cfg.tun.mtu >= 576 && cfg.tun.mtu <= 1500));
+    check(cfg.loss_limit_pm <= 500);
     if (role == onebox::proto::Role::Client) {
         check(!cfg.server_address.empty() && cfg.server_port != 0);
         check(cfg.fwmark != 0 && cfg.route_table != 0);

@@ -40,7 +40,10 @@ void fuzz_bond(const uint8_t* data, size_t size, const LinkPolicy* policy) {
     for (uint32_t k = 0; k < 64; ++k) {
         int l = b.pick(now + k, 1400);
         if (l < -1 || l >= int(kMaxLinks) || (l >= 0 && !b.usable(unsigned(l)))) std::abort();
-        if (l >= 0) b.on_sent(unsigned(l), now + k, 1400);
+        if (l >= 0) {
+            b.on_sent(unsigned(l), now + k, 1400);
+            b.on_sent_data(unsigned(l), now + k, k);  // so that a Feedback can count losses
+        }
     }
 
     // The input as the peer's Feedback, twice (the second a later report).

@@ -50,7 +50,7 @@ under_fault() {
   mbit=$("$LAB_PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$jsonf" 2>/dev/null)
   echo "measured: $name: download ${mbit:-0} Mbit/s; $lost of $sent pings lost (slowest reply $max ms)"
   local c sv; c=$(daemon_stats client); sv=$(daemon_stats server)
-  echo "measured: $name: wan1 so far (client / server): stalls $(stat_text "$c" "link${L1}_stalls") / $(stat_text "$sv" "link${L1}_stalls"), downs $(stat_text "$c" "link${L1}_downs") / $(stat_text "$sv" "link${L1}_downs"); resent $(stat_text "$c" resent) / $(stat_text "$sv" resent)"
+  echo "measured: $name: wan1 so far (client / server): taken out for loss $(stat_text "$c" "link${L1}_lossy") / $(stat_text "$sv" "link${L1}_lossy"), stalls $(stat_text "$c" "link${L1}_stalls") / $(stat_text "$sv" "link${L1}_stalls"), downs $(stat_text "$c" "link${L1}_downs") / $(stat_text "$sv" "link${L1}_downs"); resent $(stat_text "$c" resent) / $(stat_text "$sv" resent)"
   for who in client server; do daemon_alive "$who" || fails+=("$name: the $who died"); done
   awk -v m="${mbit:-0}" 'BEGIN { exit !(m >= 20) }' || fails+=("$name: download ${mbit:-0} Mbit/s, below half of wan0's 40")
   lab_emu_set wan1 "set both cut=0 loss=0" >/dev/null

@@ -33,6 +33,7 @@ set(ONEBOX_LAB_TESTS
   rekey:120
   client_keys:120
   slow_path:120
+  lossy_link:180
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})

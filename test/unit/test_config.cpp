@@ -325,6 +325,34 @@ TEST_CASE("modes, priorities, probe_interval and link_hold") {
     CHECK_FALSE(onebox::proto::parse_duration("1.s", 0, UINT64_MAX, ns));
 }
 
+TEST_CASE("loss_limit: a share from 0 % to 50 %, on both ends") {
+    const std::string cl = kMinClient;
+    Config c;
+    CHECK(c.loss_limit_pm == 100);
+    const struct { const char* v; uint32_t pm; } good[] = {
+        {"5%", 50}, {"2.5%", 25}, {"0", 0}, {"0%", 0}, {"50%", 500}, {"\"12\"", 120}, {"0.1%", 1},
+    };
+    for (const auto& g : good) {
+        CAPTURE(g.v);
+        Config out;
+        ConfigError e = parse_config(cl + "loss_limit = " + g.v + "\n", Role::Client, out);
+        REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+        CHECK(out.loss_limit_pm == g.pm);
+    }
+    Config srv;
+    ConfigError e = parse_config(std::string(kMinServer) + "loss_limit = 10%\n", Role::Server, srv);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(srv.loss_limit_pm == 100);
+    for (const char* v : {"51%", "-1%", "2.55%", "5.%", ".5%", "five", "%", "5 %", "5%%", "1e1"}) {
+        CAPTURE(v);
+        Config out;
+        e = parse_config(cl + "loss_limit = " + v + "\n", Role::Client, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.key == "client.loss_limit");
+        CHECK(e.message.find("0% to 50%") != std::string::npos);
+    }
+}
+
 TEST_CASE("rekey_interval and rekey_packets") {
     const std::string cl = kMinClient;
     Config c;

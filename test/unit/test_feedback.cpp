@@ -54,6 +54,28 @@ TEST_CASE("feedback: known-answer encode and decode") {
     CHECK_FALSE(got.entries[1].has_seq);
 }
 
+TEST_CASE("feedback: rx_data, the data-channel arrivals, in the second and third bytes of an entry") {
+    Feedback fb;
+    fb.count = 1;
+    fb.entries[0] = {1, 7, 700, true, 9, true, 0xbeef};
+    uint8_t buf[kFeedbackMaxSize];
+    std::vector<uint8_t> want = unhex("01 01 03 beef 00000007 00000000000002bc 0000000000000009");
+    REQUIRE(encode_feedback(fb, buf, sizeof buf) == want.size());
+    CHECK(std::memcmp(buf, want.data(), want.size()) == 0);
+    Feedback got;
+    REQUIRE(decode_feedback(want.data(), want.size(), got));
+    CHECK(got.entries[0].has_data);
+    CHECK(got.entries[0].rx_data == 0xbeef);
+    // A count of 0 with its flag is a count.
+    std::vector<uint8_t> zero = unhex("01 01 02 0000 00000007 00000000000002bc 0000000000000000");
+    REQUIRE(decode_feedback(zero.data(), zero.size(), got));
+    CHECK(got.entries[0].has_data);
+    CHECK(got.entries[0].rx_data == 0);
+    // Encoding refuses a count without its flag.
+    fb.entries[0].has_data = false;
+    CHECK(encode_feedback(fb, buf, sizeof buf) == 0);
+}
+
 TEST_CASE("feedback: empty and full payloads round-trip") {
     uint8_t buf[kFeedbackMaxSize];
     Feedback empty;
@@ -108,10 +130,10 @@ TEST_CASE("feedback: decode rejects malformed payloads") {
         {"duplicate link", "02" + e1 + e1},
         {"link 8", "01 08 00 0000 00000001 0000000000000002 0000000000000000"},
         {"link 255", "01 ff 00 0000 00000001 0000000000000002 0000000000000000"},
-        {"unknown flag", "01 00 02 0000 00000001 0000000000000002 0000000000000000"},
+        {"unknown flag", "01 00 04 0000 00000001 0000000000000002 0000000000000000"},
         {"seq without its flag", "01 00 00 0000 00000001 0000000000000002 0000000000000001"},
-        {"reserved u16 high", "01 00 00 0100 00000001 0000000000000002 0000000000000000"},
-        {"reserved u16 low", "01 00 00 0001 00000001 0000000000000002 0000000000000000"},
+        {"rx_data (high byte) without its flag", "01 00 00 0100 00000001 0000000000000002 0000000000000000"},
+        {"rx_data (low byte) without its flag", "01 00 00 0001 00000001 0000000000000002 0000000000000000"},
         {"old 16-byte entry", "01 00 00 0000 00000001 0000000000000002"},
     };
     for (const Row& r : rows) {

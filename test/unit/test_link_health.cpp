@@ -15,7 +15,7 @@ namespace {
 
 constexpr uint64_t kMs = 1'000'000;
 
-enum class Ev { Echo, Lost, Stall };
+enum class Ev { Echo, Lost, Stall, Lossy };
 struct Step {
     uint64_t at_ms;
     Ev ev;
@@ -36,6 +36,7 @@ void run(const char* name, const std::vector<Step>& script) {
             case Ev::Echo: h.on_probe_echoed(now, 20 * kMs); break;
             case Ev::Lost: h.on_probe_lost(now); break;
             case Ev::Stall: h.on_feedback_stall(now); break;
+            case Ev::Lossy: h.on_lossy(now); break;
         }
         CHECK(h.state() == s.state);
         CHECK(h.schedulable(now) == s.schedulable);
@@ -109,15 +110,67 @@ TEST_CASE("health: state machine and stability hold, table-driven") {
          {400, Ev::Lost, S::Down, false}});
 }
 
-TEST_CASE("health: counts downs and stalls") {
+TEST_CASE("health: a lossy link is out until clean, for longer each time within a minute") {
+    using S = LinkState;
+    run("taken out for loss: out at once, still Up; back after 2 s of clean probes",
+        {{0, Ev::Echo, S::Up, true},
+         {1000, Ev::Lossy, S::Up, false},
+         {1100, Ev::Echo, S::Up, false},   // the clean run starts here
+         {3099, Ev::Echo, S::Up, false},
+         {3100, Ev::Echo, S::Up, true}});
+    run("a lost probe while out restarts the hold",
+        {{0, Ev::Echo, S::Up, true},
+         {1000, Ev::Lossy, S::Up, false},
+         {1100, Ev::Echo, S::Up, false},
+         {2000, Ev::Lost, S::Up, false},
+         {2100, Ev::Echo, S::Up, false},
+         {4099, Ev::Echo, S::Up, false},
+         {4100, Ev::Echo, S::Up, true}});
+    run("taken out again within a minute: 4 s, then 8 s",
+        {{0, Ev::Echo, S::Up, true},
+         {1000, Ev::Lossy, S::Up, false},
+         {1100, Ev::Echo, S::Up, false},
+         {3100, Ev::Echo, S::Up, true},    // 2 s
+         {4000, Ev::Lossy, S::Up, false},
+         {4100, Ev::Echo, S::Up, false},
+         {8099, Ev::Echo, S::Up, false},
+         {8100, Ev::Echo, S::Up, true},    // 4 s
+         {9000, Ev::Lossy, S::Up, false},
+         {9100, Ev::Echo, S::Up, false},
+         {17099, Ev::Echo, S::Up, false},
+         {17100, Ev::Echo, S::Up, true}}); // 8 s
+    run("the doubling stops at 16x (32 s)",
+        {{0, Ev::Echo, S::Up, true},
+         {1, Ev::Lossy, S::Up, false},
+         {2, Ev::Lossy, S::Up, false},
+         {3, Ev::Lossy, S::Up, false},
+         {4, Ev::Lossy, S::Up, false},
+         {5, Ev::Lossy, S::Up, false},
+         {6, Ev::Lossy, S::Up, false},     // the sixth: still 16x
+         {100, Ev::Echo, S::Up, false},
+         {32099, Ev::Echo, S::Up, false},
+         {32100, Ev::Echo, S::Up, true}});
+    run("a minute after the last exclusion the hold is 2 s again",
+        {{0, Ev::Echo, S::Up, true},
+         {1000, Ev::Lossy, S::Up, false},
+         {1100, Ev::Echo, S::Up, false},
+         {3100, Ev::Echo, S::Up, true},
+         {61000, Ev::Lossy, S::Up, false}, // 60 s after the first: not "again"
+         {61100, Ev::Echo, S::Up, false},
+         {63100, Ev::Echo, S::Up, true}});
+}
+
+TEST_CASE("health: counts downs, stalls and loss exclusions") {
     LinkHealth h;
     h.on_probe_echoed(0, 10 * kMs);
     for (int k = 1; k <= 4; ++k) h.on_probe_lost(uint64_t(k) * 100 * kMs);
     h.on_probe_lost(500 * kMs);  // already down: not another down
     h.on_probe_echoed(600 * kMs, 10 * kMs);
     h.on_feedback_stall(700 * kMs);
+    h.on_lossy(800 * kMs);
     CHECK(h.downs() == 1);
     CHECK(h.stalls() == 1);
+    CHECK(h.lossy() == 1);
     CHECK(h.lost_in_a_row() == 0);
 }
 
