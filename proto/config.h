@@ -104,7 +104,7 @@ struct Config {
     // [client]/[server] loss_limit: a link that loses this share of its
     // packets (in thousandths; proto/bond.h "Lossy link") while another loses
     // less than half as much is taken out of use; 0 = never.
-    uint32_t loss_limit_pm = 100;
+    uint32_t loss_limit_pm = 0;  // off by default (README "Link health": congestion read as loss)
     // [client] rekey_interval / rekey_packets: a live session gets new keys
     // (a handshake that keeps it going) this often, or after this many
     // packets sealed and opened under one key, whichever comes first.

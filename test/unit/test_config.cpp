@@ -328,7 +328,7 @@ TEST_CASE("modes, priorities, probe_interval and link_hold") {
 TEST_CASE("loss_limit: a share from 0 % to 50 %, on both ends") {
     const std::string cl = kMinClient;
     Config c;
-    CHECK(c.loss_limit_pm == 100);
+    CHECK(c.loss_limit_pm == 0);  // off unless asked for
     const struct { const char* v; uint32_t pm; } good[] = {
         {"5%", 50}, {"2.5%", 25}, {"0", 0}, {"0%", 0}, {"50%", 500}, {"\"12\"", 120}, {"0.1%", 1},
     };
