@@ -7,12 +7,19 @@
 # on what else the machine does. Target (issue #7): the packet path at most
 # 1.3x the bare AEAD. Writes the section between <!-- packet-path:begin -->
 # and <!-- packet-path:end --> in bench/results.md (BENCH_RESULTS elsewhere).
-# Env: ONEBOX_BUILD (build/), BENCH_PACKETS (2000000).
+# With an aarch64 build (ci/cross.sh build: build-arm64/) and qemu-user,
+# also the aarch64 instructions per packet: qemu-aarch64 -singlestep logs
+# every instruction it executes (Debian's qemu-user has no TCG plugins), and
+# each loop run alone (bench_packet_path ... ONLY) for 1024 and 2048
+# packets gives, by difference, the cost of 1024 packets without the set-up.
+# Env: ONEBOX_BUILD (build/), BENCH_PACKETS (2000000), BENCH_ARM64_BIN
+# (build-arm64/bench_packet_path).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../ci/lab.sh
 source "$HERE/../ci/lab.sh"
 CMDLINE="bash bench/packet_path.sh"
+[ -n "${BENCH_ARM64_BIN:-}" ] && CMDLINE="BENCH_ARM64_BIN=$BENCH_ARM64_BIN $CMDLINE"
 RESULTS=${BENCH_RESULTS:-$HERE/results.md}
 BIN=$ONEBOX_BUILD/bench_packet_path
 [ -x "$BIN" ] || lab_fail "$BIN not built (cmake --build build --target bench_packet_path)"
@@ -44,6 +51,32 @@ if len(got) == 4:
 fi
 [ -n "$instr" ] && echo "$instr"
 
+# aarch64 instructions per packet under qemu-user (see the top).
+ARM_BIN=${BENCH_ARM64_BIN:-$HERE/../build-arm64/bench_packet_path}
+arm_count() { # ONLY PACKETS -> instructions executed (the whole program)
+  qemu-aarch64 -L /usr/aarch64-linux-gnu -singlestep -d exec,nochain -D /dev/stdout \
+    "$ARM_BIN" "$2" 1400 "$1" | grep -c '^Trace'
+}
+arm=""
+if [ -x "$ARM_BIN" ] && command -v qemu-aarch64 >/dev/null; then
+  declare -A per
+  for m in seal open send receive; do
+    a=$(arm_count "$m" 1024) && b=$(arm_count "$m" 2048) || { per=(); break; }
+    per[$m]=$(( (b - a) / 1024 ))
+  done
+  if [ "${#per[@]}" -eq 4 ]; then
+    # open and receive ran after a seal / send of the same packets.
+    o=$(( per[open] - per[seal] )); r=$(( per[receive] - per[send] ))
+    arm=$(awk -v s="${per[send]}" -v b="${per[seal]}" -v r="$r" -v o="$o" 'BEGIN {
+      printf "aarch64 instructions per packet (qemu-aarch64 -singlestep, 1400 bytes): send %d, bare seal %d (%.3fx); receive %d, bare open %d (%.3fx); bare seal %.1f instructions/byte", s, b, s / b, r, o, r / o, b / 1400 }')
+    echo "$arm"
+  else
+    echo "aarch64 instruction counts failed"
+  fi
+else
+  echo "aarch64 instruction counts skipped: no $ARM_BIN or no qemu-aarch64 (bash ci/cross.sh deps build)"
+fi
+
 SECTION=$(mktemp)
 {
   echo "<!-- packet-path:begin -->"
@@ -59,6 +92,7 @@ SECTION=$(mktemp)
   echo
   printf '%s\n' "$small"
   [ -n "$instr" ] && { echo; echo "$instr"; }
+  [ -n "$arm" ] && echo "$arm"
   echo '```'
   echo
   read -r _ _ s _ r _ < <(grep "^result:" <<<"$out")
