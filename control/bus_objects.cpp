@@ -77,7 +77,8 @@ Counts drops(const Daemon& d) {
     Counts out;
     for (unsigned i = 0; i < unsigned(Counter::count); ++i) {
         std::string name = dataplane::kCounterNames[i];
-        bool is_drop = name.rfind("drop_", 0) == 0 || name == "resend_dropped" || name == "no_buffer" ||
+        bool is_drop = name.rfind("drop_", 0) == 0 || name == "resend_dropped" || name == "repair_dropped" ||
+                       name == "no_buffer" ||
                        name == "events_lost";
         if (!is_drop) continue;
         if (name.rfind("drop_", 0) == 0) name = name.substr(5);

@@ -120,10 +120,14 @@ std::string totals_lines(const Props& d, const char* sent, const char* received)
     if (const bus::Value* v = bus::find(d, "Drops"))
         if (const auto* c = std::get_if<bus::Counts>(v))
             for (const auto& [name, n] : *c) copies += name == "duplicate" ? n : 0;
+    uint64_t repaired = 0;
+    if (const bus::Value* v = bus::find(d, "Counters"))
+        if (const auto* c = std::get_if<bus::Counts>(v))
+            for (const auto& [name, n] : *c) repaired += name == "repaired" ? n : 0;
     std::snprintf(buf, sizeof buf,
                   "reorder buffer: %" PRIu64 " held now, %" PRIu64 " gaps timed out; resent after a link failed: %" PRIu64
-                  "; second copies dropped: %" PRIu64 "\n",
-                  get_u64(d, "ReorderDepth"), get_u64(d, "ReorderTimeouts"), get_u64(d, "Resent"), copies);
+                  ", after a loss: %" PRIu64 "; second copies dropped: %" PRIu64 "\n",
+                  get_u64(d, "ReorderDepth"), get_u64(d, "ReorderTimeouts"), get_u64(d, "Resent"), repaired, copies);
     return out + buf;
 }
 

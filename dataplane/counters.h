@@ -49,6 +49,8 @@ namespace onebox::dataplane {
     X(handshake_rx)         /* handshake messages passed to the control thread */       \
     X(resent)               /* data sent again on a live link after its own stalled */  \
     X(resend_dropped)       /* ... or given up on: no other link would take it */      \
+    X(repaired)             /* reported lost on its link by the peer, sent again */     \
+    X(repair_dropped)       /* ... or given up on: no other link would take it */      \
     X(redundant_copies)     /* mode redundant: extra copies sent on the other links */  \
     X(feedback_copies)      /* Feedback also sent on a second link */                  \
     X(reorder_held)         /* packets that waited in the reorder buffer */             \

@@ -7,7 +7,8 @@
 // other as a replay. The ring holds buffer indices, not copies: a buffer goes
 // back to the pool when a newer record evicts it or it is sent again. One
 // ring per worker, shared by its sessions and links; O(1) to keep, a scan of
-// the ring (oldest first) only when a link stalls.
+// the ring (oldest first) only when a link stalls, and of its newest part
+// when the peer reports datagrams lost (loss repair, Bond::take_lost).
 #pragma once
 
 #include <cstdint>
@@ -56,6 +57,25 @@ struct SentRing {
             if (r.idx == kNoBuffer || r.session_id != session_id || r.key_gen != key_gen ||
                 r.link != link || !undelivered(r))
                 continue;
+            SentRecord copy = r;
+            r.idx = kNoBuffer;
+            ++taken;
+            f(copy);
+        }
+        return taken;
+    }
+
+    // The same, newest first, over the records `recent(record)` accepts,
+    // stopping at the first it does not (records are kept in the order their
+    // sends completed, so about that of their send times): a repair looks
+    // at the last few hundred ms only, not the whole ring.
+    template <class R, class P, class F>
+    unsigned take_recent(uint32_t session_id, uint32_t key_gen, R&& recent, P&& wanted, F&& f) {
+        unsigned taken = 0;
+        for (uint32_t k = n; k-- > 0;) {
+            SentRecord& r = rec[(head + k) % cap];
+            if (!recent(r)) break;
+            if (r.idx == kNoBuffer || r.session_id != session_id || r.key_gen != key_gen || !wanted(r)) continue;
             SentRecord copy = r;
             r.idx = kNoBuffer;
             ++taken;

@@ -151,11 +151,13 @@ struct Worker {
     uint64_t probe_interval_ns;
     uint64_t link_hold_ns;
     uint32_t loss_limit_pm;
+    uint64_t repair_window_ns;
 
     Worker(const WorkerConfig& c, Channel& channel)
         : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers, c.offloads ? c.slabs : 0),
           sent_ring(c.buffers / 4),
-          mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns), loss_limit_pm(c.loss_limit_pm) {}
+          mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns), loss_limit_pm(c.loss_limit_pm),
+          repair_window_ns(c.repair_window_ns) {}
     ~Worker() {
         slab_ring.reset();
         io_uring_queue_exit(&ring);
@@ -491,19 +493,7 @@ struct Worker {
             uint64_t oldest = now;
             unsigned n = sent_ring.take(s->id, s->key_gen, uint8_t(i), undelivered, [&](const SentRecord& r) {
                 oldest = std::min(oldest, r.sent_ns);
-                int link = s->bond.pick_other_than(i, now, r.len);
-                if (link < 0) return drop(r.idx, Counter::resend_dropped);
-                BufferMeta& m = pool.meta[r.idx];
-                m.keep = true;  // kept again under its new link
-                m.link = uint8_t(link);
-                m.sent_ns = now;
-                s->bond.on_sent(unsigned(link), now, r.len);
-                send_datagram(s, unsigned(link), r.idx, r.len);
-                counters.add(Counter::resent);
-                LinkCounters& lc = counters.links[link];
-                bump(lc.tx_packets, 1);
-                bump(lc.tx_bytes, r.len - proto::kDataOverhead);
-                bump(s->stats.links[link].tx_bytes, r.len - proto::kDataOverhead);
+                resend(s, r, Counter::resent, Counter::resend_dropped);
             });
             Event ev{Event::Kind::LinkFailed, nullptr, s->id, int(n), uint8_t(i)};
             ev.since_ms = uint32_t(std::min<uint64_t>((now - oldest) / 1'000'000, UINT32_MAX));
@@ -514,6 +504,41 @@ struct Worker {
             }
             emit(ev);
         }
+    }
+
+    // Sends a kept datagram again, byte for byte, on a link other than the
+    // one it went out on (the scheduler's pick among the others).
+    void resend(Session* s, const SentRecord& r, Counter sent, Counter dropped, uint64_t extra_headroom_ns = 0) {
+        int link = s->bond.pick_other_than(r.link, now, r.len, extra_headroom_ns);
+        if (link < 0) return drop(r.idx, dropped);
+        BufferMeta& m = pool.meta[r.idx];
+        m.keep = true;  // kept again under its new link
+        m.link = uint8_t(link);
+        m.sent_ns = now;
+        s->bond.on_sent(unsigned(link), now, r.len);
+        send_datagram(s, unsigned(link), r.idx, r.len);
+        counters.add(sent);
+        LinkCounters& lc = counters.links[link];
+        bump(lc.tx_packets, 1);
+        bump(lc.tx_bytes, r.len - proto::kDataOverhead);
+        bump(s->stats.links[link].tx_bytes, r.len - proto::kDataOverhead);
+    }
+
+    // Loss repair: the data datagrams the peer's last Feedback showed lost
+    // on their links (Bond::take_lost) go out again on another link, if
+    // still held and sent within repair_window_ns. Looks at the newest part
+    // of the ring only, and only when something was lost.
+    void repair_lost(Session* s) {
+        uint64_t lost[proto::Bond::kLostMax];
+        unsigned n = s->bond.take_lost(lost, proto::Bond::kLostMax);
+        if (n == 0) return;
+        std::sort(lost, lost + n);
+        uint64_t window = s->bond.cfg.repair_window_ns;
+        auto recent = [&](const SentRecord& r) { return now - r.sent_ns <= window; };
+        auto wanted = [&](const SentRecord& r) { return std::binary_search(lost, lost + n, r.seq); };
+        sent_ring.take_recent(s->id, s->key_gen, recent, wanted, [&](const SentRecord& r) {
+            resend(s, r, Counter::repaired, Counter::repair_dropped, s->bond.cfg.repair_headroom_ns);
+        });
     }
 
     void release_sent(const Session* s) {
@@ -1060,6 +1085,7 @@ struct Worker {
             pool.put(idx);
             uint8_t lossy = 0;
             if (uint8_t stalled = s->bond.take_stalled(&lossy)) resend_stalled(s, stalled, lossy);
+            repair_lost(s);
             return;
         }
         size_t echo_len = payload;
@@ -1261,6 +1287,7 @@ struct Worker {
         s->bond.cfg.idle_probe_every_ns = probe_interval_ns;
         for (proto::LinkHealth& h : s->bond.health) h.cfg.stable_ns = link_hold_ns;
         s->bond.cfg.lossy_share = double(loss_limit_pm) / 1000;
+        s->bond.cfg.repair_window_ns = repair_window_ns;
     }
 
     // A reload: the client's mode (the server hears it in the next
@@ -1270,6 +1297,7 @@ struct Worker {
         probe_interval_ns = cmd.probe_interval_ns;
         link_hold_ns = cmd.link_hold_ns;
         loss_limit_pm = cmd.loss_limit_pm;
+        repair_window_ns = cmd.repair_window_ns;
         if (client_session) {
             apply_timing(client_session);
             apply_client_links(client_session);
@@ -1433,7 +1461,7 @@ struct Worker {
             int link = s->bond.control_link();
             uint32_t idx = link < 0 ? kNoBuffer : pool.get();
             if (idx != kNoBuffer) {
-                size_t n = s->bond.make_feedback(now, pool.data(idx) + kHeaderSize, proto::kFeedbackMaxSize);
+                size_t n = s->bond.make_feedback(now, pool.data(idx) + kHeaderSize, proto::kFeedbackMaxSize, &s->replay);
                 seal_and_send(s, unsigned(link), idx, n, proto::PacketType::Feedback);
                 // And byte for byte on a second link, if there is one: a link
                 // cut before it turns quiet would swallow every Feedback, and

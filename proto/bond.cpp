@@ -273,6 +273,9 @@ void Bond::on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes) {
 
 void Bond::on_sent_data(unsigned i, uint64_t now, uint64_t seq) {
     if (i >= kMaxLinks) return;
+    seq_link_[seq % kSeqLinks] = uint8_t(i);
+    if (!sent_any_ || seq > sent_newest_) sent_newest_ = seq;
+    sent_any_ = true;
     ++tx_data_[i];
     unsigned n = mark_count_[i];
     if (n > 0 && now - mark(i, n - 1).at < kSendMarkEveryNs) return;
@@ -315,8 +318,10 @@ void Bond::on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool a
     if (answer) rx_dirty_ = true;
 }
 
-size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap) {
+size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap, const ReplayWindow* data_window) {
     Feedback fb;
+    if (data_window && cfg.repair_window_ns)
+        fb.has_missing = data_window->missing(&fb.missing_first, fb.missing, kFeedbackMissingWords);
     for (unsigned i = 0; i < kMaxLinks; ++i)
         if (rx_seen_ & (1u << i)) {
             bool has_seq = rx_seq_seen_ >> i & 1u;
@@ -330,6 +335,29 @@ size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap) {
     rx_dirty_ = false;
     next_feedback_ = now + cfg.feedback_every_ns;
     return n;
+}
+
+// Loss repair: each number of the missing block that went out on a link
+// which has since delivered a later one (its newest_seq, this report's or
+// an earlier one's) was lost there. Only from a report newer than the last
+// block used: an older one, overtaken on a faster link, would show as
+// missing what the newer one saw arrive.
+void Bond::find_lost(const Feedback& fb) {
+    if (!fb.has_missing || !sent_any_ || cfg.repair_window_ns == 0) return;
+    if (missing_time_.ever && fb.report_time_ns <= missing_time_.at) return;
+    missing_time_.mark(fb.report_time_ns);
+    for (unsigned w = 0; w < kFeedbackMissingWords; ++w) {
+        for (uint64_t bits = fb.missing[w]; bits; bits &= bits - 1) {
+            uint64_t seq = fb.missing_first + 64 * w + unsigned(__builtin_ctzll(bits));
+            if (seq > sent_newest_) return;  // the rest are higher still
+            if (sent_newest_ - seq >= kSeqLinks) continue;  // its link is forgotten
+            uint8_t& link = seq_link_[seq % kSeqLinks];
+            if (link >= kMaxLinks || !(acked_seen_ >> link & 1u) || acked_seq_[link] <= seq) continue;
+            link = kNoLink;  // found once
+            ++lost_found_;
+            if (lost_n_ < kLostMax) lost_[lost_n_++] = seq;
+        }
+    }
 }
 
 bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
@@ -353,16 +381,20 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
         sample_loss(i, now);
         refresh_inputs(i);
     }
+    find_lost(fb);
     detect_stalls(now, progressed);
     detect_lossy(now);
     refresh(now);
     return true;
 }
 
-int Bond::pick_other_than(unsigned failed, uint64_t now, uint32_t bytes) {
-    if (failed >= kMaxLinks || !sched.links[failed].usable) return pick(now, bytes);
+int Bond::pick_other_than(unsigned failed, uint64_t now, uint32_t bytes, uint64_t extra_headroom_ns) {
+    last_pick_.mark(now);
+    // With the failover headroom: the failure just happened.
+    uint64_t room = headroom(now) + extra_headroom_ns;
+    if (failed >= kMaxLinks || !sched.links[failed].usable) return sched.pick(now, bytes, room);
     sched.links[failed].usable = false;  // for this one pick only
-    int l = pick(now, bytes);  // with the failover headroom: the failure just happened
+    int l = sched.pick(now, bytes, room);
     sched.links[failed].usable = true;
     return l;
 }

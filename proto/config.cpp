@@ -347,6 +347,13 @@ std::string set_loss_limit(std::string_view v, Config& c) {
     return {};
 }
 
+std::string set_repair_window(std::string_view v, Config& c) {
+    if (!parse_duration(v, 0, 2'000'000'000, c.repair_window_ns))
+        return "repair_window must be a duration from 0s to 2s (e.g. 500ms; 0 = never send a lost packet again), got " +
+               shown(v);
+    return {};
+}
+
 std::string set_rekey_interval(std::string_view v, Config& c) {
     if (!parse_duration(v, 1'000'000'000, 86'400'000'000'000, c.rekey_interval_ns))
         return "rekey_interval must be a duration from 1s to 86400s (e.g. 120s), got " + shown(v);
@@ -466,6 +473,7 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kBoth, "probe_interval", set_probe_interval},
     {Section::Main, kBoth, "link_hold", set_link_hold},
     {Section::Main, kBoth, "loss_limit", set_loss_limit},
+    {Section::Main, kBoth, "repair_window", set_repair_window},
     {Section::Main, kClient, "rekey_interval", set_rekey_interval},
     {Section::Main, kClient, "rekey_packets", set_rekey_packets},
     {Section::Main, kBoth, "offloads", set_offloads},

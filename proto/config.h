@@ -105,6 +105,10 @@ struct Config {
     // packets (in thousandths; proto/bond.h "Lossy link") while another loses
     // less than half as much is taken out of use; 0 = never.
     uint32_t loss_limit_pm = 0;  // off by default (README "Link health": congestion read as loss)
+    // [client]/[server] repair_window: a data datagram the peer reports lost
+    // on its link is sent again on another if it went out less than this
+    // long ago (proto/bond.h "Loss repair"); 0 = never.
+    uint64_t repair_window_ns = 500'000'000;
     // [client] rekey_interval / rekey_packets: a live session gets new keys
     // (a handshake that keeps it going) this often, or after this many
     // packets sealed and opened under one key, whichever comes first.

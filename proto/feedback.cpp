@@ -25,7 +25,9 @@ size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap) {
         if ((!fb.entries[i].has_seq && fb.entries[i].newest_seq != 0) ||
             (!fb.entries[i].has_data && fb.entries[i].rx_data != 0))
             return 0;
-    size_t need = 1 + size_t(fb.count) * kFeedbackEntrySize + (fb.has_time ? 8 : 0);
+    if (fb.has_missing && (!fb.has_time || fb.missing_first % 64 != 0)) return 0;
+    size_t body = 1 + size_t(fb.count) * kFeedbackEntrySize;
+    size_t need = body + (fb.has_time ? 8 : 0) + (fb.has_missing ? kFeedbackMissingSize : 0);
     if (out == nullptr || out_cap < need) return 0;
     if (!fb.has_time && fb.report_time_ns != 0) return 0;
     out[0] = fb.count;
@@ -38,7 +40,12 @@ size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap) {
         put_be64(p + 8, fb.entries[i].rx_bytes);
         put_be64(p + 16, fb.entries[i].newest_seq);
     }
-    if (fb.has_time) put_be64(out + 1 + size_t(fb.count) * kFeedbackEntrySize, fb.report_time_ns);
+    if (fb.has_time) put_be64(out + body, fb.report_time_ns);
+    if (fb.has_missing) {
+        uint8_t* p = out + body + 8;
+        put_be64(p, fb.missing_first);
+        for (unsigned w = 0; w < kFeedbackMissingWords; ++w) put_be64(p + 8 + 8 * w, fb.missing[w]);
+    }
     return need;
 }
 
@@ -47,10 +54,19 @@ bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb) {
     uint8_t count = in[0];
     if (count > kMaxLinks) return false;
     size_t body = 1 + size_t(count) * kFeedbackEntrySize;
-    if (len != body && len != body + 8) return false;
+    if (len != body && len != body + 8 && len != body + 8 + kFeedbackMissingSize) return false;
     fb.count = count;
-    fb.has_time = len == body + 8;
+    fb.has_time = len >= body + 8;
     fb.report_time_ns = fb.has_time ? get_be64(in + body) : 0;
+    fb.has_missing = len == body + 8 + kFeedbackMissingSize;
+    fb.missing_first = 0;
+    for (uint64_t& w : fb.missing) w = 0;
+    if (fb.has_missing) {
+        const uint8_t* p = in + body + 8;
+        fb.missing_first = get_be64(p);
+        if (fb.missing_first % 64 != 0) return false;
+        for (unsigned w = 0; w < kFeedbackMissingWords; ++w) fb.missing[w] = get_be64(p + 8 + 8 * w);
+    }
     for (unsigned i = 0; i < count; ++i) {
         const uint8_t* p = in + 1 + i * kFeedbackEntrySize;
         if ((p[1] & ~(kFeedbackHasSeq | kFeedbackHasData)) != 0) return false;

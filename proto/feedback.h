@@ -25,8 +25,20 @@ namespace onebox::proto {
 // at 2^16 (else it is 0); the other bits are 0. Then, optionally, u64 report_time_ns: when the
 // receiver wrote the report, on its own monotonic clock (only differences
 // between reports mean anything); a report without it is still valid.
+// Then, optionally (only after report_time_ns), the missing block:
+//   u64 missing_first | kFeedbackMissingWords x u64 missing
+// bit b of word w set: data-channel sequence number missing_first + 64w + b
+// has not arrived (it has not passed the data channel's replay window);
+// missing_first is a multiple of 64. The receiver sends it only when a bit
+// is set, over the 1024 numbers that end with the word of the highest one
+// arrived (none above it are set). The sender resends, on another link, a
+// missing datagram that went out on a link which has since delivered a
+// later one (Bond::take_lost): a link delivers in order, so it was lost.
 inline constexpr size_t kFeedbackEntrySize = 24;
-inline constexpr size_t kFeedbackMaxSize = 1 + kMaxLinks * kFeedbackEntrySize + 8;  // 201
+inline constexpr unsigned kFeedbackMissingWords = 16;
+inline constexpr size_t kFeedbackMissingSize = 8 + kFeedbackMissingWords * 8;  // 136
+inline constexpr size_t kFeedbackMaxSize = 1 + kMaxLinks * kFeedbackEntrySize + 8 + kFeedbackMissingSize;  // 337
+static_assert(kFeedbackMaxSize == 337, "PROTOCOL.md gives this size");
 inline constexpr uint8_t kFeedbackHasSeq = 1;
 inline constexpr uint8_t kFeedbackHasData = 2;
 
@@ -45,6 +57,9 @@ struct Feedback {
     FeedbackEntry entries[kMaxLinks]{};
     bool has_time = false;
     uint64_t report_time_ns = 0;
+    bool has_missing = false;  // needs has_time
+    uint64_t missing_first = 0;
+    uint64_t missing[kFeedbackMissingWords]{};
 };
 
 // Probe (sender -> receiver, echoed back on the same link with flags = Echo):
@@ -67,14 +82,16 @@ struct Probe {
 // Writes the payload to out (capacity out_cap). Returns bytes written, or 0 if
 // the value is invalid (count > kMaxLinks, a link >= kMaxLinks, a duplicate
 // link, an unknown flag, a newest_seq without has_seq, an rx_data without
-// has_data) or out_cap is too small.
+// has_data, a missing block without a report time or with missing_first not
+// a multiple of 64) or out_cap is too small.
 size_t encode_feedback(const Feedback& fb, uint8_t* out, size_t out_cap);
 size_t encode_probe(const Probe& p, uint8_t* out, size_t out_cap);
 
 // Parse the payload exactly (a size probe: at least kProbeSize, the rest
 // padding): false on a wrong length, count > kMaxLinks, a link
-// >= kMaxLinks, a duplicate link, a non-zero reserved field, an unknown flag
-// or a newest_seq or rx_data without its flag.
+// >= kMaxLinks, a duplicate link, a non-zero reserved field, an unknown flag,
+// a newest_seq or rx_data without its flag or a missing_first not a multiple
+// of 64.
 // On false the output is unspecified.
 bool decode_feedback(const uint8_t* in, size_t len, Feedback& fb);
 bool decode_probe(const uint8_t* in, size_t len, Probe& p);

@@ -55,4 +55,26 @@ void ReplayWindow::commit(uint64_t seq) {
     bits[ring_index(word_of(seq))] |= bit_of(seq);
 }
 
+bool ReplayWindow::missing(uint64_t* first, uint64_t* out, unsigned words) const {
+    if (!any || words == 0 || words > kWords - 1) return false;
+    const uint64_t top_word = word_of(top);
+    const uint64_t first_word = top_word + 1 >= words ? top_word + 1 - words : 0;
+    bool some = false;
+    for (unsigned w = 0; w < words; ++w) {
+        const uint64_t word = first_word + w;
+        uint64_t m = 0;
+        if (word < top_word) {
+            m = ~bits[ring_index(word)];
+        } else if (word == top_word) {
+            // Only up to top: what is above it was not sent yet, as far as we know.
+            const uint64_t upto = top % 64 == 63 ? ~uint64_t(0) : (uint64_t(1) << (top % 64 + 1)) - 1;
+            m = ~bits[ring_index(word)] & upto;
+        }
+        out[w] = m;
+        some |= m != 0;
+    }
+    *first = first_word * 64;
+    return some;
+}
+
 }  // namespace onebox::proto

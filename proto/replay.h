@@ -22,6 +22,14 @@ struct ReplayWindow {
 
     ReplayVerdict check(uint64_t seq) const;
     void commit(uint64_t seq);  // seq must have passed check()
+
+    // The sequence numbers not seen among the `words` x 64 that end with
+    // top's word (Feedback's missing block): bit b of out[w] set = seq
+    // *first + 64w + b not seen; none above top. Numbers below 0 do not
+    // exist: while top is in one of the first words the block starts at 0.
+    // False (out unspecified) if nothing was ever committed or none is
+    // missing. words <= kWords - 1.
+    bool missing(uint64_t* first, uint64_t* out, unsigned words) const;
 };
 
 }  // namespace onebox::proto

@@ -39,7 +39,8 @@ read -r s_rss0 s_fd0 < <(footprint server)
 # under_fault NAME SECONDS FAULT_FN: ping + download while FAULT_FN runs.
 under_fault() {
   local name=$1 secs=$2 fn=$3 pingf=$LAB_DIR/ping-$1.out jsonf=$LAB_DIR/iperf-$1.json
-  lab_bg cli "$pingf" ping -n -i 0.05 -W 1 -w "$((secs + 1))" "$LAB_INET_IP"
+  # -c, not a deadline (-w): ping would count the one in flight at its deadline as lost.
+  lab_bg cli "$pingf" ping -n -i 0.05 -W 1 -c "$((secs * 20))" "$LAB_INET_IP"
   local ping_pid=$LAB_LAST_BG
   lab_bg cli "$jsonf" timeout $((secs + 30)) iperf3 -c "$LAB_INET_IP" -p 5201 -R -t "$secs" -J
   local iperf_pid=$LAB_LAST_BG
@@ -50,7 +51,7 @@ under_fault() {
   mbit=$("$LAB_PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$jsonf" 2>/dev/null)
   echo "measured: $name: download ${mbit:-0} Mbit/s; $lost of $sent pings lost (slowest reply $max ms)"
   local c sv; c=$(daemon_stats client); sv=$(daemon_stats server)
-  echo "measured: $name: wan1 so far (client / server): taken out for loss $(stat_text "$c" "link${L1}_lossy") / $(stat_text "$sv" "link${L1}_lossy"), stalls $(stat_text "$c" "link${L1}_stalls") / $(stat_text "$sv" "link${L1}_stalls"), downs $(stat_text "$c" "link${L1}_downs") / $(stat_text "$sv" "link${L1}_downs"); resent $(stat_text "$c" resent) / $(stat_text "$sv" resent)"
+  echo "measured: $name: wan1 so far (client / server): taken out for loss $(stat_text "$c" "link${L1}_lossy") / $(stat_text "$sv" "link${L1}_lossy"), stalls $(stat_text "$c" "link${L1}_stalls") / $(stat_text "$sv" "link${L1}_stalls"), downs $(stat_text "$c" "link${L1}_downs") / $(stat_text "$sv" "link${L1}_downs"); resent $(stat_text "$c" resent) / $(stat_text "$sv" resent); repaired $(stat_text "$c" repaired) / $(stat_text "$sv" repaired), repairs dropped $(stat_text "$c" repair_dropped) / $(stat_text "$sv" repair_dropped)"
   for who in client server; do daemon_alive "$who" || fails+=("$name: the $who died"); done
   awk -v m="${mbit:-0}" 'BEGIN { exit !(m >= 20) }' || fails+=("$name: download ${mbit:-0} Mbit/s, below half of wan0's 40")
   lab_emu_set wan1 "set both cut=0 loss=0" >/dev/null

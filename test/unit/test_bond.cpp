@@ -1140,6 +1140,92 @@ TEST_CASE("bond: Feedback tells the sender the newest data sequence number per l
     CHECK(seq == 0);
 }
 
+TEST_CASE("bond: a datagram missing behind a later one on its own link is reported lost, once") {
+    Bond rx, tx;
+    ReplayWindow window;  // the receiver's data channel
+    for (unsigned i = 0; i < 2; ++i) {
+        rx.set_usable(i, true);
+        tx.set_usable(i, true);
+    }
+    // Even numbers on link 0, odd on link 1; link 1 loses 3 and 7, and 9 is
+    // still on its way at the first report.
+    for (uint64_t seq = 0; seq < 10; ++seq) tx.on_sent_data(unsigned(seq % 2), kMs, seq);
+    auto arrive = [&](uint64_t seq) {
+        rx.on_received(unsigned(seq % 2), 2 * kMs, 100);
+        rx.on_data_seq(unsigned(seq % 2), seq);
+        window.commit(seq);
+    };
+    for (uint64_t seq : {0, 1, 2, 4, 5, 6, 8}) arrive(seq);
+    uint64_t t = 20 * kMs;
+    auto report = [&](const ReplayWindow* w) {
+        uint8_t buf[kFeedbackMaxSize];
+        REQUIRE(rx.feedback_due(t));
+        size_t n = rx.make_feedback(t, buf, sizeof buf, w);
+        REQUIRE(n > 0);
+        REQUIRE(tx.on_feedback(t, buf, n));
+        t += 20 * kMs;
+        return n;
+    };
+    uint64_t lost[Bond::kLostMax];
+    CHECK(report(&window) == 1 + 2 * kFeedbackEntrySize + 8 + kFeedbackMissingSize);
+    // 3: link 1 has delivered 5 since. 7 and 9: link 1 delivered nothing later yet.
+    REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 1);
+    CHECK(lost[0] == 3);
+    CHECK(tx.take_lost(lost, Bond::kLostMax) == 0);  // taken
+    arrive(9);
+    report(&window);
+    REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 1);
+    CHECK(lost[0] == 7);  // 3 is still missing, but was found already
+    rx.on_received(0, t, 100);
+    report(&window);
+    CHECK(tx.take_lost(lost, Bond::kLostMax) == 0);
+    CHECK(tx.lost_found() == 2);
+
+    // Without the window (or with repair off) the receiver sends no block.
+    rx.on_received(0, t, 100);
+    CHECK(report(nullptr) == 1 + 2 * kFeedbackEntrySize + 8);
+    rx.cfg.repair_window_ns = 0;
+    rx.on_received(0, t, 100);
+    CHECK(report(&window) == 1 + 2 * kFeedbackEntrySize + 8);
+    // Nothing missing: no block either.
+    rx.cfg.repair_window_ns = 500 * kMs;
+    window.commit(3);
+    window.commit(7);
+    rx.on_received(0, t, 100);
+    CHECK(report(&window) == 1 + 2 * kFeedbackEntrySize + 8);
+}
+
+TEST_CASE("bond: a missing block older than one already used finds nothing") {
+    Bond tx;
+    tx.set_usable(0, true);
+    for (uint64_t seq = 0; seq < 4; ++seq) tx.on_sent_data(0, kMs, seq);
+    auto feedback = [&](uint64_t report_time, uint64_t missing, uint64_t now) {
+        Feedback fb;
+        fb.count = 1;
+        fb.entries[0] = FeedbackEntry{0, 3, 300, true, 3, true, 3};
+        fb.has_time = true;
+        fb.report_time_ns = report_time;
+        fb.has_missing = true;
+        fb.missing[0] = missing;
+        uint8_t buf[kFeedbackMaxSize];
+        REQUIRE(tx.on_feedback(now, buf, encode_feedback(fb, buf, sizeof buf)));
+    };
+    uint64_t lost[Bond::kLostMax];
+    feedback(100 * kMs, 1u << 2, 200 * kMs);  // 2 missing, 3 arrived: lost
+    REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 1);
+    CHECK(lost[0] == 2);
+    // Reported earlier, overtaken by the one above: 1 shows as missing only
+    // because this report predates its arrival.
+    feedback(90 * kMs, 1u << 1, 220 * kMs);
+    CHECK(tx.take_lost(lost, Bond::kLostMax) == 0);
+    // After the peer restarts, its clock and numbers start again.
+    tx.on_peer_restart();
+    for (uint64_t seq = 0; seq < 4; ++seq) tx.on_sent_data(0, 300 * kMs, seq);
+    feedback(5 * kMs, 1u << 1, 320 * kMs);
+    REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 1);
+    CHECK(lost[0] == 1);
+}
+
 // The peer of the sequence-number tests: the Bond sends one data datagram
 // per ms on each link it uses; every 20 ms the peer reports (Feedback with
 // newest_seq) what had arrived by then minus 10 ms (its Feedback takes 10 ms

@@ -325,6 +325,32 @@ TEST_CASE("modes, priorities, probe_interval and link_hold") {
     CHECK_FALSE(onebox::proto::parse_duration("1.s", 0, UINT64_MAX, ns));
 }
 
+TEST_CASE("repair_window: a duration from 0 s to 2 s, on both ends, 500 ms unless set") {
+    const std::string cl = kMinClient;
+    Config c;
+    CHECK(c.repair_window_ns == 500'000'000);
+    const struct { const char* v; uint64_t ns; } good[] = {{"0", 0}, {"0s", 0}, {"250ms", 250'000'000}, {"2s", 2'000'000'000}};
+    for (const auto& g : good) {
+        CAPTURE(g.v);
+        Config out;
+        ConfigError e = parse_config(cl + "repair_window = " + g.v + "\n", Role::Client, out);
+        REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+        CHECK(out.repair_window_ns == g.ns);
+    }
+    Config srv;
+    ConfigError e = parse_config(std::string(kMinServer) + "repair_window = 100ms\n", Role::Server, srv);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(srv.repair_window_ns == 100'000'000);
+    for (const char* v : {"3s", "-1s", "fast", "5000"}) {
+        CAPTURE(v);
+        Config out;
+        e = parse_config(cl + "repair_window = " + v + "\n", Role::Client, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.key == "client.repair_window");
+        CHECK(e.message.find("0s to 2s") != std::string::npos);
+    }
+}
+
 TEST_CASE("loss_limit: a share from 0 % to 50 %, on both ends") {
     const std::string cl = kMinClient;
     Config c;

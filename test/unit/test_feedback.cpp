@@ -90,17 +90,19 @@ TEST_CASE("feedback: empty and full payloads round-trip") {
     full.count = kMaxLinks;
     for (unsigned i = 0; i < kMaxLinks; ++i)
         full.entries[i] = {uint8_t(kMaxLinks - 1 - i), i * 1000u, uint64_t(i) << 40, i % 2 == 1, (i % 2) * (uint64_t(i) << 50)};
-    REQUIRE(encode_feedback(full, buf, sizeof buf) == kFeedbackMaxSize - 8);  // no report time
+    const size_t entries = 1 + kMaxLinks * kFeedbackEntrySize;
+    REQUIRE(encode_feedback(full, buf, sizeof buf) == entries);  // no report time
     Feedback got;
-    REQUIRE(decode_feedback(buf, kFeedbackMaxSize - 8, got));
+    REQUIRE(decode_feedback(buf, entries, got));
     CHECK_FALSE(got.has_time);
     full.has_time = true;
     full.report_time_ns = 0x0102030405060708;
-    REQUIRE(encode_feedback(full, buf, sizeof buf) == kFeedbackMaxSize);
-    CHECK(buf[kFeedbackMaxSize - 8] == 0x01);  // big-endian, after the entries
-    CHECK(buf[kFeedbackMaxSize - 1] == 0x08);
-    REQUIRE(decode_feedback(buf, kFeedbackMaxSize, got));
+    REQUIRE(encode_feedback(full, buf, sizeof buf) == entries + 8);
+    CHECK(buf[entries] == 0x01);  // big-endian, after the entries
+    CHECK(buf[entries + 7] == 0x08);
+    REQUIRE(decode_feedback(buf, entries + 8, got));
     CHECK(got.has_time);
+    CHECK_FALSE(got.has_missing);
     CHECK(got.report_time_ns == 0x0102030405060708);
     CHECK(got.count == kMaxLinks);
     for (unsigned i = 0; i < kMaxLinks; ++i) {
@@ -110,6 +112,41 @@ TEST_CASE("feedback: empty and full payloads round-trip") {
         CHECK(got.entries[i].has_seq == full.entries[i].has_seq);
         CHECK(got.entries[i].newest_seq == full.entries[i].newest_seq);
     }
+}
+
+TEST_CASE("feedback: the missing block round-trips after the report time") {
+    uint8_t buf[kFeedbackMaxSize];
+    Feedback fb;
+    fb.count = 1;
+    fb.entries[0] = {2, 7, 9, true, 1000, true, 3};
+    fb.has_time = true;
+    fb.report_time_ns = 5;
+    fb.has_missing = true;
+    fb.missing_first = 128;
+    fb.missing[0] = 0x8000000000000001;  // 128 and 191 missing
+    fb.missing[kFeedbackMissingWords - 1] = 0x0102030405060708;
+    size_t n = encode_feedback(fb, buf, sizeof buf);
+    REQUIRE(n == 1 + kFeedbackEntrySize + 8 + kFeedbackMissingSize);
+    CHECK(buf[1 + kFeedbackEntrySize + 8 + 7] == 128);  // missing_first, big-endian
+    Feedback got;
+    REQUIRE(decode_feedback(buf, n, got));
+    CHECK(got.has_missing);
+    CHECK(got.missing_first == 128);
+    CHECK(got.missing[0] == 0x8000000000000001);
+    CHECK(got.missing[1] == 0);
+    CHECK(got.missing[kFeedbackMissingWords - 1] == 0x0102030405060708);
+    // Cut anywhere inside the block: refused.
+    for (size_t cut = n - kFeedbackMissingSize + 1; cut < n; ++cut) CHECK_FALSE(decode_feedback(buf, cut, got));
+    // missing_first must be a multiple of 64, both ways.
+    buf[1 + kFeedbackEntrySize + 8 + 7] = 129;
+    CHECK_FALSE(decode_feedback(buf, n, got));
+    fb.missing_first = 129;
+    CHECK(encode_feedback(fb, buf, sizeof buf) == 0);
+    // And the block needs a report time before it.
+    fb.missing_first = 128;
+    fb.has_time = false;
+    fb.report_time_ns = 0;
+    CHECK(encode_feedback(fb, buf, sizeof buf) == 0);
 }
 
 TEST_CASE("feedback: decode rejects malformed payloads") {

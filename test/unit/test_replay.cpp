@@ -114,6 +114,26 @@ TEST_CASE("replay: every seq in a full window is remembered") {
 }
 
 // Reference model: a set of committed seqs and the highest one.
+// missing() against the model: every bit of the block says whether its
+// number was committed.
+static void check_missing(const ReplayWindow& w, const std::set<uint64_t>& seen, uint64_t top) {
+    uint64_t first = 0, out[16];
+    bool some = w.missing(&first, out, 16);
+    REQUIRE(first % 64 == 0);
+    REQUIRE(first <= top);
+    REQUIRE(top - first < 16 * 64);
+    bool any_missing = false;
+    for (unsigned k = 0; k < 16 * 64; ++k) {
+        uint64_t seq = first + k;
+        bool bit = some && (out[k / 64] >> (k % 64) & 1u);
+        bool expect = seq <= top && !seen.count(seq);
+        CAPTURE(seq);
+        REQUIRE(bit == expect);
+        any_missing |= expect;
+    }
+    REQUIRE(some == any_missing);
+}
+
 TEST_CASE("replay: randomised comparison with a std::set model") {
     for (uint64_t base : {uint64_t(0), k2_63, kMax - 200000}) {
         CAPTURE(base);
@@ -141,6 +161,32 @@ TEST_CASE("replay: randomised comparison with a std::set model") {
                 seen.insert(seq);
                 top = std::max(top, seq);
             }
+            if (i % 97 == 0 && !seen.empty()) check_missing(w, seen, top);
         }
     }
+}
+
+TEST_CASE("replay: missing() reports the gaps below top, none above it") {
+    ReplayWindow w;
+    uint64_t first = 7, out[16];
+    CHECK_FALSE(w.missing(&first, out, 16));  // nothing committed
+    for (uint64_t s = 0; s <= 100; ++s)
+        if (s != 3 && s != 64 && s != 99) w.commit(s);
+    REQUIRE(w.missing(&first, out, 16));
+    CHECK(first == 0);  // top in word 1: the block starts at 0
+    CHECK(out[0] == uint64_t(1) << 3);
+    CHECK(out[1] == ((uint64_t(1) << 0) | (uint64_t(1) << (99 - 64))));  // not 101..127
+    for (unsigned k = 2; k < 16; ++k) CHECK(out[k] == 0);
+    w.commit(3);
+    w.commit(64);
+    w.commit(99);
+    CHECK_FALSE(w.missing(&first, out, 16));
+    // top at 64 x 20 + 5: words 5..20, everything after 100 missing up to top.
+    w.commit(64 * 20 + 5);
+    REQUIRE(w.missing(&first, out, 16));
+    CHECK(first == 64 * 5);
+    CHECK(out[0] == ~uint64_t(0));
+    CHECK(out[15] == (uint64_t(1) << 5) - 1);  // 1280..1284; 1285 arrived
+    CHECK_FALSE(w.missing(&first, out, 0));
+    CHECK_FALSE(w.missing(&first, out, ReplayWindow::kWords));
 }
