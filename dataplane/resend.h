@@ -67,12 +67,13 @@ struct SentRing {
 
     // The same, newest first, over the records `recent(record)` accepts,
     // stopping at the first it does not (records are kept in the order their
-    // sends completed, so about that of their send times): a repair looks
-    // at the last few hundred ms only, not the whole ring.
+    // sends completed, so about that of their send times) or once `limit`
+    // are taken: a repair looks at the last few hundred ms only, not the
+    // whole ring.
     template <class R, class P, class F>
-    unsigned take_recent(uint32_t session_id, uint32_t key_gen, R&& recent, P&& wanted, F&& f) {
+    unsigned take_recent(uint32_t session_id, uint32_t key_gen, unsigned limit, R&& recent, P&& wanted, F&& f) {
         unsigned taken = 0;
-        for (uint32_t k = n; k-- > 0;) {
+        for (uint32_t k = n; k-- > 0 && taken < limit;) {
             SentRecord& r = rec[(head + k) % cap];
             if (!recent(r)) break;
             if (r.idx == kNoBuffer || r.session_id != session_id || r.key_gen != key_gen || !wanted(r)) continue;

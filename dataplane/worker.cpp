@@ -528,15 +528,23 @@ struct Worker {
     // on their links (Bond::take_lost) go out again on another link, if
     // still held and sent within repair_window_ns. Looks at the newest part
     // of the ring only, and only when something was lost.
+    // A record is wanted if its number was found lost and it is still on
+    // the link it was lost on: one already sent again elsewhere (after a
+    // stall) is not sent a third time.
     void repair_lost(Session* s) {
-        uint64_t lost[proto::Bond::kLostMax];
+        proto::Bond::Lost lost[proto::Bond::kLostMax];
         unsigned n = s->bond.take_lost(lost, proto::Bond::kLostMax);
         if (n == 0) return;
-        std::sort(lost, lost + n);
+        auto by_seq = [](const proto::Bond::Lost& a, const proto::Bond::Lost& b) { return a.seq < b.seq; };
+        std::sort(lost, lost + n, by_seq);
         uint64_t window = s->bond.cfg.repair_window_ns;
         auto recent = [&](const SentRecord& r) { return now - r.sent_ns <= window; };
-        auto wanted = [&](const SentRecord& r) { return std::binary_search(lost, lost + n, r.seq); };
-        sent_ring.take_recent(s->id, s->key_gen, recent, wanted, [&](const SentRecord& r) {
+        auto wanted = [&](const SentRecord& r) {
+            const proto::Bond::Lost key{r.seq, 0};
+            const proto::Bond::Lost* it = std::lower_bound(lost, lost + n, key, by_seq);
+            return it != lost + n && it->seq == r.seq && it->link == r.link;
+        };
+        sent_ring.take_recent(s->id, s->key_gen, n, recent, wanted, [&](const SentRecord& r) {
             resend(s, r, Counter::repaired, Counter::repair_dropped, s->bond.cfg.repair_headroom_ns);
         });
     }
@@ -1026,7 +1034,7 @@ struct Worker {
         bump(counters.links[link].rx_bytes, payload);
         bump(s->stats.links[link].rx_bytes, payload);
         s->bond.on_received(link, now, uint32_t(len), h.type != proto::PacketType::Feedback);
-        if (proto::nonce_channel(h.type) != proto::kControlChannel) s->bond.on_data_seq(link, h.seq);
+        if (proto::nonce_channel(h.type) != proto::kControlChannel) s->bond.on_data_seq(link, h.seq, h.link != link);
         if (proto::nonce_channel(h.type) == proto::kControlChannel)
             return on_control(s, link, idx, h.type, payload);
 

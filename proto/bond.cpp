@@ -320,7 +320,7 @@ void Bond::on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool a
 
 size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap, const ReplayWindow* data_window) {
     Feedback fb;
-    if (data_window && cfg.repair_window_ns)
+    if (data_window)
         fb.has_missing = data_window->missing(&fb.missing_first, fb.missing, kFeedbackMissingWords);
     for (unsigned i = 0; i < kMaxLinks; ++i)
         if (rx_seen_ & (1u << i)) {
@@ -338,24 +338,32 @@ size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap, const Rep
 }
 
 // Loss repair: each number of the missing block that went out on a link
-// which has since delivered a later one (its newest_seq, this report's or
-// an earlier one's) was lost there. Only from a report newer than the last
-// block used: an older one, overtaken on a faster link, would show as
-// missing what the newer one saw arrive.
+// which, in the same report, had delivered a later one (its newest_seq)
+// was lost there: one snapshot, so a report overtaken by a newer one
+// cannot show as lost what the newer one saw arrive. And only from a
+// report newer than the last block used.
 void Bond::find_lost(const Feedback& fb) {
     if (!fb.has_missing || !sent_any_ || cfg.repair_window_ns == 0) return;
     if (missing_time_.ever && fb.report_time_ns <= missing_time_.at) return;
     missing_time_.mark(fb.report_time_ns);
+    uint64_t newest[kMaxLinks]{};
+    uint8_t has = 0;
+    for (unsigned k = 0; k < fb.count; ++k)
+        if (fb.entries[k].has_seq) {
+            newest[fb.entries[k].link] = fb.entries[k].newest_seq;
+            has |= uint8_t(1u << fb.entries[k].link);
+        }
     for (unsigned w = 0; w < kFeedbackMissingWords; ++w) {
         for (uint64_t bits = fb.missing[w]; bits; bits &= bits - 1) {
+            if (lost_n_ == kLostMax) return;  // the rest wait for the next report
             uint64_t seq = fb.missing_first + 64 * w + unsigned(__builtin_ctzll(bits));
             if (seq > sent_newest_) return;  // the rest are higher still
             if (sent_newest_ - seq >= kSeqLinks) continue;  // its link is forgotten
             uint8_t& link = seq_link_[seq % kSeqLinks];
-            if (link >= kMaxLinks || !(acked_seen_ >> link & 1u) || acked_seq_[link] <= seq) continue;
+            if (link >= kMaxLinks || !(has >> link & 1u) || newest[link] <= seq) continue;
+            lost_[lost_n_++] = Lost{seq, link};
             link = kNoLink;  // found once
             ++lost_found_;
-            if (lost_n_ < kLostMax) lost_[lost_n_++] = seq;
         }
     }
 }

@@ -225,20 +225,23 @@ struct Bond {
     void on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool answer = true);
     // An authenticated data-channel datagram (Data, Keepalive, Close) with
     // sequence number `seq` arrived on link i: Feedback reports the highest.
-    void on_data_seq(unsigned i, uint64_t seq) {
+    // `copy`: its header names another link (a resend or a repair): not
+    // counted in rx_data, which the peer holds against what it sent on link
+    // i, and a copy was never sent there as such.
+    void on_data_seq(unsigned i, uint64_t seq, bool copy = false) {
         if (i >= kMaxLinks) return;
         if (!(rx_seq_seen_ >> i & 1u) || seq > rx_seq_[i]) rx_seq_[i] = seq;
         rx_seq_seen_ |= uint8_t(1u << i);
-        ++rx_data_[i];  // wraps, as Feedback says
+        if (!copy) ++rx_data_[i];  // wraps, as Feedback says
     }
 
     // ---- feedback (receiver -> sender) ----------------------------------------
     bool feedback_due(uint64_t now) const { return rx_dirty_ && now >= next_feedback_; }
     // Writes the Feedback payload (what arrived per link so far) and schedules
     // the next one. Returns its length (0 if out_cap is too small).
-    // `data_window` (the session's data-channel replay window), if given and
-    // repair is on: what has not arrived below its top goes in the missing
-    // block.
+    // `data_window` (the session's data-channel replay window), if given:
+    // what has not arrived below its top goes in the missing block (whether
+    // the peer repairs is the peer's repair_window).
     size_t make_feedback(uint64_t now, uint8_t* out, size_t out_cap, const ReplayWindow* data_window = nullptr);
     // The peer's Feedback: updates the estimators. False if malformed. One
     // arriving sooner than kMinFeedbackGapNs after the last one taken is
@@ -248,11 +251,16 @@ struct Bond {
     static constexpr uint64_t kMinFeedbackGapNs = 5'000'000;
 
     // ---- loss repair (BondConfig::repair_window_ns) ----------------------------
-    // The data-channel sequence numbers the last Feedbacks showed lost, in
-    // increasing order (at most cap; the rest are not repaired), each once:
-    // the caller sends each, if it still holds it and it is recent enough,
-    // again on another link.
-    unsigned take_lost(uint64_t* out, unsigned cap) {
+    // The data-channel datagrams the last Feedbacks showed lost, each once,
+    // with the link each went out on: the caller sends each, if it still
+    // holds it on that link (not already sent again elsewhere) and it is
+    // recent enough, again on another link. At most kLostMax per Feedback;
+    // the rest are found in the next ones.
+    struct Lost {
+        uint64_t seq;
+        uint8_t link;
+    };
+    unsigned take_lost(Lost* out, unsigned cap) {
         unsigned n = lost_n_ < cap ? lost_n_ : cap;
         for (unsigned k = 0; k < n; ++k) out[k] = lost_[k];
         lost_n_ = 0;
@@ -431,7 +439,7 @@ struct Bond {
     uint8_t seq_link_[kSeqLinks];
     uint64_t sent_newest_ = 0;   // the highest sequence number in seq_link_
     bool sent_any_ = false;
-    uint64_t lost_[kLostMax]{};
+    Lost lost_[kLostMax]{};
     unsigned lost_n_ = 0;
     uint64_t lost_found_ = 0;
     Moment missing_time_;        // report time of the newest missing block used

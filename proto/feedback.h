@@ -21,7 +21,8 @@ namespace onebox::proto {
 // flags bit 0: newest_seq is the highest data-channel sequence number that
 // arrived on the link (else no data-channel packet has, and newest_seq is 0);
 // bit 1: rx_data counts the data-channel datagrams (Data, Keepalive, Close)
-// that arrived on the link and passed the replay window, cumulative, wrapping
+// that arrived on the link, passed the replay window and name the link in
+// their header (a resent copy does not count), cumulative, wrapping
 // at 2^16 (else it is 0); the other bits are 0. Then, optionally, u64 report_time_ns: when the
 // receiver wrote the report, on its own monotonic clock (only differences
 // between reports mean anything); a report without it is still valid.

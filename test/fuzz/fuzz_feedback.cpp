@@ -49,7 +49,7 @@ void fuzz_bond(const uint8_t* data, size_t size, const LinkPolicy* policy) {
     // The input as the peer's Feedback, twice (the second a later report).
     now += 20'000'000;
     b.on_feedback(now, data, size);
-    uint64_t lost[Bond::kLostMax];
+    Bond::Lost lost[Bond::kLostMax];
     unsigned n = b.take_lost(lost, Bond::kLostMax);
     now += 20'000'000;
     b.on_feedback(now, data, size);
@@ -57,7 +57,7 @@ void fuzz_bond(const uint8_t* data, size_t size, const LinkPolicy* policy) {
     // Found lost: only what was sent (0..63), in increasing order, each once
     // (the second, identical report finds nothing new: it is not newer).
     for (unsigned k = 0; k < n; ++k)
-        if (lost[k] >= 64 || (k > 0 && lost[k] <= lost[k - 1])) std::abort();
+        if (lost[k].seq >= 64 || lost[k].link >= kMaxLinks || (k > 0 && lost[k].seq <= lost[k - 1].seq)) std::abort();
     if (b.take_lost(lost, Bond::kLostMax) != 0) std::abort();
 
     // The input as a Probe or an echo arriving on each link id, also out of range.

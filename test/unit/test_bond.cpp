@@ -1166,29 +1166,35 @@ TEST_CASE("bond: a datagram missing behind a later one on its own link is report
         t += 20 * kMs;
         return n;
     };
-    uint64_t lost[Bond::kLostMax];
+    Bond::Lost lost[Bond::kLostMax];
     CHECK(report(&window) == 1 + 2 * kFeedbackEntrySize + 8 + kFeedbackMissingSize);
     // 3: link 1 has delivered 5 since. 7 and 9: link 1 delivered nothing later yet.
     REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 1);
-    CHECK(lost[0] == 3);
+    CHECK(lost[0].seq == 3);
+    CHECK(lost[0].link == 1);
     CHECK(tx.take_lost(lost, Bond::kLostMax) == 0);  // taken
     arrive(9);
     report(&window);
     REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 1);
-    CHECK(lost[0] == 7);  // 3 is still missing, but was found already
+    CHECK(lost[0].seq == 7);  // 3 is still missing, but was found already
     rx.on_received(0, t, 100);
     report(&window);
     CHECK(tx.take_lost(lost, Bond::kLostMax) == 0);
     CHECK(tx.lost_found() == 2);
 
-    // Without the window (or with repair off) the receiver sends no block.
+    // Without the window the receiver sends no block. Its own repair_window
+    // does not matter (it says what it repairs); the sender's 0 finds nothing.
     rx.on_received(0, t, 100);
     CHECK(report(nullptr) == 1 + 2 * kFeedbackEntrySize + 8);
     rx.cfg.repair_window_ns = 0;
-    rx.on_received(0, t, 100);
-    CHECK(report(&window) == 1 + 2 * kFeedbackEntrySize + 8);
-    // Nothing missing: no block either.
-    rx.cfg.repair_window_ns = 500 * kMs;
+    tx.on_sent_data(1, t, 10);
+    tx.on_sent_data(1, t, 11);
+    tx.cfg.repair_window_ns = 0;
+    arrive(11);  // 10 lost behind it
+    CHECK(report(&window) == 1 + 2 * kFeedbackEntrySize + 8 + kFeedbackMissingSize);
+    CHECK(tx.take_lost(lost, Bond::kLostMax) == 0);
+    // Nothing missing: no block.
+    window.commit(10);
     window.commit(3);
     window.commit(7);
     rx.on_received(0, t, 100);
@@ -1199,10 +1205,10 @@ TEST_CASE("bond: a missing block older than one already used finds nothing") {
     Bond tx;
     tx.set_usable(0, true);
     for (uint64_t seq = 0; seq < 4; ++seq) tx.on_sent_data(0, kMs, seq);
-    auto feedback = [&](uint64_t report_time, uint64_t missing, uint64_t now) {
+    auto feedback = [&](uint64_t report_time, uint64_t missing, uint64_t now, uint64_t newest = 3) {
         Feedback fb;
         fb.count = 1;
-        fb.entries[0] = FeedbackEntry{0, 3, 300, true, 3, true, 3};
+        fb.entries[0] = FeedbackEntry{0, 3, 300, true, newest, true, 3};
         fb.has_time = true;
         fb.report_time_ns = report_time;
         fb.has_missing = true;
@@ -1210,10 +1216,10 @@ TEST_CASE("bond: a missing block older than one already used finds nothing") {
         uint8_t buf[kFeedbackMaxSize];
         REQUIRE(tx.on_feedback(now, buf, encode_feedback(fb, buf, sizeof buf)));
     };
-    uint64_t lost[Bond::kLostMax];
+    Bond::Lost lost[Bond::kLostMax];
     feedback(100 * kMs, 1u << 2, 200 * kMs);  // 2 missing, 3 arrived: lost
     REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 1);
-    CHECK(lost[0] == 2);
+    CHECK(lost[0].seq == 2);
     // Reported earlier, overtaken by the one above: 1 shows as missing only
     // because this report predates its arrival.
     feedback(90 * kMs, 1u << 1, 220 * kMs);
@@ -1223,7 +1229,52 @@ TEST_CASE("bond: a missing block older than one already used finds nothing") {
     for (uint64_t seq = 0; seq < 4; ++seq) tx.on_sent_data(0, 300 * kMs, seq);
     feedback(5 * kMs, 1u << 1, 320 * kMs);
     REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 1);
-    CHECK(lost[0] == 1);
+    CHECK(lost[0].seq == 1);
+    // A report is judged by its own newest_seq: one that saw the link only
+    // up to 0 does not make 1 lost, whatever a newer report said of the link.
+    feedback(30 * kMs, 0, 340 * kMs, 3);  // newer, nothing missing
+    feedback(40 * kMs, 1u << 2, 360 * kMs, 1);  // 2 missing, the link seen up to 1
+    CHECK(tx.take_lost(lost, Bond::kLostMax) == 0);
+}
+
+TEST_CASE("bond: at most kLostMax lost per report; the next report finds the rest") {
+    Bond tx;
+    tx.set_usable(0, true);
+    for (uint64_t seq = 0; seq <= 100; ++seq) tx.on_sent_data(0, kMs, seq);
+    Feedback fb;
+    fb.count = 1;
+    fb.entries[0] = FeedbackEntry{0, 1, 100, true, 100, true, 1};
+    fb.has_time = true;
+    fb.has_missing = true;
+    fb.missing[0] = ~uint64_t(0);              // 0..63
+    fb.missing[1] = (uint64_t(1) << 36) - 1;   // 64..99: 100 lost in all
+    Bond::Lost lost[Bond::kLostMax];
+    uint8_t buf[kFeedbackMaxSize];
+    fb.report_time_ns = 10 * kMs;
+    REQUIRE(tx.on_feedback(100 * kMs, buf, encode_feedback(fb, buf, sizeof buf)));
+    REQUIRE(tx.take_lost(lost, Bond::kLostMax) == Bond::kLostMax);
+    CHECK(lost[0].seq == 0);
+    CHECK(lost[Bond::kLostMax - 1].seq == Bond::kLostMax - 1);
+    fb.report_time_ns = 30 * kMs;
+    REQUIRE(tx.on_feedback(120 * kMs, buf, encode_feedback(fb, buf, sizeof buf)));
+    REQUIRE(tx.take_lost(lost, Bond::kLostMax) == 100 - Bond::kLostMax);
+    CHECK(lost[0].seq == Bond::kLostMax);
+    CHECK(tx.lost_found() == 100);
+}
+
+TEST_CASE("bond: a copy (its header names another link) is not counted in rx_data") {
+    Bond rx;
+    rx.set_usable(0, true);
+    rx.set_usable(1, true);
+    rx.on_received(0, kMs, 100);
+    rx.on_data_seq(0, 7);
+    rx.on_received(1, kMs, 100);
+    rx.on_data_seq(1, 3, true);  // a repair of 3, sent on link 1
+    Feedback fb = decoded_feedback(rx, 20 * kMs);
+    REQUIRE(fb.count == 2);
+    CHECK(fb.entries[0].rx_data == 1);
+    CHECK(fb.entries[1].rx_data == 0);
+    CHECK(fb.entries[1].rx_packets == 1);  // it arrived there all the same
 }
 
 // The peer of the sequence-number tests: the Bond sends one data datagram
