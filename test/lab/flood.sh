@@ -36,7 +36,7 @@ s0=$(daemon_stats server) || lab_fail "no stats from the server"
 spid=$(daemon_pid server)
 cpu0=$(awk '{ print $14 + $15 }' "/proc/$spid/stat")
 
-lab_bg cli "$LAB_DIR/ping.out" ping -n -i 0.02 -W 1 -w $((SECS + 2)) "$LAB_INET_IP"
+lab_bg cli "$LAB_DIR/ping.out" ping -n -i 0.02 -W 1 -c $(((SECS + 2) * 50)) "$LAB_INET_IP"
 ping_pid=$LAB_LAST_BG
 sleep 0.5
 # Two senders of half the rate each: one alone tops out near 70k/s here.
@@ -77,7 +77,7 @@ echo "measured: the two senders together: ${sent_n} datagrams, ${rate} per secon
 # as the replay guard and the address check, the rest are counted and cost
 # nothing more than their MAC.
 s0=$(daemon_stats server) || lab_fail "no stats from the server"
-lab_bg cli "$LAB_DIR/ping2.out" ping -n -i 0.02 -W 1 -w 7 "$LAB_INET_IP"
+lab_bg cli "$LAB_DIR/ping2.out" ping -n -i 0.02 -W 1 -c 350 "$LAB_INET_IP"
 ping_pid=$LAB_LAST_BG
 lab_exec inet "$FLOOD" --psk "$LAB_PSK" "$LAB_SERVER_IP" "$LAB_PORT" 2000 5 198.18.7.7/32 >"$LAB_DIR/flood3.out" 2>&1
 wait "$ping_pid" 2>/dev/null
@@ -126,7 +126,7 @@ COOKIE_PPS=${COOKIE_PPS:-3000}
 lab_add_client cli3 40 || lab_fail "could not add cli3"
 write_client_conf "$LAB_DIR/client3.conf" 10.0.0.4
 s0=$(daemon_stats server) || lab_fail "no stats from the server"
-lab_bg cli "$LAB_DIR/ping3.out" ping -n -i 0.02 -W 1 -w 8 "$LAB_INET_IP"
+lab_bg cli "$LAB_DIR/ping3.out" ping -n -i 0.02 -W 1 -c 400 "$LAB_INET_IP"
 ping_pid=$LAB_LAST_BG
 lab_bg inet "$LAB_DIR/flood4.out" "$FLOOD" --psk "$LAB_PSK" --tunnel-net 10.0.0.128/25 "$LAB_SERVER_IP" "$LAB_PORT" "$COOKIE_PPS" 6
 flood_pid=$LAB_LAST_BG
