@@ -30,7 +30,7 @@ CMDLINE="bash bench/clients.sh"
 SECS=${BENCH_SECONDS:-10}
 N=${BENCH_CLIENTS:-4}
 RESULTS=${BENCH_RESULTS:-$HERE/results.md}
-[ "$N" -ge 2 ] && [ "$N" -le 6 ] || lab_fail "BENCH_CLIENTS must be 2-6, got $N"
+if [ "$N" -lt 2 ] || [ "$N" -gt 6 ]; then lab_fail "BENCH_CLIENTS must be 2-6, got $N"; fi
 [ "$(id -u)" -eq 0 ] || lab_fail "bench/clients.sh needs root (network namespaces)"
 lab_check_binaries || lab_fail "build first: cmake -B build -G Ninja && cmake --build build"
 T_START=$(date +%s)
