@@ -108,6 +108,15 @@ std::string drops_line(const Props& d) {
     return "drops: " + (total ? out : std::string("none"));
 }
 
+// The count named `name` in the dictionary property `prop` (0 if absent).
+uint64_t count_in(const Props& d, const char* prop, std::string_view name) {
+    uint64_t total = 0;
+    if (const bus::Value* v = bus::find(d, prop))
+        if (const auto* c = std::get_if<bus::Counts>(v))
+            for (const auto& [n, count] : *c) total += n == name ? count : 0;
+    return total;
+}
+
 std::string totals_lines(const Props& d, const char* sent, const char* received) {
     char buf[256];
     std::snprintf(buf, sizeof buf, "total: %s %s (%s, %" PRIu64 " packets), %s %s (%s, %" PRIu64 " packets)\n", sent,
@@ -116,14 +125,8 @@ std::string totals_lines(const Props& d, const char* sent, const char* received)
                   format_bytes(get_u64(d, "RxBytes")).c_str(), get_u64(d, "RxPackets"));
     std::string out = buf;
     out += drops_line(d) + "\n";
-    uint64_t copies = 0;
-    if (const bus::Value* v = bus::find(d, "Drops"))
-        if (const auto* c = std::get_if<bus::Counts>(v))
-            for (const auto& [name, n] : *c) copies += name == "duplicate" ? n : 0;
-    uint64_t repaired = 0;
-    if (const bus::Value* v = bus::find(d, "Counters"))
-        if (const auto* c = std::get_if<bus::Counts>(v))
-            for (const auto& [name, n] : *c) repaired += name == "repaired" ? n : 0;
+    uint64_t copies = count_in(d, "Drops", "duplicate");
+    uint64_t repaired = count_in(d, "Counters", "repaired");
     std::snprintf(buf, sizeof buf,
                   "reorder buffer: %" PRIu64 " held now, %" PRIu64 " gaps timed out; resent after a link failed: %" PRIu64
                   ", after a loss: %" PRIu64 "; second copies dropped: %" PRIu64 "\n",
