@@ -25,6 +25,10 @@
 //   loss=1        random loss in percent (Bernoulli, seeded: --seed)
 //   cut=0|1       drop everything
 //
+// A frame arrives when the kernel's receive timestamp says (SO_TIMESTAMPNS), not
+// when the loop reads it, so an emulator that lost the CPU for a while still
+// queues and drops as the link would have.
+//
 // Each direction keeps a min-heap of (release time, arrival number, frame) over a
 // preallocated frame pool; the loop sleeps in ppoll() until the next release or
 // the next frame/control request. Nothing is allocated per packet.
@@ -100,6 +104,12 @@ constexpr size_t kMaxCtlClients = 8;
 int64_t now_ns() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t(ts.tv_sec) * kSec + ts.tv_nsec;
+}
+
+int64_t realtime_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
     return int64_t(ts.tv_sec) * kSec + ts.tv_nsec;
 }
 
@@ -322,6 +332,7 @@ struct Direction {
     std::vector<Pending> heap;    // capacity reserved for every slot: never reallocates
     std::vector<uint8_t> scratch; // one slot, for frames that find the pool empty
     int64_t link_free = 0;        // when the rate limiter finishes the last accepted frame
+    int64_t last_arrival = 0;     // arrival time of the last frame read (arrival_time())
     int64_t last_release = 0;     // latest release time handed out (order keeping)
     uint64_t seq = 0;
     std::mt19937_64 rng;
@@ -388,6 +399,27 @@ void admit(Direction& d, uint32_t sl, uint32_t len, int64_t now) {
     std::push_heap(d.heap.begin(), d.heap.end(), later);
 }
 
+// When the frame of `mh` reached the socket, on the monotonic clock: the
+// kernel's receive timestamp (SO_TIMESTAMPNS, realtime), moved back by its age.
+// A frame must be admitted at the time it arrived, not when this loop got to
+// it: after the emulator lost the CPU for 50 ms, the frames that came
+// meanwhile would otherwise all arrive "now" at once, as a burst the sender
+// never sent, and overflow the queue. Without a timestamp, now. Never before
+// the previous frame (a realtime clock step must not reorder the queue).
+int64_t arrival_time(Direction& d, const msghdr& mh) {
+    int64_t now = now_ns(), at = now;
+    for (const cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&mh), const_cast<cmsghdr*>(c))) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+        timespec ts{};
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        int64_t age = realtime_ns() - (int64_t(ts.tv_sec) * kSec + ts.tv_nsec);
+        at = now - std::clamp<int64_t>(age, 0, kSec);
+    }
+    at = std::max(at, d.last_arrival);
+    d.last_arrival = at;
+    return at;
+}
+
 // Read up to kRxBudget frames from d.rx_fd.
 void receive(Direction& d) {
     for (int k = 0; k < kRxBudget; k++) {
@@ -404,11 +436,14 @@ void receive(Direction& d) {
         uint8_t* buf = d.slot(sl);
         sockaddr_ll from{};
         iovec iov{buf, d.slot_size};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
         msghdr mh{};
         mh.msg_name = &from;
         mh.msg_namelen = sizeof from;
         mh.msg_iov = &iov;
         mh.msg_iovlen = 1;
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof control;
         ssize_t n = recvmsg(d.rx_fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -436,7 +471,7 @@ void receive(Direction& d) {
         d.free_slots.pop_back();
         if (vh.flags & kVnetNeedsCsum)
             finish_checksum(buf + kVnet, len, le16toh(vh.csum_start), le16toh(vh.csum_offset));
-        admit(d, sl, uint32_t(len), now_ns());
+        admit(d, sl, uint32_t(len), arrival_time(d, mh));
     }
 }
 
@@ -584,6 +619,8 @@ int open_port(const char* ifname, unsigned& mtu) {
     if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) fail("PACKET_VNET_HDR");
     // Not fatal on old kernels: receive() also skips PACKET_OUTGOING.
     (void)setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+    // Not fatal either: without it a frame arrives when it is read (arrival_time()).
+    (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     int bufsz = 4 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz) < 0)
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);

@@ -33,6 +33,11 @@
 #  (g) a change lands while traffic flows: during one ping run delay goes from 0
 #      to 50 ms each way, and that run's own RTTs show it.
 #  (h) a bad command is refused with a one-line error and changes nothing.
+#  (i) an emulator that loses the CPU does not drop what the link would have
+#      carried: UDP at half of rate=10mbit (queue=50ms) while linkemu is
+#      stopped (SIGSTOP) for 300 ms, three times; the frames that came
+#      meanwhile are admitted at their kernel arrival times, so none is
+#      tail-dropped (read at once on waking they would make 150 ms of queue).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
@@ -181,6 +186,18 @@ if out=$(timeout 10 "$LAB_LINKEMU_BIN" ctl "$(lab_emu_sock wan0)" 'set up delay=
 fi
 echo "measured: bad command answered: $out"
 lab_emu_show wan0 | grep -q '^up .* delay=0ms ' || fails+=("a refused command changed the settings")
+
+# ---- (i) the emulator stalls, the link does not
+emu 'set up rate=10mbit queue=50ms'
+emu_pid=$(ip netns pids "$(lab_ns emu0)" | head -n 1)
+q0=$(ctr up drop_queue)
+lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -p 5201 --connect-timeout 5000 -u -b 5M -l 1400 -t 4 >/dev/null 2>&1 &
+ip=$!
+sleep 1
+for _ in 1 2 3; do kill -STOP "$emu_pid"; sleep 0.3; kill -CONT "$emu_pid"; sleep 0.5; done
+wait "$ip"
+check_range "queue tail drops, UDP at half the rate, emulator stopped 3 x 300 ms" "$(($(ctr up drop_queue) - q0))" 0 0
+emu 'set up rate=0 queue=100ms'
 
 echo "linkemu wan0 at the end:"
 lab_emu_show wan0

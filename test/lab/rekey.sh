@@ -12,6 +12,11 @@
 #   B. by count: after a reload with rekey_interval = 3600s and
 #      rekey_packets = 5000, a 6 s download makes the rekeys.
 #
+# A phase in which the emulated links dropped frames anyway (a sender that
+# lost the CPU on a loaded CI machine, then caught up in a burst) says nothing
+# about the rekeys: it is reported and measured once more; a second such run
+# fails the test.
+#
 # Checked: the links dropped nothing and no ping was lost; the download finishes; both ends count the rekeys
 # (rekeys) and opened packets under the previous key (rx_previous_key), wipe
 # each previous key once its grace is over (keys_wiped), and drop nothing for
@@ -93,8 +98,16 @@ check_phase() {
 # Warm-up: the bond learns what each link carries before the measured phases
 # (its first estimates are low and the first bursts overfill a queue).
 lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -p 5201 -R -b 40M -t 3 >/dev/null 2>&1
+# run_measured NAME SECONDS: run_phase, once more if the links dropped frames.
+run_measured() {
+  run_phase "$1" "$2"
+  [ "$LINK_DROPS" -gt 0 ] || return 0
+  echo "measured: $1: $LOST of $SENT pings lost, but the links dropped $LINK_DROPS frames (congestion, not a rekey): measuring again"
+  run_phase "$1" "$2"
+}
+
 before_c=$(counts client); before_s=$(counts server)
-run_phase A 15
+run_measured A 15
 check_phase "A. every second" 10 "$before_c" "$before_s"
 read -r -a c_now <<<"$(counts client)"; read -r -a s_now <<<"$(counts server)"
 [ "${c_now[1]}" -gt 0 ] && [ "${s_now[1]}" -gt 0 ] || fails+=("A: no packet opened under a previous key: the test did not put one in flight")
@@ -106,7 +119,7 @@ kill -HUP "$(daemon_pid client)"
 wait_for_log "$(lab_log_file client)" 'config reloaded' 5 $((n + 1)) || lab_fail "client did not reload"
 sleep 1.5  # the last timed rekey settles
 before_c=$(counts client); before_s=$(counts server)
-run_phase B 6
+run_measured B 6
 check_phase "B. every 5000 packets" 3 "$before_c" "$before_s"
 
 if [ ${#fails[@]} -gt 0 ]; then printf 'FAIL: %s\n' "${fails[@]}"; exit 1; fi
