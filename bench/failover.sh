@@ -105,6 +105,7 @@ for cc in cubic bbr; do
   echo "== 2. bond: iperf3 download ($cc) across 3 cuts of each link"
   secs=$(( 6 * 4 + 4 ))
   : >"$LAB_DIR/cuts-$cc.txt"
+  s0=$(daemon_stats server)
   t0=$(date +%s.%N)
   lab_exec cli timeout $((secs + 30)) iperf3 -c "$LAB_INET_IP" -p 5201 -R -C "$cc" -t "$secs" -i 0.1 -J >"$LAB_DIR/iperf2-$cc.json" 2>/dev/null &
   pid=$!
@@ -113,12 +114,17 @@ for cc in cubic bbr; do
     for w in wan0 wan1; do echo "$w $(date +%s.%N)" >>"$LAB_DIR/cuts-$cc.txt"; cut_cycle "$w"; done
   done
   wait "$pid"
+  s1=$(daemon_stats server)
+  # What the server did with the download meanwhile: packets its admission
+  # refused (every usable link's queue past the budget), stall resends and
+  # loss repairs.
+  sent_line="server: $(( $(stat_get "$s1" drop_over_budget) - $(stat_get "$s0" drop_over_budget) )) refused over budget, $(( $(stat_get "$s1" resent) - $(stat_get "$s0" resent) )) resent, $(( $(stat_get "$s1" repaired) - $(stat_get "$s0" repaired) )) repaired"
   read -r stall _ median < <(stall_of "$LAB_DIR/iperf2-$cc.json" "$LAB_DIR/cuts-$cc.txt" "$t0")
   lab_exec cli timeout 40 iperf3 -c "$LAB_INET_IP" -p 5201 -R -C "$cc" -t 14 -i 0.1 -J >"$LAB_DIR/iperf2-$cc-nocut.json" 2>/dev/null
   read -r _ base _ < <(stall_of "$LAB_DIR/iperf2-$cc-nocut.json" - 0)
   row "2. bond, iperf3 TCP download ($cc at the sender), 3 cuts of each link, 1 s each" \
     "longest stall during a cut ${stall} ms (0.1 s intervals below 10 % of the median ${median} Mbit/s); the same download without cuts: longest stall ${base} ms" \
-    "< 300 ms" "$(verdict $([ "$stall" -lt 300 ] && echo 1))"
+    "< 300 ms" "$(verdict $([ "$stall" -lt 300 ] && echo 1)); $sent_line"
 done
 
 # ---- 3. redundant, 30 % loss on wan1 ---------------------------------------------
