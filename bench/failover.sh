@@ -118,7 +118,7 @@ for cc in cubic bbr; do
   # What the server did with the download meanwhile: packets its admission
   # refused (every usable link's queue past the budget), stall resends and
   # loss repairs.
-  sent_line="server: $(( $(stat_get "$s1" drop_over_budget) - $(stat_get "$s0" drop_over_budget) )) refused over budget, $(( $(stat_get "$s1" resent) - $(stat_get "$s0" resent) )) resent, $(( $(stat_get "$s1" repaired) - $(stat_get "$s0" repaired) )) repaired"
+  sent_line="server: $(stat_delta "$s0" "$s1" drop_over_budget) refused over budget, $(stat_delta "$s0" "$s1" resent) resent, $(stat_delta "$s0" "$s1" repaired) repaired"
   read -r stall _ median < <(stall_of "$LAB_DIR/iperf2-$cc.json" "$LAB_DIR/cuts-$cc.txt" "$t0")
   lab_exec cli timeout 40 iperf3 -c "$LAB_INET_IP" -p 5201 -R -C "$cc" -t 14 -i 0.1 -J >"$LAB_DIR/iperf2-$cc-nocut.json" 2>/dev/null
   read -r _ base _ < <(stall_of "$LAB_DIR/iperf2-$cc-nocut.json" - 0)

@@ -101,17 +101,15 @@ constexpr size_t kVnet = sizeof(VnetHdr);
 constexpr int kRxBudget = 256;                     // frames read per socket per loop turn
 constexpr size_t kMaxCtlClients = 8;
 
-int64_t now_ns() {
+int64_t ns_of(const timespec& ts) { return int64_t(ts.tv_sec) * kSec + ts.tv_nsec; }
+
+int64_t clock_ns(clockid_t clock) {
     timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return int64_t(ts.tv_sec) * kSec + ts.tv_nsec;
+    clock_gettime(clock, &ts);
+    return ns_of(ts);
 }
 
-int64_t realtime_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return int64_t(ts.tv_sec) * kSec + ts.tv_nsec;
-}
+int64_t now_ns() { return clock_ns(CLOCK_MONOTONIC); }
 
 // ------------------------------------------------------------ settings
 
@@ -412,7 +410,7 @@ int64_t arrival_time(Direction& d, const msghdr& mh) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
         timespec ts{};
         std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        int64_t age = realtime_ns() - (int64_t(ts.tv_sec) * kSec + ts.tv_nsec);
+        int64_t age = clock_ns(CLOCK_REALTIME) - ns_of(ts);
         at = now - std::clamp<int64_t>(age, 0, kSec);
     }
     at = std::max(at, d.last_arrival);

@@ -11,9 +11,9 @@
 #   B. loss_limit = 10%, repair_window = 0, after a reload of both ends;
 #   C. the defaults (repair_window = 500ms, loss_limit = 0), after a reload.
 # Checked: A took wan1 out for loss on neither end; B took it out for loss on
-# the client and for loss or a stall on the server, lost fewer pings than A (2-7x fewer in the runs recorded; a CI run
-# had 46 against 92, so not a fixed ratio) and kept the download at half of
-# wan0's rate or more; C repaired on both ends, lost fewer pings than A and
+# the client and for loss or a stall on the server, lost fewer pings than A
+# (2-7x fewer in the runs recorded; a CI run had 46 against 92, so not a fixed
+# ratio) and kept the download at half of wan0's rate or more; C repaired on both ends, lost fewer pings than A and
 # kept the download at half of wan0's rate or more; once the loss ends wan1
 # carries traffic again (both ends) within 40 s. (The downloads' rates are
 # printed, not compared.)
@@ -51,20 +51,15 @@ PY
   done
 }
 
-# lossy_count WHO: times wan1 was taken out for loss on that end.
-lossy_count() { stat_get "$(daemon_stats "$1")" "link${L1}_lossy"; }
-# stall_count WHO: times wan1 was taken out for a stall on that end.
-stall_count() { stat_get "$(daemon_stats "$1")" "link${L1}_stalls"; }
-# repaired WHO: datagrams that end sent again after a loss report.
-repaired() { stat_text "$(daemon_stats "$1")" repaired; }
 
 # run_phase NAME: wan1 loses LOSSY_PERCENT both ways while a ping every 20 ms and an
-# iperf3 download run for SECS; sets LOST SENT MBIT and OUT_C OUT_S (times
-# wan1 was taken out for loss meanwhile, client / server).
+# iperf3 download run for SECS; sets LOST SENT MBIT, OUT_C OUT_S (times
+# wan1 was taken out for loss meanwhile, client / server: linkN_lossy),
+# STALLS_S (times the server took it out for a stall: linkN_stalls) and
+# REP_C REP_S (datagrams sent again after a loss report: repaired).
 run_phase() {
-  local name=$1 json=$LAB_DIR/iperf-$1.json c0 s0 ss0 rc0 rs0
-  c0=$(lossy_count client); s0=$(lossy_count server); ss0=$(stall_count server)
-  rc0=$(repaired client); rs0=$(repaired server)
+  local name=$1 json=$LAB_DIR/iperf-$1.json c0 s0 c1 s1
+  c0=$(daemon_stats client); s0=$(daemon_stats server)
   lab_emu_set wan1 "set both loss=${LOSSY_PERCENT:-15}" || lab_fail "linkemu wan1 loss"
   lab_bg cli "$json" timeout $((SECS + 30)) iperf3 -c "$LAB_INET_IP" -p 5201 -R -t "$SECS" -J
   local iperf_pid=$LAB_LAST_BG
@@ -73,11 +68,12 @@ run_phase() {
   lab_emu_set wan1 "set both loss=0" || lab_fail "linkemu wan1 loss off"
   read -r LOST SENT _ < <(lab_ping_summary "$LAB_DIR/ping-$name.out")
   MBIT=$("$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("0" if d.get("error") else "%.1f" % (d["end"]["sum_received"]["bits_per_second"]/1e6))' "$json" 2>/dev/null)
-  OUT_C=$(( $(lossy_count client) - c0 )); OUT_S=$(( $(lossy_count server) - s0 ))
-  STALLS_S=$(( $(stall_count server) - ss0 ))
-  REP_C=$(( $(repaired client) - rc0 )); REP_S=$(( $(repaired server) - rs0 ))
+  c1=$(daemon_stats client); s1=$(daemon_stats server)
+  OUT_C=$(stat_delta "$c0" "$c1" "link${L1}_lossy"); OUT_S=$(stat_delta "$s0" "$s1" "link${L1}_lossy")
+  STALLS_S=$(stat_delta "$s0" "$s1" "link${L1}_stalls")
+  REP_C=$(stat_delta "$c0" "$c1" repaired); REP_S=$(stat_delta "$s0" "$s1" repaired)
   local dropped
-  dropped="$(stat_text "$(daemon_stats client)" repair_dropped) / $(stat_text "$(daemon_stats server)" repair_dropped)"
+  dropped="$(stat_text "$c1" repair_dropped) / $(stat_text "$s1" repair_dropped)"
   echo "measured: $name: $LOST of $SENT pings lost; download ${MBIT:-0} Mbit/s; wan1 taken out for loss $OUT_C (client) / $OUT_S (server) times (server: stalled $STALLS_S times); repaired $REP_C / $REP_S (repairs dropped so far: $dropped)"
 }
 
