@@ -1518,7 +1518,7 @@ struct Worker {
     // the client's one session; on the server rates summed over sessions
     // (by the clients' link ids) and the largest smoothed RTT.
     void publish_link_gauges() {
-        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls, lossy, pmtu; };
+        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls, lossy, restarts, pmtu; };
         Gauges g[kMaxLinks]{};
         auto add = [&](Session* s) {
             publish_session_gauges(s);
@@ -1536,6 +1536,7 @@ struct Worker {
                 g[i].downs += h.downs();
                 g[i].stalls += h.stalls();
                 g[i].lossy += h.lossy();
+                g[i].restarts += s->bond.sched.restarts(i);
                 // The smallest over sessions (the client has one).
                 uint64_t m = s->bond.pmtu[i].mtu();
                 if (s->bond.exists(i)) g[i].pmtu = g[i].pmtu ? std::min(g[i].pmtu, m) : m;
@@ -1555,6 +1556,7 @@ struct Worker {
             lc.downs.store(g[i].downs, std::memory_order_relaxed);
             lc.stalls.store(g[i].stalls, std::memory_order_relaxed);
             lc.lossy.store(g[i].lossy, std::memory_order_relaxed);
+            lc.restarts.store(g[i].restarts, std::memory_order_relaxed);
             lc.pmtu.store(g[i].pmtu, std::memory_order_relaxed);
         }
     }

@@ -13,6 +13,16 @@ constexpr uint64_t kMaxDrainNs = 500'000'000;
 constexpr uint64_t kDemandWindowNs = 100'000'000;  // "refused lately" for on_queue_sample
 constexpr uint64_t kQueueSeenWindowNs = 2'000'000'000;  // admission: queues seen this recently
 constexpr uint64_t kRecentQueueNs = 300'000'000;        // later_elsewhere: queue samples this recent
+// A link whose probes saw a real queue of budget/2 or more this recently was
+// being sent faster than it delivers, so its delivery rate (a max over
+// >= 1 s) is not stale-low: no restart of Startup for it (budget/2, not the
+// budget/4 that arms admission: a probe's echo delayed a few ms by a busy CPU
+// should not look like proof). Without this, 4 saturating
+// flows whose queue drains for a moment between their bursts sent a link
+// with a right rate back to Startup 2-3 times in 15 s, and each time
+// admission was off and that link paced at twice its rate: its 100 ms
+// bottleneck queue filled, and a ping across it took 100+ ms more.
+constexpr uint64_t kRateProvenNs = 1'000'000'000;
 
 }  // namespace
 
@@ -187,6 +197,7 @@ void Scheduler::restart_startup(unsigned i, uint64_t now) {
     s.full_bw_rounds = 0;
     s.round_bytes = 0;
     ++restarts_;
+    ++link_restarts_[i];
 }
 
 // Link i's last probe, taken lately, saw less than a quarter of the budget
@@ -194,6 +205,11 @@ void Scheduler::restart_startup(unsigned i, uint64_t now) {
 bool Scheduler::network_idle(unsigned i, uint64_t now) const {
     const LinkState& s = st_[i];
     return s.last_queue.within(now, kRecentQueueNs) && s.last_queue_ns < cfg.budget_ns / 4;
+}
+
+// Link i's rate can be stale-low only if its probes have not seen it queue lately.
+bool Scheduler::rate_proven(unsigned i, uint64_t now) const {
+    return st_[i].full_seen.within(now, kRateProvenNs);
 }
 
 int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
@@ -238,7 +254,7 @@ int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
         // cut a flow that the link could carry; a refused initial window
         // leaves TCP in retransmission timeouts, sending too little to ever
         // look loaded again. Find the rate (Startup) instead.
-        if (network_idle(unsigned(best), now)) {
+        if (network_idle(unsigned(best), now) && !rate_proven(unsigned(best), now)) {
             restart_startup(unsigned(best), now);
         } else {
             ++refused_;
@@ -270,10 +286,12 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
                   last_over_.less_than(now, kDemandWindowNs) ||
                   later_elsewhere(i, now);
     bool idle_but_modeled_busy = s.started && s.phase == Phase::ProbeBw && gain(i) >= 1 &&
-                                 cfg.budget_ns && loaded && measured_ns < cfg.budget_ns / 8;
+                                 cfg.budget_ns && loaded && measured_ns < cfg.budget_ns / 8 &&
+                                 !rate_proven(i, now);
     s.stale_samples = idle_but_modeled_busy ? s.stale_samples + 1 : 0;
     if (s.stale_samples >= 2) restart_startup(i, now);
     if (measured_ns >= cfg.budget_ns / 4) s.queue_seen.mark(now);
+    if (measured_ns >= cfg.budget_ns / 2) s.full_seen.mark(now);
     s.last_queue.mark(now);
     s.last_queue_ns = measured_ns;
     uint64_t base = std::max(now, s.free_at);

@@ -104,8 +104,11 @@ struct Scheduler {
     // in ProbeBw whose probe saw less than budget/8 of queue while the link
     // was loaded (the model held at least budget/2, or pick() found every
     // link's arrival past the budget within the last 100 ms, or another
-    // link's last probe showed it delivering later than this one would) goes back to Startup (two such samples in a
-    // row, not in the 0.75 round): its rate estimate is stale-low.
+    // link's last probe showed it delivering later than this one would) goes
+    // back to Startup (two such samples in a row, not in the 0.75 round): its
+    // rate estimate is stale-low. Not a link whose probes saw budget/2 of
+    // real queue within the last second (rate_proven): it was full at that
+    // rate, and a queue that drained for a moment is the flows' doing.
     void on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns, uint64_t measured_ns);
 
     // Introspection (tests, stats).
@@ -126,6 +129,7 @@ struct Scheduler {
     }
     uint64_t refused() const { return refused_; }
     uint64_t restarts() const { return restarts_; }  // ProbeBw -> Startup (rate found stale)
+    uint64_t restarts(unsigned i) const { return link_restarts_[i]; }  // ... of link i
 
     // Forget learned state of link i (it went away and came back).
     void reset_link(unsigned i) { st_[i] = LinkState{}; st_[i].wrr_current = 0; }
@@ -144,6 +148,7 @@ struct Scheduler {
         double wrr_current = 0;
         unsigned stale_samples = 0;  // probes in a row that found the rate stale-low
         Moment queue_seen;           // the last probe that saw >= budget/4 of queue
+        Moment full_seen;            // ... >= budget/2 (rate_proven())
         Moment last_queue;           // the last probe ...
         uint64_t last_queue_ns = 0;  // ... and the queueing it measured
     };
@@ -151,6 +156,7 @@ struct Scheduler {
     unsigned rr_next_ = 0;
     uint64_t refused_ = 0;
     uint64_t restarts_ = 0;
+    uint64_t link_restarts_[kMaxLinks]{};  // kept across reset_link: a count, not learned state
     Moment last_over_;           // the last pick() with every arrival past the budget
 
     void advance(unsigned i, uint64_t now);
@@ -159,6 +165,7 @@ struct Scheduler {
     bool takes(unsigned i, uint32_t bytes) const { return links[i].usable && bytes <= links[i].max_datagram; }
     void restart_startup(unsigned i, uint64_t now);
     bool network_idle(unsigned i, uint64_t now) const;
+    bool rate_proven(unsigned i, uint64_t now) const;
     bool startup_round_app_limited(unsigned i, uint64_t now) const;
     uint64_t budget(uint64_t max_owd_ns) const;
     // Paced at the user's max_rate (the cap, not the network, sets its queue).

@@ -501,6 +501,33 @@ TEST_CASE("sched: a full model over an empty network is a stale rate: Startup, n
     CHECK(s.refused() == 0);
     CHECK(s.phase(0) == Scheduler::Phase::Startup);
     CHECK(s.restarts() == 1);
+    CHECK(s.restarts(0) == 1);
+    // A link that showed budget/2 of real queue within the last second was
+    // full at its rate: a queue that drained for a moment (flows pausing
+    // between bursts) is no stale rate. The burst is refused, no Startup.
+    Scheduler p;
+    p.cfg.budget_ns = 10 * kMs;
+    p.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
+    uint64_t tp = settle_in_probe_bw(p, 0, 0);
+    p.on_queue_sample(0, tp, 0, 6 * kMs);  // full at this rate
+    tp += 50 * kMs;
+    p.on_queue_sample(0, tp, 0, 0);
+    tp += 50 * kMs;
+    p.on_queue_sample(0, tp, 0, 0);        // two idle samples in a row: still proven
+    int taken = 0;
+    for (int k = 0; k < 40; ++k) taken += p.pick(tp, 1000) >= 0;
+    CHECK(taken < 40);
+    CHECK(p.refused() > 0);
+    CHECK(p.phase(0) == Scheduler::Phase::ProbeBw);
+    CHECK(p.restarts() == 0);
+    // A second later the proof is old: idle now is a stale rate again.
+    tp += 1100 * kMs;
+    p.on_queue_sample(0, tp, 0, 3 * kMs);  // keeps admission armed, proves nothing
+    tp += 50 * kMs;
+    p.on_queue_sample(0, tp, 0, 0);
+    for (int k = 0; k < 40; ++k) p.pick(tp, 1000);
+    CHECK(p.restarts() == 1);
+    CHECK(p.phase(0) == Scheduler::Phase::Startup);
     // With the network's queue real, the same burst is refused.
     Scheduler r;
     r.cfg.budget_ns = 10 * kMs;
