@@ -58,6 +58,15 @@ uint64_t Scheduler::pacing_rate(unsigned i) const {
     return std::max<uint64_t>(r, 1);
 }
 
+// Startup found the link full with about `queue_ns` queued: drain for
+// twice that (at least a round, at most kMaxDrainNs).
+void Scheduler::enter_drain(unsigned i, uint64_t now, uint64_t queue_ns) {
+    LinkState& s = st_[i];
+    uint64_t round = phase_len(i);  // a Startup round
+    s.phase = Phase::Drain;
+    s.drain_until = now + std::min(std::max(round, 2 * queue_ns), kMaxDrainNs);
+}
+
 // Moves link i's state machine up to `now` (lazily, on the packet path).
 void Scheduler::advance(unsigned i, uint64_t now) {
     LinkState& s = st_[i];
@@ -87,9 +96,7 @@ void Scheduler::advance(unsigned i, uint64_t now) {
             } else if (++s.full_bw_rounds >= 3) {
                 // Delivery stopped growing for 3 rounds: the pipe is full. Drain
                 // the queue Startup built (measured by the RTT probes).
-                s.phase = Phase::Drain;
-                uint64_t q = l.srtt_ns > l.min_rtt_ns ? l.srtt_ns - l.min_rtt_ns : 0;
-                s.drain_until = now + std::min(std::max(len, 2 * q), kMaxDrainNs);
+                enter_drain(i, now, l.srtt_ns > l.min_rtt_ns ? l.srtt_ns - l.min_rtt_ns : 0);
             }
             return;
         case Phase::Drain:
@@ -290,6 +297,14 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
                                  !rate_proven(i, now);
     s.stale_samples = idle_but_modeled_busy ? s.stale_samples + 1 : 0;
     if (s.stale_samples >= 2) restart_startup(i, now);
+    // Startup whose probe saw half the budget of real queue has filled the
+    // link: its delivery rate is the link's now, and waiting for 3 rounds
+    // without growth would go on at twice that pace, with admission off, for
+    // 300 ms or more and fill the bottleneck's queue to the brim (seen: a
+    // ping at the start of a download 100+ ms slower). Drain it.
+    if (s.started && s.phase == Phase::Startup && cfg.budget_ns && measured_ns >= cfg.budget_ns / 2 &&
+        links[i].rate_bytes_per_s)
+        enter_drain(i, now, measured_ns);
     if (measured_ns >= cfg.budget_ns / 4) s.queue_seen.mark(now);
     if (measured_ns >= cfg.budget_ns / 2) s.full_seen.mark(now);
     s.last_queue.mark(now);

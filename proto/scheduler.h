@@ -164,6 +164,7 @@ struct Scheduler {
     // Usable, and its path carries a datagram of `bytes`.
     bool takes(unsigned i, uint32_t bytes) const { return links[i].usable && bytes <= links[i].max_datagram; }
     void restart_startup(unsigned i, uint64_t now);
+    void enter_drain(unsigned i, uint64_t now, uint64_t queue_ns);
     bool network_idle(unsigned i, uint64_t now) const;
     bool rate_proven(unsigned i, uint64_t now) const;
     bool startup_round_app_limited(unsigned i, uint64_t now) const;
