@@ -593,6 +593,33 @@ TEST_CASE("sched: admission allows at least the largest one-way delay of queue")
     CHECK(ok == 30);
 }
 
+TEST_CASE("sched: Startup drains once a probe sees half the budget of queue") {
+    // Startup at twice the rate with admission off would otherwise go on
+    // for 3 rounds past full, filling the bottleneck's queue to the brim.
+    Scheduler s;
+    s.cfg.budget_ns = 20 * kMs;
+    s.links[0] = SchedLink{true, 0, 0, 2'500'000, 10 * kMs, 20 * kMs, 25 * kMs};
+    s.pick(0, 100);
+    REQUIRE(s.phase(0) == Scheduler::Phase::Startup);
+    s.on_queue_sample(0, 50 * kMs, 0, 9 * kMs);  // below budget/2: not full yet
+    CHECK(s.phase(0) == Scheduler::Phase::Startup);
+    s.on_queue_sample(0, 60 * kMs, 0, 10 * kMs);  // full
+    CHECK(s.phase(0) == Scheduler::Phase::Drain);
+    CHECK(s.pacing_rate(0) == 1'250'000);  // gain 0.5
+    // Drain lasts max(a Startup round, 2 x the queue seen): 100 ms here.
+    s.pick(60 * kMs + 99 * kMs, 100);
+    CHECK(s.phase(0) == Scheduler::Phase::Drain);
+    s.pick(60 * kMs + 100 * kMs, 100);
+    CHECK(s.phase(0) == Scheduler::Phase::ProbeBw);
+    // Without a rate estimate yet, a queue proves nothing about the rate.
+    Scheduler n;
+    n.cfg.budget_ns = 20 * kMs;
+    n.links[0].usable = true;
+    n.pick(0, 100);
+    n.on_queue_sample(0, 50 * kMs, 0, 30 * kMs);
+    CHECK(n.phase(0) == Scheduler::Phase::Startup);
+}
+
 TEST_CASE("sched: Startup grows the pacing rate, then settles on the estimate") {
     Scheduler s;
     s.links[0].usable = true;
