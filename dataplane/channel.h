@@ -26,7 +26,8 @@ struct Command {
         CloseAll,        // tell every peer we are stopping (sealed Close packets)
         AddLink,         // client: start using `fd` as WAN link `link`
         RemoveLink,      // client: stop using WAN link `link` (LinkRemoved follows)
-        SetPolicy,       // reload: `mode` (client), probe_interval_ns, link_hold_ns, loss_limit_pm, repair_window_ns
+        SetPolicy,       // reload: `mode` (client), probe_interval_ns, link_hold_ns, loss_limit_pm, repair_window_ns,
+                         // queue_budget_ns
         SetLinkOverrides,  // client reload: link `link`'s weight, max rates, priority
     };
     Kind kind = Kind::InstallSession;
@@ -46,6 +47,7 @@ struct Command {
     uint64_t link_hold_ns = 0;
     uint32_t loss_limit_pm = 0;
     uint64_t repair_window_ns = 0;
+    uint64_t queue_budget_ns = 20'000'000;
 };
 
 // Control events: few, and every one matters, so they never share a ring with

@@ -152,12 +152,13 @@ struct Worker {
     uint64_t link_hold_ns;
     uint32_t loss_limit_pm;
     uint64_t repair_window_ns;
+    uint64_t queue_budget_ns;
 
     Worker(const WorkerConfig& c, Channel& channel)
         : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers, c.offloads ? c.slabs : 0),
           sent_ring(c.buffers / 4),
           mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns), loss_limit_pm(c.loss_limit_pm),
-          repair_window_ns(c.repair_window_ns) {}
+          repair_window_ns(c.repair_window_ns), queue_budget_ns(c.queue_budget_ns) {}
     ~Worker() {
         slab_ring.reset();
         io_uring_queue_exit(&ring);
@@ -1296,6 +1297,7 @@ struct Worker {
         for (proto::LinkHealth& h : s->bond.health) h.cfg.stable_ns = link_hold_ns;
         s->bond.cfg.lossy_share = double(loss_limit_pm) / 1000;
         s->bond.cfg.repair_window_ns = repair_window_ns;
+        s->bond.sched.cfg.budget_ns = queue_budget_ns;
     }
 
     // A reload: the client's mode (the server hears it in the next
@@ -1306,6 +1308,7 @@ struct Worker {
         link_hold_ns = cmd.link_hold_ns;
         loss_limit_pm = cmd.loss_limit_pm;
         repair_window_ns = cmd.repair_window_ns;
+        queue_budget_ns = cmd.queue_budget_ns;
         if (client_session) {
             apply_timing(client_session);
             apply_client_links(client_session);

@@ -347,6 +347,12 @@ std::string set_loss_limit(std::string_view v, Config& c) {
     return {};
 }
 
+std::string set_queue_budget(std::string_view v, Config& c) {
+    if (!parse_duration(v, 5'000'000, 500'000'000, c.queue_budget_ns))
+        return "queue_budget must be a duration from 5ms to 500ms (e.g. 20ms), got " + shown(v);
+    return {};
+}
+
 std::string set_repair_window(std::string_view v, Config& c) {
     if (!parse_duration(v, 0, 2'000'000'000, c.repair_window_ns))
         return "repair_window must be a duration from 0s to 2s (e.g. 500ms; 0 = never send a lost packet again), got " +
@@ -474,6 +480,7 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kBoth, "link_hold", set_link_hold},
     {Section::Main, kBoth, "loss_limit", set_loss_limit},
     {Section::Main, kBoth, "repair_window", set_repair_window},
+    {Section::Main, kBoth, "queue_budget", set_queue_budget},
     {Section::Main, kClient, "rekey_interval", set_rekey_interval},
     {Section::Main, kClient, "rekey_packets", set_rekey_packets},
     {Section::Main, kBoth, "offloads", set_offloads},

@@ -4,13 +4,14 @@
 // Format: INI as read by inih, compatible with the seed's config.toml examples:
 //   [client] server_address, server_port, preshared_key, log_level, fwmark,
 //            route_table, masquerade_lan, wan_interfaces, mode,
-//            probe_interval, link_hold, loss_limit, offloads, rekey_interval,
-//            rekey_packets
+//            probe_interval, link_hold, loss_limit, repair_window,
+//            queue_budget, offloads, rekey_interval, rekey_packets
 //   [client.tun] name, ip, netmask, mtu
 //   [client.link.NAME] weight, max_rate, max_rate_up, max_rate_down, priority
 //            (overrides for WAN interface NAME; at most kMaxWanInterfaces)
 //   [server] listen_address, listen_port, preshared_key, log_level,
-//            probe_interval, link_hold, loss_limit, offloads
+//            probe_interval, link_hold, loss_limit, repair_window,
+//            queue_budget, offloads
 //   [server.tun] name, ip, netmask, mtu
 //   [server.client.NAME] preshared_key, ip (a client with its own key)
 // Values may be "double-quoted" (inside quotes, \" and \\ are escapes).
@@ -109,6 +110,12 @@ struct Config {
     // on its link is sent again on another if it went out less than this
     // long ago (proto/bond.h "Loss repair"); 0 = never.
     uint64_t repair_window_ns = 500'000'000;
+    // [client]/[server] queue_budget: how much queue this end's scheduler
+    // lets its traffic build on the links before it drops a packet at the
+    // tunnel entry (proto/scheduler.h "Admission"; never less than the
+    // largest one-way delay). Smaller: a ping is faster under load, one bulk
+    // flow a little slower.
+    uint64_t queue_budget_ns = 20'000'000;
     // [client] rekey_interval / rekey_packets: a live session gets new keys
     // (a handshake that keeps it going) this often, or after this many
     // packets sealed and opened under one key, whichever comes first.

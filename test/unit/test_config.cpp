@@ -325,6 +325,32 @@ TEST_CASE("modes, priorities, probe_interval and link_hold") {
     CHECK_FALSE(onebox::proto::parse_duration("1.s", 0, UINT64_MAX, ns));
 }
 
+TEST_CASE("queue_budget: a duration from 5 ms to 500 ms, on both ends, 20 ms unless set") {
+    const std::string cl = kMinClient;
+    Config c;
+    CHECK(c.queue_budget_ns == 20'000'000);
+    const struct { const char* v; uint64_t ns; } good[] = {{"5ms", 5'000'000}, {"10ms", 10'000'000}, {"0.5s", 500'000'000}};
+    for (const auto& g : good) {
+        CAPTURE(g.v);
+        Config out;
+        ConfigError e = parse_config(cl + "queue_budget = " + g.v + "\n", Role::Client, out);
+        REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+        CHECK(out.queue_budget_ns == g.ns);
+    }
+    Config srv;
+    ConfigError e = parse_config(std::string(kMinServer) + "queue_budget = 15ms\n", Role::Server, srv);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(srv.queue_budget_ns == 15'000'000);
+    for (const char* v : {"0", "4ms", "501ms", "1s", "low"}) {
+        CAPTURE(v);
+        Config out;
+        e = parse_config(cl + "queue_budget = " + v + "\n", Role::Client, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.key == "client.queue_budget");
+        CHECK(e.message.find("5ms to 500ms") != std::string::npos);
+    }
+}
+
 TEST_CASE("repair_window: a duration from 0 s to 2 s, on both ends, 500 ms unless set") {
     const std::string cl = kMinClient;
     Config c;
