@@ -201,6 +201,7 @@ Props link_props(const Daemon& d, const BusView& view, int slot, const std::stri
     p.push_back({"MaxRateDown", uint64_t(ls ? ls->max_rate_down_bps : 0)});
     p.push_back({"Downs", load(&dataplane::LinkCounters::downs)});
     p.push_back({"Stalls", load(&dataplane::LinkCounters::stalls)});
+    p.push_back({"StallsUndone", load(&dataplane::LinkCounters::stalls_undone)});
     p.push_back({"LossyExclusions", load(&dataplane::LinkCounters::lossy)});
     return p;
 }

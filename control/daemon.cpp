@@ -100,7 +100,7 @@ LinkTotals link_totals(const Daemon& d, unsigned i) {
         const dataplane::LinkCounters& l = w->channel->counters.links[i];
         sum(t.tx_packets, l.tx_packets), sum(t.tx_bytes, l.tx_bytes), sum(t.rx_packets, l.rx_packets);
         sum(t.rx_bytes, l.rx_bytes), sum(t.rate_bps, l.rate_bps), sum(t.pace_bps, l.pace_bps);
-        sum(t.downs, l.downs), sum(t.stalls, l.stalls), sum(t.lossy, l.lossy), sum(t.restarts, l.restarts);
+        sum(t.downs, l.downs), sum(t.stalls, l.stalls), sum(t.stalls_undone, l.stalls_undone), sum(t.lossy, l.lossy), sum(t.restarts, l.restarts);
         worst(t.srtt_us, l.srtt_us), worst(t.state, l.state), worst(t.used, l.used);
         worst(t.loss_pm, l.loss_pm), worst(t.jitter_us, l.jitter_us);
         // Each worker's pmtu is the smallest over its sessions (0 = none): so is the total.
@@ -342,6 +342,7 @@ void log_stats(const Daemon& d) {
         line += p + "jitter_us=" + std::to_string(l.jitter_us);
         line += p + "downs=" + std::to_string(l.downs);
         line += p + "stalls=" + std::to_string(l.stalls);
+        line += p + "stalls_undone=" + std::to_string(l.stalls_undone);
         line += p + "lossy=" + std::to_string(l.lossy);
         line += p + "restarts=" + std::to_string(l.restarts);
         line += p + "pmtu=" + std::to_string(l.pmtu);

@@ -108,7 +108,7 @@ uint64_t counter_total(const Daemon& d, dataplane::Counter c);
 // rule for its clients, per worker, in counters.h).
 struct LinkTotals {
     uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0, rate_bps = 0, pace_bps = 0;
-    uint64_t srtt_us = 0, state = 0, used = 0, loss_pm = 0, jitter_us = 0, downs = 0, stalls = 0, lossy = 0, restarts = 0, pmtu = 0;
+    uint64_t srtt_us = 0, state = 0, used = 0, loss_pm = 0, jitter_us = 0, downs = 0, stalls = 0, stalls_undone = 0, lossy = 0, restarts = 0, pmtu = 0;
 };
 LinkTotals link_totals(const Daemon& d, unsigned i);
 // Server: route tunnel address `ip` to session `id`'s worker, or stop.

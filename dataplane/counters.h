@@ -33,6 +33,8 @@ namespace onebox::dataplane {
     X(drop_no_session)      /* nothing to send it on (no session / no route) */         \
     X(drop_no_link)         /* client: no WAN link is up */                             \
     X(drop_over_budget)     /* every link already had its queue budget (scheduler) */   \
+    X(held)                 /* after a link failed: over budget, held for room instead */ \
+    X(hold_expired)         /* ... and dropped after waiting the longest a packet may */ \
     X(drop_bad_control)     /* malformed Feedback/Probe, or an echo never asked for */  \
     X(feedback_tx)          /* Feedback messages sent */                                \
     X(feedback_rx)          /* Feedback messages received */                            \
@@ -94,7 +96,7 @@ struct LinkCounters {
     // A slot taken by a new link starts from zero (the worker, its only writer).
     void reset() {
         for (auto* a : {&tx_packets, &tx_bytes, &rx_packets, &rx_bytes, &rate_bps, &pace_bps, &srtt_us, &state,
-                        &used, &loss_pm, &jitter_us, &downs, &stalls, &lossy, &restarts, &pmtu})
+                        &used, &loss_pm, &jitter_us, &downs, &stalls, &stalls_undone, &lossy, &restarts, &pmtu})
             a->store(0, std::memory_order_relaxed);
     }
     // Gauges, every 5 ms: estimated delivery rate, the scheduler's pacing
@@ -103,10 +105,12 @@ struct LinkCounters {
     std::atomic<uint64_t> rate_bps{0}, pace_bps{0}, srtt_us{0};
     // Health (proto/link_health.h): state 0 unknown / 1 up / 2 down, whether
     // the scheduler uses it, probe loss in per mille, RFC 3550 jitter, and
-    // how often it went Down, stalled or was taken out for loss, and how
-    // often the scheduler found its rate stale and went back to Startup (on
-    // the server: the worst state, loss and jitter over sessions; the counts summed).
-    std::atomic<uint64_t> state{0}, used{0}, loss_pm{0}, jitter_us{0}, downs{0}, stalls{0}, lossy{0}, restarts{0};
+    // how often it went Down, stalled (and how many of those stalls were
+    // undone: late, not dead) or was taken out for loss, and how often the
+    // scheduler found its rate stale and went back to Startup (on the
+    // server: the worst state, loss and jitter over sessions; the counts summed).
+    std::atomic<uint64_t> state{0}, used{0}, loss_pm{0}, jitter_us{0}, downs{0}, stalls{0}, stalls_undone{0}, lossy{0},
+        restarts{0};
     std::atomic<uint64_t> pmtu{0};  // path MTU in use (the whole IPv4 datagram; pmtu.h); 0 = no session
 };
 

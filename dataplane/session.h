@@ -79,6 +79,12 @@ struct Session {
     std::atomic<bool> confirmed{false};    // the peer has used the current keys
     PeerLink links[proto::kMaxLinks];      // server: the client's links by link id
     SessionStats stats;
+
+    // The worker's hold list (worker.cpp, hold): how many of this
+    // session's packets wait there, and the loop pass in which the links
+    // last had no room for the oldest of them.
+    uint32_t held = 0;
+    uint64_t hold_blocked_pass = 0;
 };
 
 }  // namespace onebox::dataplane

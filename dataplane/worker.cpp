@@ -71,6 +71,7 @@ struct ClientLink {
 
 constexpr uint64_t kTimerPeriodNs = 5'000'000;     // keepalive / expiry pass
 constexpr uint64_t kMaxWaitNs = 100'000'000;        // wake at least this often
+constexpr uint64_t kHoldPollNs = 1'000'000;         // ... and this often while packets are held
 // The server spreads a session's traffic over the client links it heard from
 // within this long (clients send a keepalive on every idle link each second).
 constexpr uint64_t kPeerLinkTimeoutNs = 3'000'000'000;
@@ -509,20 +510,36 @@ struct Worker {
 
     // Sends a kept datagram again, byte for byte, on a link other than the
     // one it went out on (the scheduler's pick among the others).
+    // A stall's resend the links have no room for waits with the held
+    // packets (hold) while the failover lasts.
     void resend(Session* s, const SentRecord& r, Counter sent, Counter dropped, uint64_t extra_headroom_ns = 0) {
         int link = s->bond.pick_other_than(r.link, now, r.len, extra_headroom_ns);
-        if (link < 0) return drop(r.idx, dropped);
-        BufferMeta& m = pool.meta[r.idx];
+        if (link >= 0) return resend_on(s, unsigned(link), r.idx, r.len, sent);
+        if (sent == Counter::resent && s->bond.headroom(now) > 0 && usable_besides(s, r.link) &&
+            hold(s, r.idx, r.len, r.link))
+            return;
+        drop(r.idx, dropped);
+    }
+
+    void resend_on(Session* s, unsigned link, uint32_t idx, uint32_t len, Counter sent) {
+        BufferMeta& m = pool.meta[idx];
         m.keep = true;  // kept again under its new link
         m.link = uint8_t(link);
         m.sent_ns = now;
-        s->bond.on_sent(unsigned(link), now, r.len);
-        send_datagram(s, unsigned(link), r.idx, r.len);
+        s->bond.on_sent(link, now, len);
+        send_datagram(s, link, idx, len);
         counters.add(sent);
         LinkCounters& lc = counters.links[link];
         bump(lc.tx_packets, 1);
-        bump(lc.tx_bytes, r.len - proto::kDataOverhead);
-        bump(s->stats.links[link].tx_bytes, r.len - proto::kDataOverhead);
+        bump(lc.tx_bytes, len - proto::kDataOverhead);
+        bump(s->stats.links[link].tx_bytes, len - proto::kDataOverhead);
+    }
+
+    // Is a link other than `failed` in use (so a refused resend may wait for it)?
+    static bool usable_besides(const Session* s, unsigned failed) {
+        for (unsigned i = 0; i < kMaxLinks; ++i)
+            if (i != failed && s->bond.usable(i)) return true;
+        return false;
     }
 
     // Loss repair: the data datagrams the peer's last Feedback showed lost
@@ -658,7 +675,7 @@ struct Worker {
         m.sent_ns = now;
         m.len = uint32_t(n);
         s->bond.on_sent(link, now, uint32_t(n));
-        if (!ctl) s->bond.on_sent_data(link, now, seq);
+        if (!ctl) s->bond.on_sent_data(link, now, seq, type == proto::PacketType::Data);
         send_datagram(s, link, idx, n);
         if (is_server()) s->links[link].last_tx_ns = now;
         else links[link].last_tx_ns = now;
@@ -845,15 +862,122 @@ struct Worker {
         if (res < 20 || (ip[0] >> 4) != 4) return drop(idx, Counter::drop_not_ipv4);
         Session* s = session_for_outbound(ip);
         if (!s || !s->keys.has_current) return drop(idx, Counter::drop_no_session);
+        // Behind what of its session already waits (order within a flow).
+        if (s->held > 0) return hold(s, idx, uint32_t(res)) ? void() : drop(idx, Counter::drop_over_budget);
         Counter why = Counter::drop_no_link;
         int link = pick_link(s, uint32_t(res) + uint32_t(proto::kDataOverhead), &why);
-        if (link < 0) return drop(idx, why);
-        seal_and_send(s, unsigned(link), idx, size_t(res), proto::PacketType::Data);
+        if (link < 0) {
+            if (why == Counter::drop_over_budget && s->bond.headroom(now) > 0 && hold(s, idx, uint32_t(res))) return;
+            return drop(idx, why);
+        }
+        send_inner(s, unsigned(link), idx, uint32_t(res));
+    }
+
+    // An inner packet of `len` bytes at kHeaderSize of `idx`, on `link`.
+    void send_inner(Session* s, unsigned link, uint32_t idx, uint32_t len) {
+        seal_and_send(s, link, idx, len, proto::PacketType::Data);
         counters.add(Counter::tx_packets);
-        counters.add(Counter::tx_bytes, uint64_t(res));
+        counters.add(Counter::tx_bytes, len);
         bump(s->stats.tx_packets, 1);
-        bump(s->stats.tx_bytes, uint64_t(res));
-        if (s->bond.sched.cfg.mode == proto::SchedMode::Redundant) send_copies(s, unsigned(link), idx);
+        bump(s->stats.tx_bytes, len);
+        if (s->bond.sched.cfg.mode == proto::SchedMode::Redundant) send_copies(s, link, idx);
+    }
+
+    // ---- holding after a link failed ------------------------------------------
+    // For a while after a link stalled or went Down (Bond::headroom), an inner
+    // packet the links' admission refuses waits here instead of being
+    // dropped. Every flow's window was sized for the old sum of the links;
+    // what it has in flight beyond the survivors' budget would be lost in
+    // one burst, its retransmissions with it, and a TCP flow would stall for
+    // a retransmission timeout. (A BBR sender goes on at the old rate for a
+    // while whatever is lost.) Held here rather than in the links' own
+    // queues, which may be shorter than the burst (the lab's hold 100 ms).
+    // Held packets go out oldest first as the links make room (each loop
+    // pass: release_held), each session's before any newer packet of it;
+    // one that waited kHoldMaxNs is dropped (hold_expired). Not sealed until
+    // they go, so they take their sequence numbers in the order they leave.
+    // A stall's resends (resend) wait here too, sealed as they were, for a
+    // link other than the one that failed.
+    struct Held {
+        Session* s;
+        uint32_t idx;
+        uint32_t len;       // an inner packet's, or a resend's sealed datagram's
+        uint64_t at;
+        uint8_t failed;     // a resend: the link it is not to go on; kFresh: an inner packet
+    };
+    static constexpr uint8_t kFresh = 0xff;
+    static constexpr unsigned kHoldMax = 2048;
+    static constexpr uint64_t kHoldMaxNs = 250'000'000;
+    std::unique_ptr<Held[]> hold_list = std::make_unique<Held[]>(kHoldMax);
+    unsigned held_n = 0;
+    uint64_t pass = 0;  // loop passes (Session::hold_blocked_pass)
+
+    // Holds an inner packet; false (the caller drops it) when the list is
+    // full or a quarter of the pool is all that is left (receives need it).
+    bool hold(Session* s, uint32_t idx, uint32_t len, uint8_t failed = kFresh) {
+        if (held_n == kHoldMax || pool.available() < pool.count / 4) return false;
+        hold_list[held_n++] = Held{s, idx, len, now, failed};
+        ++s->held;
+        counters.add(Counter::held);
+        return true;
+    }
+
+    // What the links have room for now goes out, oldest first; the rest of
+    // a session whose oldest still finds no room waits for the next pass.
+    void release_held() {
+        if (held_n == 0) return;
+        ++pass;
+        unsigned keep = 0;
+        for (unsigned k = 0; k < held_n; ++k) {
+            const Held h = hold_list[k];
+            Session* s = h.s;
+            if (s->hold_blocked_pass == pass) { hold_list[keep++] = h; continue; }
+            if (now - h.at > kHoldMaxNs) {
+                --s->held;
+                drop(h.idx, Counter::hold_expired);
+                continue;
+            }
+            if (h.failed != kFresh ? release_resend(h) : release_fresh(h)) {
+                --s->held;
+                continue;
+            }
+            s->hold_blocked_pass = pass;
+            hold_list[keep++] = h;
+        }
+        held_n = keep;
+    }
+
+    // Each false: no room on the links yet (it stays); true: sent, or dropped.
+    bool release_fresh(const Held& h) {
+        Counter why = Counter::drop_no_session;
+        int link = h.s->keys.has_current ? pick_link(h.s, h.len + uint32_t(proto::kDataOverhead), &why) : -1;
+        if (link < 0 && why == Counter::drop_over_budget) return false;
+        if (link < 0) drop(h.idx, why);
+        else send_inner(h.s, unsigned(link), h.idx, h.len);
+        return true;
+    }
+
+    bool release_resend(const Held& h) {
+        Session* s = h.s;
+        // Sealed under keys a fresh start has replaced: no use to the peer.
+        if (pool.meta[h.idx].key_gen != s->key_gen || !usable_besides(s, h.failed)) {
+            drop(h.idx, Counter::resend_dropped);
+            return true;
+        }
+        int link = s->bond.pick_other_than(h.failed, now, h.len);
+        if (link < 0) return false;
+        resend_on(s, unsigned(link), h.idx, h.len, Counter::resent);
+        return true;
+    }
+
+    // A session going away: what it held goes back to the pool.
+    void release_held(const Session* s) {
+        unsigned keep = 0;
+        for (unsigned k = 0; k < held_n; ++k) {
+            if (hold_list[k].s == s) pool.put(hold_list[k].idx);
+            else hold_list[keep++] = hold_list[k];
+        }
+        held_n = keep;
     }
 
     // Mode redundant: the sealed datagram in `idx` (sent on `first`) goes out
@@ -1245,6 +1369,7 @@ struct Worker {
     // live session's id (the kept datagrams are the live one's).
     void hand_back(Session* s, bool owns_sent = true) {
         if (owns_sent) release_sent(s);
+        release_held(s);
         size_t n = s->reorder.drain(released);
         deliver(s, released, n);
         emit({Event::Kind::SessionFree, s, s->id, 0});
@@ -1450,6 +1575,7 @@ struct Worker {
         s->bond.update(now);
         uint8_t lossy = 0;
         if (uint8_t failed = s->bond.take_stalled(&lossy)) resend_stalled(s, failed, lossy);
+        repair_lost(s);  // a silent tail (Bond::update)
         s->reorder.gap_timeout_ns = s->bond.gap_timeout_ns();
         size_t n = s->reorder.expire(now, released);
         deliver(s, released, n);
@@ -1521,7 +1647,7 @@ struct Worker {
     // the client's one session; on the server rates summed over sessions
     // (by the clients' link ids) and the largest smoothed RTT.
     void publish_link_gauges() {
-        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls, lossy, restarts, pmtu; };
+        struct Gauges { uint64_t rate, pace, srtt, state, used, loss_pm, jitter_us, downs, stalls, stalls_undone, lossy, restarts, pmtu; };
         Gauges g[kMaxLinks]{};
         auto add = [&](Session* s) {
             publish_session_gauges(s);
@@ -1538,6 +1664,7 @@ struct Worker {
                 g[i].jitter_us = std::max(g[i].jitter_us, h.jitter_ns() / 1000);
                 g[i].downs += h.downs();
                 g[i].stalls += h.stalls();
+                g[i].stalls_undone += h.stalls_undone();
                 g[i].lossy += h.lossy();
                 g[i].restarts += s->bond.sched.restarts(i);
                 // The smallest over sessions (the client has one).
@@ -1558,6 +1685,7 @@ struct Worker {
             lc.jitter_us.store(g[i].jitter_us, std::memory_order_relaxed);
             lc.downs.store(g[i].downs, std::memory_order_relaxed);
             lc.stalls.store(g[i].stalls, std::memory_order_relaxed);
+            lc.stalls_undone.store(g[i].stalls_undone, std::memory_order_relaxed);
             lc.lossy.store(g[i].lossy, std::memory_order_relaxed);
             lc.restarts.store(g[i].restarts, std::memory_order_relaxed);
             lc.pmtu.store(g[i].pmtu, std::memory_order_relaxed);
@@ -1652,7 +1780,8 @@ struct Worker {
     uint64_t wait_budget() const {
         uint64_t deadline = std::min(next_timer, next_reorder_deadline);
         if (deadline <= now) return 0;
-        return std::min(deadline - now, kMaxWaitNs);
+        // Held packets: the links' queues drain by the millisecond.
+        return std::min(deadline - now, held_n ? kHoldPollNs : kMaxWaitNs);
     }
 
     int setup() {
@@ -1708,6 +1837,7 @@ struct Worker {
             refill_receives();
             if (!wake_armed) arm_wake();
             flush_backlog();
+            release_held();
             flush_sends();
             flush_tun_writes();
             uint64_t budget = wait_budget();

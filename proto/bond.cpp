@@ -34,6 +34,7 @@ void Bond::use_link(unsigned i, bool use, uint64_t now) {
     sched.links[i].usable = use;
     if (!use) return;
     used_since_[i] = now;
+    undo_armed_ &= uint8_t(~(1u << i));       // in use again: nothing left to undo
     acked_sent_seen_ &= uint8_t(~(1u << i));  // loss is counted from what it carries now
     sched.reset_link(i);
     forget_marks(i);  // what it lost before is not news: time a stall from what it carries now
@@ -105,13 +106,15 @@ void Bond::update(uint64_t now) {
             probe_lost(i, now);
         }
     }
+    detect_silent_links(now);
     refresh(now);
 }
 
 // A link whose deliveries stopped while another's went on (the peer is
 // there and reporting): bytes were given to it after its last delivery, long
-// enough ago that they should have arrived. Probes would take 4 intervals to
-// call it Down; this takes a few RTTs.
+// enough ago that they should have arrived (the timeout), or they are late
+// behind what another link delivered (BondConfig::stall_late_ns). Probes
+// would take 4 intervals to call it Down; this takes a few RTTs.
 void Bond::detect_stalls(uint64_t now, uint8_t progressed) {
     for (unsigned i = 0; i < kMaxLinks; ++i) {
         if (!usable(i) || (progressed & ~(1u << i)) == 0) continue;
@@ -133,12 +136,156 @@ void Bond::detect_stalls(uint64_t now, uint8_t progressed) {
                            // an idle dead one).
                            : now - last.at >= lag &&
                                  e.sent_packets_by(now - lag) >= e.sent_packets_by(last.at) + kStallPackets;
-        if (!stalled) continue;
-        health[i].on_feedback_stall(now);
-        last_failure_.mark(now);
-        new_stalls_ |= uint8_t(1u << i);
-        forget_marks(i);
+        uint64_t through = 0;
+        bool late = !stalled && late_datagrams(i, now, &through) >= kStallPackets;
+        if (stalled || late) stall_link(i, now);
     }
+}
+
+// BondConfig::stall_late_ns: if link i may be judged late now (the
+// scheduler forecasts arrivals, it is not filling the link, its forecast
+// was not found wrong lately, and it delivered nothing in the last report),
+// the due time at or before which what it has not delivered is late: the
+// newest another used link delivered, less the margin. 0: none.
+uint64_t Bond::late_reference(unsigned i, uint64_t now) const {
+    if (!may_judge_late(i, now)) return 0;
+    uint64_t other = 0;
+    for (unsigned j = 0; j < kMaxLinks; ++j)
+        if (j != i && usable(j)) other = std::max(other, acked_due_[j]);
+    return other > late_margin(i) ? other - late_margin(i) : 0;
+}
+
+bool Bond::may_judge_late(unsigned i, uint64_t now) const {
+    if (cfg.stall_late_ns == 0) return false;
+    if (!sched.models_arrival() || sched.filling(i, now)) return false;
+    if (undone_at_[i].less_than(now, kLateOffAfterUndoNs)) return false;
+    Moment last = est[i].last_delivery();
+    return last.ever && now - last.at >= std::max(est[i].feedback_interval_ns() / 2, kMinFeedbackGapNs);
+}
+
+// Probes correct the forecast a round trip after they measure, so its error
+// grows with the link's round trip (seen: up to 42 ms on a 40 ms one-way
+// link under load, 80-90 ms srtt).
+uint64_t Bond::late_margin(unsigned i) const {
+    return std::max(cfg.stall_late_ns, est[i].srtt_ns() * 3 / 4);
+}
+
+// Link i's newest data datagram (tail_seq_) has not been reported, and a
+// report of it is overdue: due at the peer at tail_due_, reported within
+// the peer's Feedback interval, which comes back in at least the shortest
+// one-way delay; plus the margin.
+bool Bond::tail_silent(unsigned i, uint64_t now) const {
+    bool unreported = (tail_seen_ >> i & 1u) && (!(acked_seen_ >> i & 1u) || tail_seq_[i] > acked_seq_[i]);
+    if (!unreported || tail_due_[i] == 0) return false;
+    if ((silent_seen_ >> i & 1u) && tail_seq_[i] <= silent_through_[i]) return false;  // judged already
+    uint64_t back = UINT64_MAX;
+    for (unsigned j = 0; j < kMaxLinks; ++j)
+        if (usable(j)) back = std::min(back, sched.links[j].owd_ns);
+    if (back == UINT64_MAX) return false;
+    return now >= tail_due_[i] + late_margin(i) + cfg.feedback_every_ns + back;
+}
+
+// The timer's side of the late judgement: a flow that stops sending (a
+// window of packets lost on the link: nothing comes back to make the peer
+// report) gets no Feedback that could show the link late behind the others.
+// A link whose tail is silent while another's is not has stalled if
+// kStallPackets or more went unreported. Fewer are sent again (take_lost),
+// and the link gets no new packets until a probe sent after this comes back
+// (LinkHealth::on_suspect), with no hold: one lost datagram with nothing
+// after it is loss (a lossy link carrying little loses its tail often),
+// but a dead link would swallow whatever comes next, and a flow whose few
+// packets in flight all went there must not lose its next few too. If
+// every link is silent, the peer or the way back is gone, not a link.
+void Bond::detect_silent_links(uint64_t now) {
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (!usable(i) || health[i].stalled() || !may_judge_late(i, now) || !tail_silent(i, now)) continue;
+        bool other_fine = false;
+        for (unsigned j = 0; j < kMaxLinks && !other_fine; ++j) other_fine = j != i && usable(j) && !tail_silent(j, now);
+        if (!other_fine) continue;
+        if (unreported_since(i, tx_data_[i]) >= kStallPackets) {
+            stall_link(i, now);
+            continue;
+        }
+        health[i].on_suspect(now);
+        if (cfg.repair_window_ns) repair_unreported(i);
+        silent_through_[i] = tail_seq_[i];  // judged once
+        silent_seen_ |= uint8_t(1u << i);
+    }
+}
+
+// A silent tail is sent again: each number since the newest the peer
+// reported on link i that went out on it, newest first, as far as the ring
+// remembers.
+void Bond::repair_unreported(unsigned i) {
+    uint64_t floor = acked_seen_ >> i & 1u ? acked_seq_[i] + 1 : 0;
+    for (uint64_t seq = tail_seq_[i] + 1; seq-- > floor && sent_newest_ - seq < kSeqLinks && lost_n_ < kLostMax;) {
+        uint8_t& link = seq_link_[seq % kSeqLinks];
+        if (link != i) continue;
+        lost_[lost_n_++] = Lost{seq, uint8_t(i)};
+        link = kNoLink;  // found once
+        ++lost_found_;
+    }
+}
+
+void Bond::stall_link(unsigned i, uint64_t now) {
+    arm_undo(i);
+    health[i].on_feedback_stall(now);
+    last_failure_.mark(now);
+    new_stalls_ |= uint8_t(1u << i);
+    forget_marks(i);
+}
+
+// How many of the datagrams link i has not delivered are late
+// (late_reference), and the newest of them (*through). Counted from the
+// send marks, so a few more than went out since the newest delivered one
+// may be counted, never fewer.
+uint64_t Bond::late_datagrams(unsigned i, uint64_t now, uint64_t* through) const {
+    uint64_t ref = late_reference(i, now);
+    if (ref == 0) return 0;
+    uint64_t sent = 0;  // sent_data of the newest late one
+    // The newest datagram on the link first (marks are one per
+    // kSendMarkEveryNs: the tail itself may have none): if it is late, all are.
+    bool tail_unreported = (tail_seen_ >> i & 1u) && (!(acked_seen_ >> i & 1u) || tail_seq_[i] > acked_seq_[i]);
+    if (tail_unreported && tail_due_[i] && tail_due_[i] <= ref) {
+        *through = tail_seq_[i];
+        sent = tx_data_[i];
+    } else {
+        for (unsigned k = 0; k < mark_count_[i] && mark(i, k).due && mark(i, k).due <= ref; ++k) {
+            *through = mark(i, k).seq;
+            sent = mark(i, k).sent_data;
+        }
+    }
+    return sent == 0 ? 0 : unreported_since(i, sent);
+}
+
+// How many datagrams link i carried, up to the one that was the `sent`-th,
+// since the newest its peer reported (at least 1).
+uint64_t Bond::unreported_since(unsigned i, uint64_t sent) const {
+    uint64_t before = acked_sent_seen_ >> i & 1u ? acked_sent_[i]
+                      : mark_count_[i] > 0       ? mark(i, 0).sent_data - 1
+                                                 : sent - 1;
+    return sent > before ? sent - before : 1;
+}
+
+// What a stall can be undone by: a data datagram sent on link i before it
+// (at most tx_top_) and newer than what the peer had reported then.
+void Bond::arm_undo(unsigned i) {
+    uint8_t bit = uint8_t(1u << i);
+    stall_top_[i] = tx_top_[i];
+    stall_acked_[i] = acked_seq_[i];
+    stall_acked_seen_ = uint8_t((stall_acked_seen_ & ~bit) | (acked_seen_ & bit));
+    undo_armed_ |= bit;
+}
+
+// The peer reports link i delivered `newest_seq`: if that went out on it
+// before its stall, the link was late, not dead, and it is used again.
+void Bond::maybe_undo_stall(unsigned i, uint64_t now, uint64_t newest_seq) {
+    uint8_t bit = uint8_t(1u << i);
+    if (!(undo_armed_ & bit) || newest_seq > stall_top_[i]) return;
+    if ((stall_acked_seen_ & bit) && newest_seq <= stall_acked_[i]) return;
+    undo_armed_ &= uint8_t(~bit);
+    undone_at_[i].mark(now);
+    health[i].on_stall_undone();
 }
 
 // The peer's 16-bit count of data-channel arrivals on link i, unwrapped: a
@@ -271,11 +418,21 @@ void Bond::on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes) {
     if (i < kMaxLinks) est[i].on_send(now, datagram_bytes);
 }
 
-void Bond::on_sent_data(unsigned i, uint64_t now, uint64_t seq) {
+void Bond::on_sent_data(unsigned i, uint64_t now, uint64_t seq, bool payload) {
     if (i >= kMaxLinks) return;
     seq_link_[seq % kSeqLinks] = uint8_t(i);
     if (!sent_any_ || seq > sent_newest_) sent_newest_ = seq;
     sent_any_ = true;
+    tx_top_[i] = std::max(tx_top_[i], seq);
+    // When the scheduler expects it at the peer (late_reference; judged
+    // only while it forecasts arrivals: Scheduler::models_arrival).
+    uint64_t owd = sched.links[i].owd_ns;
+    uint64_t due = owd ? now + sched.backlog_ns(i, now) + owd : 0;
+    if (payload && (!(tail_seen_ >> i & 1u) || seq > tail_seq_[i])) {
+        tail_seq_[i] = seq;
+        tail_due_[i] = due;
+        tail_seen_ |= uint8_t(1u << i);
+    }
     ++tx_data_[i];
     unsigned n = mark_count_[i];
     if (n > 0 && now - mark(i, n - 1).at < kSendMarkEveryNs) return;
@@ -283,13 +440,14 @@ void Bond::on_sent_data(unsigned i, uint64_t now, uint64_t seq) {
         mark_head_[i] = uint8_t((mark_head_[i] + 1) % kSendMarks);
         --n;
     }
-    marks_[i][(mark_head_[i] + n) % kSendMarks] = SendMark{seq, now, tx_data_[i]};
+    marks_[i][(mark_head_[i] + n) % kSendMarks] = SendMark{seq, now, tx_data_[i], due};
     mark_count_[i] = uint8_t(n + 1);
 }
 
 void Bond::forget_marks_through(unsigned i, uint64_t seq) {
     while (mark_count_[i] > 0 && mark(i, 0).seq <= seq) {
         acked_sent_[i] = mark(i, 0).sent_data;  // this many had been sent when it went
+        acked_due_[i] = mark(i, 0).due;
         acked_sent_seen_ |= uint8_t(1u << i);
         mark_head_[i] = uint8_t((mark_head_[i] + 1) % kSendMarks);
         --mark_count_[i];
@@ -342,7 +500,7 @@ size_t Bond::make_feedback(uint64_t now, uint8_t* out, size_t out_cap, const Rep
 // was lost there: one snapshot, so a report overtaken by a newer one
 // cannot show as lost what the newer one saw arrive. And only from a
 // report newer than the last block used.
-void Bond::find_lost(const Feedback& fb) {
+void Bond::find_lost(uint64_t now, const Feedback& fb) {
     if (!fb.has_missing || !sent_any_ || cfg.repair_window_ns == 0) return;
     if (missing_time_.ever && fb.report_time_ns <= missing_time_.at) return;
     missing_time_.mark(fb.report_time_ns);
@@ -353,6 +511,12 @@ void Bond::find_lost(const Feedback& fb) {
             newest[fb.entries[k].link] = fb.entries[k].newest_seq;
             has |= uint8_t(1u << fb.entries[k].link);
         }
+    // Late on a quiet link (late_datagrams): a tail, with nothing after it
+    // on its link to show it missing.
+    uint64_t late_through[kMaxLinks]{};
+    uint8_t late = 0;
+    for (unsigned i = 0; i < kMaxLinks; ++i)
+        if (late_datagrams(i, now, &late_through[i]) > 0) late |= uint8_t(1u << i);
     for (unsigned w = 0; w < kFeedbackMissingWords; ++w) {
         for (uint64_t bits = fb.missing[w]; bits; bits &= bits - 1) {
             if (lost_n_ == kLostMax) return;  // the rest wait for the next report
@@ -360,7 +524,10 @@ void Bond::find_lost(const Feedback& fb) {
             if (seq > sent_newest_) return;  // the rest are higher still
             if (sent_newest_ - seq >= kSeqLinks) continue;  // its link is forgotten
             uint8_t& link = seq_link_[seq % kSeqLinks];
-            if (link >= kMaxLinks || !(has >> link & 1u) || newest[link] <= seq) continue;
+            if (link >= kMaxLinks) continue;
+            bool later_arrived = (has >> link & 1u) && newest[link] > seq;
+            bool tail = (late >> link & 1u) && seq <= late_through[link];
+            if (!later_arrived && !tail) continue;
             lost_[lost_n_++] = Lost{seq, link};
             link = kNoLink;  // found once
             ++lost_found_;
@@ -377,6 +544,7 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
     for (unsigned k = 0; k < fb.count; ++k) {
         unsigned i = fb.entries[k].link;
         if (fb.entries[k].has_seq && (!(acked_seen_ >> i & 1u) || fb.entries[k].newest_seq > acked_seq_[i])) {
+            maybe_undo_stall(i, now, fb.entries[k].newest_seq);
             acked_seq_[i] = fb.entries[k].newest_seq;
             acked_seen_ |= uint8_t(1u << i);
             forget_marks_through(i, acked_seq_[i]);
@@ -389,7 +557,7 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
         sample_loss(i, now);
         refresh_inputs(i);
     }
-    find_lost(fb);
+    find_lost(now, fb);
     detect_stalls(now, progressed);
     detect_lossy(now);
     refresh(now);

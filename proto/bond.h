@@ -45,17 +45,40 @@ struct BondConfig {
     // not reported, and the link must also have delivered nothing for
     // max(2 x feedback interval, floor) (detect_stalls).
     uint64_t stall_floor_ns = 60'000'000;
-    // Failover headroom: for this long after a link stalled or went Down,
-    // admission allows this much more queue on the links left. Every flow's
-    // window was sized for the old sum of the links; refusing at the usual
-    // budget then drops a burst, its retransmissions with it, and a TCP flow
-    // stalls for a retransmission timeout. Queueing instead lets the flow's
-    // own congestion control see the new capacity. (Measured on a cut of the
-    // 40 of 40 + 20 Mbit/s under a BBR download: longest stalls 100-500 ms,
-    // mean 400, without; 100-300, mean 200, with 150 ms for 1 s; Cubic alike
-    // both ways.)
-    uint64_t failover_headroom_ns = 150'000'000;
-    uint64_t failover_window_ns = 1'000'000'000;
+    // Late behind the others (faster, where the scheduler forecasts
+    // arrivals: Scheduler::models_arrival): a link that delivered nothing in
+    // the last Feedback, whose kStallPackets-th undelivered datagram was due
+    // at the peer max(stall_late_ns, 3/4 srtt) or more before one another
+    // link has delivered. A datagram's due time is the scheduler's own
+    // forecast (its virtual queue plus the link's one-way delay), and both
+    // links' deliveries come from the same report, so the feedback delay
+    // and the way back cancel out; what is left is the forecast's error,
+    // which the margin covers. Not while the scheduler fills the link
+    // (Startup at gain 2, Drain: its real queue then runs ahead of the
+    // model's). A cut is seen about the margin plus a Feedback interval
+    // after it, where the timeout above takes 90-165 ms on the lab's links;
+    // every datagram of those milliseconds must be sent again, and the
+    // survivors must carry it. The same judgement finds a lost tail (loss
+    // repair), and on the timer a link whose flow stopped after losing its
+    // window there (detect_silent_links). A stall whose datagrams arrive
+    // after all (a late link, not a dead one) is undone: the link is used
+    // again at once (LinkHealth::stalls_undone). 0: off.
+    uint64_t stall_late_ns = 30'000'000;
+    // Failover headroom: for failover_window_ns after a link stalled, went
+    // Down or was taken out for loss, admission allows this much more queue
+    // on the links left, and the data plane holds what it still refuses
+    // rather than drop it (worker.cpp, hold). Every flow's window was sized
+    // for the old sum of the links, and a BBR sender goes on at the old rate
+    // until its bandwidth filter forgets it (ten of its round trips, which
+    // the queue lengthens: 1-2 s on the lab's links); refusing that surplus
+    // drops bursts, the flows' retransmissions with them, and a TCP flow
+    // stalls for a retransmission timeout. Only a little more goes into the
+    // links' own queues, which may be shorter than the burst (the lab's hold
+    // 100 ms); the rest waits in the sender. (Measured on 3 cuts of each of
+    // 40 + 20 Mbit/s under a BBR download: longest stalls 200-500 ms with
+    // 150 ms for 1 s and nothing held; 100 ms with 60 ms for 3 s and the hold.)
+    uint64_t failover_headroom_ns = 60'000'000;
+    uint64_t failover_window_ns = 3'000'000'000;
     // Lossy link: one that lost at least lossy_share of the data-channel
     // datagrams sent on it over the last 500 ms (counting only since it was
     // last given traffic again), and at least lossy_min_lost of them, gets
@@ -214,7 +237,8 @@ struct Bond {
     // one every kSendMarkEveryNs is remembered, with its time, until the
     // peer reports a newer number on the link: the oldest ones left are what
     // a stall is timed from (detect_stalls).
-    void on_sent_data(unsigned i, uint64_t now, uint64_t seq);
+    // `payload`: a Data datagram (not a Keepalive or Close).
+    void on_sent_data(unsigned i, uint64_t now, uint64_t seq, bool payload = true);
     static constexpr unsigned kSendMarks = 128;
     static constexpr uint64_t kSendMarkEveryNs = 2'000'000;
 
@@ -289,8 +313,11 @@ struct Bond {
         acked_seen_ = 0;
         acked_sent_seen_ = 0;
         peer_data_seen_ = 0;
+        undo_armed_ = 0;
+        tail_seen_ = silent_seen_ = 0;
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             forget_marks(i);
+            tx_top_[i] = tail_seq_[i] = tail_due_[i] = acked_due_[i] = silent_through_[i] = 0;
             loss_count_[i] = 0;
             tx_data_[i] = peer_data_[i] = 0;
             rx_data_[i] = 0;
@@ -403,6 +430,7 @@ struct Bond {
         uint64_t seq = 0;
         uint64_t at = 0;
         uint64_t sent_data = 0;  // data-channel datagrams sent on the link, this one included
+        uint64_t due = 0;        // when the scheduler expected it at the peer; 0: not modelled
     };
     SendMark marks_[kMaxLinks][kSendMarks]{};
     uint8_t mark_head_[kMaxLinks]{};
@@ -411,6 +439,38 @@ struct Bond {
     void forget_marks_through(unsigned i, uint64_t seq);
     void forget_marks(unsigned i) { mark_head_[i] = mark_count_[i] = 0; }
     bool stalled_by_seq(unsigned i, uint64_t now, uint64_t lag) const;
+    uint64_t acked_due_[kMaxLinks]{};   // due time of the newest mark the peer reported (0: not modelled)
+    bool may_judge_late(unsigned i, uint64_t now) const;
+    uint64_t late_margin(unsigned i) const;
+    uint64_t late_reference(unsigned i, uint64_t now) const;
+    bool tail_silent(unsigned i, uint64_t now) const;
+    void detect_silent_links(uint64_t now);
+    void repair_unreported(unsigned i);
+    uint64_t unreported_since(unsigned i, uint64_t sent) const;
+    uint64_t silent_through_[kMaxLinks]{};  // the newest silent tail judged (detect_silent_links)
+    uint8_t silent_seen_ = 0;
+    void stall_link(unsigned i, uint64_t now);
+    uint64_t late_datagrams(unsigned i, uint64_t now, uint64_t* through) const;
+    // A feedback stall is undone if the peer then reports a data datagram
+    // the link carried before it (stall_top_): late, not dead.
+    uint64_t tx_top_[kMaxLinks]{};      // highest data-channel number sent per link
+    // The newest Data datagram (not a keepalive: a lost one is loss, and
+    // probes judge an idle link) sent per link, and its due time (SendMark::due).
+    uint64_t tail_seq_[kMaxLinks]{};
+    uint64_t tail_due_[kMaxLinks]{};
+    uint8_t tail_seen_ = 0;
+    uint64_t stall_top_[kMaxLinks]{};
+    uint64_t stall_acked_[kMaxLinks]{}; // acked_seq_ at the stall (if acked_seen_ then)
+    uint8_t stall_acked_seen_ = 0;
+    uint8_t undo_armed_ = 0;            // links whose stall may still be undone
+    // A link whose stall was undone is not judged late again for a while:
+    // the scheduler's forecast for it is wrong (a path longer one way than
+    // the other, a queue it does not know of) until probes correct it, and
+    // the timeout still catches a real failure meanwhile.
+    Moment undone_at_[kMaxLinks];
+    static constexpr uint64_t kLateOffAfterUndoNs = 10'000'000'000;
+    void arm_undo(unsigned i);
+    void maybe_undo_stall(unsigned i, uint64_t now, uint64_t newest_seq);
     // Per link, at each Feedback (at most one per kLossSampleEveryNs): the
     // data-channel datagrams sent up to the newest reported arrival (from
     // the send marks) and the peer's count of them (Feedback's rx_data), a
@@ -443,7 +503,7 @@ struct Bond {
     unsigned lost_n_ = 0;
     uint64_t lost_found_ = 0;
     Moment missing_time_;        // report time of the newest missing block used
-    void find_lost(const Feedback& fb);
+    void find_lost(uint64_t now, const Feedback& fb);
 
     void sample_loss(unsigned i, uint64_t now);
     void take_peer_data(unsigned i, uint16_t rx_data);

@@ -38,7 +38,7 @@ void LinkHealth::on_probe_echoed(uint64_t now, uint64_t rtt_ns) {
     state_ = LinkState::Up;
     // Only a probe sent after the stall shows the link delivering again.
     uint64_t sent = now > rtt_ns ? now - rtt_ns : 0;
-    if (stalled_ && sent >= stall_at_) stalled_ = false;
+    if (stalled_ && sent >= stall_at_) stalled_ = suspect_ = false;
     if (stalled_) return;
     if (!clean_since_.ever) clean_since_.mark(now);
     if (needs_stability_ && !stalled_ && now - clean_since_.at >= stable_needed())
@@ -49,6 +49,7 @@ void LinkHealth::on_probe_lost(uint64_t now) {
     (void)now;
     judge(true);
     ++lost_run_;
+    lost_since_stall_ = true;
     clean_since_ = Moment{};  // matters only while the link must prove itself
     if (state_ != LinkState::Down && lost_run_ >= cfg.down_after) {
         // A link that never answered goes Down too, so that it is not
@@ -59,12 +60,32 @@ void LinkHealth::on_probe_lost(uint64_t now) {
     }
 }
 
+void LinkHealth::on_suspect(uint64_t now) {
+    if (stalled_) return;
+    stalled_ = suspect_ = true;
+    stall_at_ = now;
+}
+
 void LinkHealth::on_feedback_stall(uint64_t now) {
+    if (!stalled_ || suspect_) {
+        needs_before_stall_ = needs_stability_;
+        clean_before_stall_ = clean_since_;
+        lost_since_stall_ = false;
+    }
     stalled_ = true;
+    suspect_ = false;
     stall_at_ = now;
     ++stalls_;
     needs_stability_ = true;
     clean_since_ = Moment{};
+}
+
+void LinkHealth::on_stall_undone() {
+    stalled_ = suspect_ = false;
+    ++undone_;
+    if (lost_since_stall_) return;  // then it must prove itself as after a Down
+    needs_stability_ = needs_before_stall_;
+    clean_since_ = clean_before_stall_;
 }
 
 void LinkHealth::on_lossy(uint64_t now) {

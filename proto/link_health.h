@@ -59,6 +59,14 @@ struct LinkHealth {
     // state change: probes decide Up/Down), until the echo of a probe sent
     // after `now` and then `stable_ns` of clean probes.
     void on_feedback_stall(uint64_t now);
+    // Its newest datagrams went unreported (Bond::detect_silent_links): no
+    // new packets until the echo of a probe sent after `now`, then as
+    // before (no stall counted, no hold).
+    void on_suspect(uint64_t now);
+    // The stall was wrong: the peer has since reported data the link carried
+    // before it (late, not dead). Schedulable again as before the stall,
+    // unless a probe was lost since.
+    void on_stall_undone();
     // Feedback says the link loses much of what it carries (Bond decides):
     // unschedulable until it has been clean for stable_needed(). Not a
     // stall: it still delivers, so it stays in the "Up" tier a bond falls
@@ -77,6 +85,7 @@ struct LinkHealth {
     unsigned lost_in_a_row() const { return lost_run_; }
     uint64_t downs() const { return downs_; }    // Up -> Down transitions (not Unknown -> Down)
     uint64_t stalls() const { return stalls_; }  // feedback stalls
+    uint64_t stalls_undone() const { return undone_; }  // ... of which undone
     uint64_t lossy() const { return lossy_; }    // exclusions for loss
     // How long the link must be clean to be used again after a Down, stall
     // or loss exclusion.
@@ -89,6 +98,13 @@ struct LinkHealth {
     uint64_t stall_at_ = 0;
     bool needs_stability_ = false;  // came back from Down or a stall
     Moment clean_since_;            // first echo of the current clean run
+    // As they were before the last stall (on_stall_undone), and whether a
+    // probe was lost since it.
+    bool needs_before_stall_ = false;
+    Moment clean_before_stall_;
+    bool lost_since_stall_ = false;
+    bool suspect_ = false;          // stalled_ by on_suspect only
+    uint64_t undone_ = 0;
     uint64_t rtt_ = 0;
     double jitter_ = 0;
     uint32_t history_ = 0;          // bit k = k-th most recent judged probe was lost

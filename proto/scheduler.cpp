@@ -219,6 +219,13 @@ bool Scheduler::rate_proven(unsigned i, uint64_t now) const {
     return st_[i].full_seen.within(now, kRateProvenNs);
 }
 
+bool Scheduler::models_arrival() const {
+    if (cfg.mode != SchedMode::Bond && cfg.mode != SchedMode::Backup) return false;
+    for (unsigned i = 0; i < kMaxLinks; ++i)
+        if (links[i].usable && !(links[i].weight > 0)) return true;
+    return false;
+}
+
 int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
     if (cfg.mode == SchedMode::RoundRobin) return pick_round_robin(bytes);
 

@@ -127,6 +127,11 @@ struct Scheduler {
     uint64_t backlog_ns(unsigned i, uint64_t now) const {
         return st_[i].free_at > now ? st_[i].free_at - now : 0;
     }
+    // Does pick() place packets by earliest arrival now (mode Bond or
+    // Backup, not every usable link weighted)? Then a packet given to link i
+    // at `now` is expected at the far end at now + backlog_ns(i, now) +
+    // owd_i (Bond's stall detection compares links by it).
+    bool models_arrival() const;
     uint64_t refused() const { return refused_; }
     uint64_t restarts() const { return restarts_; }  // ProbeBw -> Startup (rate found stale)
     uint64_t restarts(unsigned i) const { return link_restarts_[i]; }  // ... of link i

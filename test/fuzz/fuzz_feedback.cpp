@@ -33,8 +33,16 @@ void fuzz_bond(const uint8_t* data, size_t size, const LinkPolicy* policy) {
     if (policy) apply_link_policy(*policy, b.sched);
 
     uint64_t now = 1'000'000'000;
-    // Probes of our own, so that an echo in the input can match one (probe_seq 1..8).
+    // A round trip of 20 ms on every link (probe_seq 1..8, echoed by a peer),
+    // so that the scheduler forecasts arrivals and the late judgements run.
     uint8_t probe[kProbeSize];
+    Bond peer;
+    for (unsigned i = 0; i < kMaxLinks; ++i) {
+        if (b.make_probe(i, now - 20'000'000, probe, sizeof probe) != kProbeSize) std::abort();
+        if (peer.on_probe(i, now - 10'000'000, probe, sizeof probe) != Bond::ProbeAction::SendEcho) std::abort();
+        b.on_probe(i, now, probe, sizeof probe);
+    }
+    // Probes of our own, so that an echo in the input can match one (probe_seq 9..16).
     for (unsigned i = 0; i < kMaxLinks; ++i)
         if (b.make_probe(i, now, probe, sizeof probe) != kProbeSize) std::abort();
     for (uint32_t k = 0; k < 64; ++k) {
@@ -76,9 +84,12 @@ void fuzz_bond(const uint8_t* data, size_t size, const LinkPolicy* policy) {
             std::abort();  // only an echo is written in place
         }
         b.on_received(i, now, uint32_t(size));
-        b.update(now);
+        b.update(now);  // silent tails are found here
         check_bond(b);
     }
+    n = b.take_lost(lost, Bond::kLostMax);
+    for (unsigned k = 0; k < n; ++k)
+        if (lost[k].seq >= 64 || lost[k].link >= kMaxLinks) std::abort();
 
     // What the Bond produces in turn is well-formed.
     uint8_t fb[kFeedbackMaxSize];

@@ -1331,8 +1331,10 @@ TEST_CASE("bond: a stall is timed from the first datagram the link lost, not fro
     // Link 1 is cut at 500 ms with 60 ms of queue ahead of the cut: the peer
     // keeps reporting deliveries on it until 580 ms, all of datagrams sent
     // before the cut (srtt 20 ms, rttvar 10 ms, feedback every 20 ms: lag
-    // 100 ms).
+    // 100 ms). The timeout alone: the 60 ms queue is one the scheduler does
+    // not know of, so its forecast would find the link late from the start.
     Bond b = two_links_20ms();
+    b.cfg.stall_late_ns = 0;
     const uint64_t cut = 500 * kMs;
     SeqPeer peer;
     auto delay = [](const SeqPeer::Sent& d) { return 10 * kMs + (d.link == 1 ? 60 * kMs : 0); };
@@ -1371,4 +1373,182 @@ TEST_CASE("bond: a link whose queue outgrows its srtt is late, not stalled") {
         CHECK(b.usable(1));
     }
     CHECK(b.health[1].stalls() == 0);
+}
+
+// Runs the SeqPeer scenario for 1 s with `delay` and `lost`; returns when
+// link 1 was first out of use (0: never), and whether it was in use at the
+// end.
+template <class Delay, class Lost>
+uint64_t first_out_of_use(Bond& b, Delay delay, Lost lost, bool* used_at_end = nullptr) {
+    SeqPeer peer;
+    uint64_t gone_at = 0;
+    for (uint64_t t = kMs; t <= 1000 * kMs; t += kMs) {
+        peer.send(b, t);
+        if (t % (20 * kMs) == 0) peer.report(b, t, delay, lost);
+        b.update(t);
+        if (!b.usable(1) && gone_at == 0) gone_at = t;
+    }
+    if (used_at_end) *used_at_end = b.usable(1);
+    return gone_at;
+}
+
+TEST_CASE("bond: a cut link is out of use stall_late_ns and two Feedback intervals after the cut") {
+    // Both links 10 ms one way, as the scheduler knows them; link 1 is cut
+    // at 500 ms. Its third datagram after the cut was due at 515 ms; link 0
+    // delivers one due at 545 ms and reports it at 560. The timeout alone
+    // (srtt + 4 x rttvar + 2 Feedback intervals = 100 ms after that third
+    // datagram) takes twice as long.
+    const uint64_t cut = 500 * kMs;
+    auto delay = [](const SeqPeer::Sent&) { return 10 * kMs; };
+    auto lost = [&](const SeqPeer::Sent& d) { return d.link == 1 && d.at > cut; };
+    struct Row {
+        uint64_t late_ns, min_ms, max_ms;
+    } rows[] = {
+        {30 * kMs, 40, 70},   // the default: late behind link 0
+        {0, 100, 160},        // the timeout alone
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.late_ns);
+        Bond b = two_links_20ms();
+        b.cfg.stall_late_ns = r.late_ns;
+        uint64_t gone_at = first_out_of_use(b, delay, lost);
+        REQUIRE(gone_at > cut);
+        CHECK(gone_at - cut >= r.min_ms * kMs);
+        CHECK(gone_at - cut <= r.max_ms * kMs);
+        CHECK(b.health[1].stalls() == 1);
+        CHECK(b.health[1].stalls_undone() == 0);
+    }
+}
+
+TEST_CASE("bond: a link late behind the others is taken out, and used again when its datagrams arrive after all") {
+    // Link 1's datagrams sent between 500 and 600 ms take 90 ms instead of
+    // 10 (a radio that held them): it looks cut at 560 ms, and at 600 ms
+    // the peer reports the first of them: late, not dead. It is used again
+    // at once (no 2 s of clean probes), and its forecast is not trusted
+    // for a while: the same delay again is left to the timeout, which it
+    // does not reach.
+    auto delay = [](const SeqPeer::Sent& d) {
+        bool held = d.link == 1 && ((d.at >= 500 * kMs && d.at < 600 * kMs) || (d.at >= 800 * kMs && d.at < 850 * kMs));
+        return held ? 90 * kMs : 10 * kMs;
+    };
+    auto never = [](const SeqPeer::Sent&) { return false; };
+    Bond b = two_links_20ms();
+    bool used_at_end = false;
+    uint64_t gone_at = first_out_of_use(b, delay, never, &used_at_end);
+    CHECK(gone_at >= 540 * kMs);
+    CHECK(gone_at <= 580 * kMs);
+    CHECK(b.health[1].stalls() == 1);
+    CHECK(b.health[1].stalls_undone() == 1);
+    CHECK(used_at_end);
+}
+
+// A sender and its peer over two links of 10 ms each way, stepped by the
+// ms: `send(t)` says which links carry a data datagram at t (bit i), `lost`
+// which of those never arrive. The peer reports every 20 ms with its
+// missing block; what the sender finds lost is collected.
+struct TwoLinkRun {
+    Bond rx, tx;
+    ReplayWindow window;
+    struct InFlight {
+        uint64_t seq, at;
+        unsigned link;
+    };
+    std::deque<InFlight> flight;
+    uint64_t seq = 0;
+    std::vector<std::pair<uint64_t, Bond::Lost>> found;  // when, what
+    uint64_t stalled_at = 0;                              // link 1's first stall
+
+    TwoLinkRun() {
+        for (unsigned i = 0; i < 2; ++i) {
+            rx.set_usable(i, true);
+            tx.set_usable(i, true);
+            sample_rtt(tx, i, 0, 20 * kMs);
+        }
+    }
+    template <class Send, class Lost>
+    void run(uint64_t until, Send send, Lost lost) {
+        Bond::Lost out[Bond::kLostMax];
+        for (uint64_t t = kMs; t <= until; t += kMs) {
+            uint8_t links = send(t);
+            for (unsigned i = 0; i < 2; ++i) {
+                if (!(links >> i & 1u)) continue;
+                tx.on_sent(i, t, 1000);
+                tx.on_sent_data(i, t, seq);
+                if (!lost(t, i)) flight.push_back({seq, t, i});
+                ++seq;
+            }
+            while (!flight.empty() && flight.front().at + 10 * kMs <= t) {
+                rx.on_received(flight.front().link, t, 1000);
+                rx.on_data_seq(flight.front().link, flight.front().seq);
+                window.commit(flight.front().seq);
+                flight.pop_front();
+            }
+            if (t % (20 * kMs) == 0 && rx.feedback_due(t)) {
+                uint8_t buf[kFeedbackMaxSize];
+                size_t n = rx.make_feedback(t, buf, sizeof buf, &window);
+                REQUIRE(tx.on_feedback(t, buf, n));
+            }
+            if (t % (5 * kMs) == 0) tx.update(t);  // the worker's tick
+            for (unsigned k = 0, m = tx.take_lost(out, Bond::kLostMax); k < m; ++k) found.push_back({t, out[k]});
+            if (tx.health[1].stalls() > 0 && stalled_at == 0) stalled_at = t;
+        }
+    }
+};
+
+TEST_CASE("bond: a tail lost on a link that sends nothing after it is found late behind the others") {
+    // Both links carry a datagram every ms. From 100 ms on link 1 carries
+    // one more (lost) and then nothing: no later one on its own link can
+    // show it missing, and one datagram is not a stall. It is found once
+    // link 0 has delivered one due stall_late_ns after it: due at 110 ms,
+    // link 0 delivers one due at 140 ms by 140 ms.
+    TwoLinkRun r;
+    r.run(400 * kMs, [](uint64_t t) { return uint8_t(t > 100 * kMs ? 1 : 3); },
+          [](uint64_t t, unsigned i) { return i == 1 && t == 100 * kMs; });
+    REQUIRE(r.found.size() == 1);
+    CHECK(r.found[0].second.link == 1);
+    CHECK(r.found[0].second.seq == 199);  // the 100th on each link
+    CHECK(r.found[0].first >= 140 * kMs);
+    CHECK(r.found[0].first <= 160 * kMs);
+    CHECK(r.tx.health[1].stalls() == 0);
+}
+
+TEST_CASE("bond: a flow that stops after a link lost its window: the timer finds the link silent") {
+    // Both links carry a datagram every ms until 500 ms, when link 1 dies
+    // and the flow stops after 4 more on it and one on link 0 (a window
+    // lost: nothing comes back, so nothing is sent and the peer has nothing
+    // new to report). Its tail was due at 510 ms; a report of it would have
+    // come back by 510 + 30 (margin) + 20 (Feedback interval) + 10 ms.
+    SUBCASE("four datagrams: a stall") {
+        TwoLinkRun r;
+        r.run(1000 * kMs,
+              [](uint64_t t) { return uint8_t(t < 500 * kMs ? 3 : t == 500 * kMs ? 3 : t <= 503 * kMs ? 2 : 0); },
+              [](uint64_t t, unsigned i) { return i == 1 && t >= 500 * kMs; });
+        REQUIRE(r.stalled_at > 0);
+        CHECK(r.stalled_at >= 573 * kMs);
+        CHECK(r.stalled_at <= 580 * kMs);
+        CHECK(r.found.empty());  // the stall sends them again, not repair
+    }
+    SUBCASE("one datagram: sent again, no stall; no new packets on the link until a probe comes back") {
+        TwoLinkRun r;
+        r.run(700 * kMs, [](uint64_t t) { return uint8_t(t <= 500 * kMs ? 3 : 0); },
+              [](uint64_t t, unsigned i) { return i == 1 && t == 500 * kMs; });
+        REQUIRE(r.found.size() == 1);
+        CHECK(r.found[0].second.link == 1);
+        CHECK(r.found[0].second.seq == 999);
+        CHECK(r.found[0].first >= 570 * kMs);
+        CHECK(r.found[0].first <= 575 * kMs);
+        CHECK(r.stalled_at == 0);
+        CHECK(r.tx.health[1].stalls() == 0);
+        CHECK_FALSE(r.tx.usable(1));
+        sample_rtt(r.tx, 1, 710 * kMs, 20 * kMs);  // a probe sent after it, echoed
+        r.tx.update(730 * kMs);
+        CHECK(r.tx.usable(1));
+    }
+    SUBCASE("both links silent: the peer is gone, no link is stalled") {
+        TwoLinkRun r;
+        r.run(1000 * kMs, [](uint64_t t) { return uint8_t(t <= 503 * kMs ? 3 : 0); },
+              [](uint64_t t, unsigned) { return t >= 500 * kMs; });
+        CHECK(r.stalled_at == 0);
+        CHECK(r.tx.health[0].stalls() == 0);
+    }
 }

@@ -15,7 +15,7 @@ namespace {
 
 constexpr uint64_t kMs = 1'000'000;
 
-enum class Ev { Echo, Lost, Stall, Lossy };
+enum class Ev { Echo, Lost, Stall, Lossy, Undo, Suspect };
 struct Step {
     uint64_t at_ms;
     Ev ev;
@@ -37,6 +37,8 @@ void run(const char* name, const std::vector<Step>& script) {
             case Ev::Lost: h.on_probe_lost(now); break;
             case Ev::Stall: h.on_feedback_stall(now); break;
             case Ev::Lossy: h.on_lossy(now); break;
+            case Ev::Undo: h.on_stall_undone(); break;
+            case Ev::Suspect: h.on_suspect(now); break;
         }
         CHECK(h.state() == s.state);
         CHECK(h.schedulable(now) == s.schedulable);
@@ -100,6 +102,38 @@ TEST_CASE("health: state machine and stability hold, table-driven") {
          {1010, Ev::Echo, S::Up, false},   // sent at 990 ms, before the stall: still stalled
          {1100, Ev::Echo, S::Up, false},   // sent at 1080 ms: delivering again, hold starts
          {3099, Ev::Echo, S::Up, false},
+         {3100, Ev::Echo, S::Up, true}});
+    run("an undone stall: used again at once, as before it",
+        {{0, Ev::Echo, S::Up, true},
+         {1000, Ev::Stall, S::Up, false},
+         {1060, Ev::Undo, S::Up, true},
+         {1100, Ev::Echo, S::Up, true}});
+    run("an undone stall of a link still proving itself: the hold goes on from where it was",
+        {{0, Ev::Lost, S::Unknown, false},
+         {100, Ev::Lost, S::Unknown, false},
+         {200, Ev::Lost, S::Unknown, false},
+         {300, Ev::Lost, S::Down, false},
+         {400, Ev::Echo, S::Up, false},
+         {1000, Ev::Stall, S::Up, false},
+         {1050, Ev::Undo, S::Up, false},
+         {2400, Ev::Echo, S::Up, true}});
+    run("an undone stall after a lost probe: it proves itself as after a Down",
+        {{0, Ev::Echo, S::Up, true},
+         {1000, Ev::Stall, S::Up, false},
+         {1050, Ev::Lost, S::Up, false},
+         {1060, Ev::Undo, S::Up, false},
+         {1100, Ev::Echo, S::Up, false},
+         {3100, Ev::Echo, S::Up, true}});
+    run("a suspect link (its tail unreported) waits for a probe sent after, then no hold",
+        {{0, Ev::Echo, S::Up, true},
+         {1000, Ev::Suspect, S::Up, false},
+         {1010, Ev::Echo, S::Up, false},   // sent at 990 ms, before
+         {1100, Ev::Echo, S::Up, true}});  // sent at 1080 ms: used again at once
+    run("a stall while suspect: the hold as for any stall",
+        {{0, Ev::Echo, S::Up, true},
+         {1000, Ev::Suspect, S::Up, false},
+         {1050, Ev::Stall, S::Up, false},
+         {1100, Ev::Echo, S::Up, false},
          {3100, Ev::Echo, S::Up, true}});
     run("a stalled link whose probes die goes down",
         {{0, Ev::Echo, S::Up, true},
@@ -167,9 +201,11 @@ TEST_CASE("health: counts downs, stalls and loss exclusions") {
     h.on_probe_lost(500 * kMs);  // already down: not another down
     h.on_probe_echoed(600 * kMs, 10 * kMs);
     h.on_feedback_stall(700 * kMs);
+    h.on_stall_undone();
     h.on_lossy(800 * kMs);
     CHECK(h.downs() == 1);
     CHECK(h.stalls() == 1);
+    CHECK(h.stalls_undone() == 1);
     CHECK(h.lossy() == 1);
     CHECK(h.lost_in_a_row() == 0);
 }
