@@ -75,7 +75,8 @@ for who in server client; do
   chmod +x "$LAB_DIR/$who-j"
 done
 
-lab_emu_set wan0 "set both rate=40mbit delay=10ms" || lab_fail "linkemu wan0"
+# wan1 the nearer link, so the ping flood rides it when it is cut
+lab_emu_set wan0 "set both rate=40mbit delay=30ms" || lab_fail "linkemu wan0"
 lab_emu_set wan1 "set both rate=20mbit delay=10ms" || lab_fail "linkemu wan1"
 ONEBOX_SERVER_BIN=$LAB_DIR/server-j start_server
 sleep 0.5
