@@ -51,6 +51,7 @@ namespace onebox::dataplane {
     X(handshake_rx)         /* handshake messages passed to the control thread */       \
     X(resent)               /* data sent again on a live link after its own stalled */  \
     X(resend_dropped)       /* ... or given up on: no other link would take it */      \
+    X(resent_late)          /* of those, still being sent when their link stalled */    \
     X(repaired)             /* reported lost on its link by the peer, sent again */     \
     X(repair_dropped)       /* ... or given up on: no other link would take it */      \
     X(redundant_copies)     /* mode redundant: extra copies sent on the other links */  \

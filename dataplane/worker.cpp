@@ -107,6 +107,7 @@ struct Worker {
     bool wake_armed = false;
     unsigned inflight = 0;   // submitted operations whose completion we have not seen
     uint64_t now = 0;
+    uint64_t last_stall_ns = 0;  // resend_stalled ran (on_sent looks for late sends shortly after)
     uint64_t next_timer = 0;
     uint64_t next_reorder_deadline = UINT64_MAX;
     proto::ReorderEntry released[proto::kReorderCapacity + 1];
@@ -474,8 +475,26 @@ struct Worker {
         }
         if (res < 0 || !m.keep) return pool.put(idx);
         m.keep = false;
-        uint32_t evicted = sent_ring.keep(SentRecord{idx, m.session_id, m.key_gen, m.len, m.link, m.seq, m.sent_ns});
+        SentRecord r{idx, m.session_id, m.key_gen, m.len, m.link, m.seq, m.sent_ns};
+        if (now - last_stall_ns < kStallLateSendNs && resend_if_link_failed(r)) return;
+        uint32_t evicted = sent_ring.keep(r);
         if (evicted != kNoBuffer) pool.put(evicted);
+    }
+
+    // A datagram still in the batcher or in the ring when its link stalled
+    // was not among those kept, so resend_stalled could not send it again:
+    // it completes now, on a link out of use. Sent again at once on a live
+    // one (the peer keeps the first copy), rather than kept under a link
+    // that will never report it. Looked for only shortly after a stall.
+    static constexpr uint64_t kStallLateSendNs = 1'000'000'000;
+    bool resend_if_link_failed(const SentRecord& r) {
+        Session* s = find_session(r.session_id);
+        if (!s || s->key_gen != r.key_gen || s->bond.usable(r.link) || !usable_besides(s, r.link)) return false;
+        uint64_t through = 0;
+        if (s->bond.delivered_through(r.link, &through) && r.seq <= through) return false;
+        counters.add(Counter::resent_late);
+        resend(s, r, Counter::resent, Counter::resend_dropped);
+        return true;
     }
 
     // Links of `s` that just stalled, went Down or were taken out for loss
@@ -486,6 +505,7 @@ struct Worker {
     // on the link (Bond::delivered_through), or, before it reported one, sent
     // since Bond::undelivered_since.
     void resend_stalled(Session* s, uint8_t stalled, uint8_t lossy) {
+        last_stall_ns = now;
         for (unsigned i = 0; i < kMaxLinks; ++i) {
             if (!(stalled >> i & 1u)) continue;
             uint64_t through = 0;
