@@ -46,6 +46,10 @@ LAB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ONEBOX_BUILD=${ONEBOX_BUILD:-$LAB_REPO/build}
 ONEBOX_CLIENT_BIN=${ONEBOX_CLIENT_BIN:-$ONEBOX_BUILD/onebox-client}
 ONEBOX_SERVER_BIN=${ONEBOX_SERVER_BIN:-$ONEBOX_BUILD/onebox-server}
+# The daemons in the lab are not systemd's, even where the shell running the
+# tests is (a CI runner as a service): keep_nat = restart must not ask the
+# real systemd about them (restart_tcp sets INVOCATION_ID itself, for E).
+unset INVOCATION_ID
 if [ -z "${LAB_PY:-}" ]; then
   if [ -x /usr/bin/python3 ]; then LAB_PY=/usr/bin/python3; else LAB_PY=$(command -v python3); fi
 fi
@@ -652,15 +656,16 @@ lab_test_init() {
   write_configs "$LAB_DIR"
 }
 
-# lab_dbus_start: a private system bus for a test: dbus-daemon with Debian's
-# own system.conf policy (default deny), control/org.onebox.conf and nothing
-# else; DBUS_SYSTEM_BUS_ADDRESS is exported for the daemons and busctl.
+# lab_dbus_start [POLICY...]: a private system bus for a test: dbus-daemon
+# with Debian's own system.conf policy (default deny), control/org.onebox.conf,
+# the test's own POLICY files and nothing else; DBUS_SYSTEM_BUS_ADDRESS is
+# exported for the daemons and busctl.
 lab_dbus_start() {
   command -v dbus-daemon >/dev/null || lab_fail "dbus-daemon not installed (apt-get install dbus-daemon)"
   [ -r /usr/share/dbus-1/system.conf ] || lab_fail "no /usr/share/dbus-1/system.conf"
-  "$LAB_PY" - "$LAB_DIR" "$LAB_REPO/control/org.onebox.conf" <<'PY2' || lab_fail "could not write the bus config"
+  "$LAB_PY" - "$LAB_DIR" "$LAB_REPO/control/org.onebox.conf" "$@" <<'PY2' || lab_fail "could not write the bus config"
 import re, sys
-d, policy = sys.argv[1], sys.argv[2]
+d, policies = sys.argv[1], sys.argv[2:]
 s = open("/usr/share/dbus-1/system.conf").read()
 # Not a system service: no user switch, fork, pid file, syslog, activation,
 # and none of the host's policies, only ours.
@@ -669,7 +674,7 @@ for pat in [r"<user>.*?</user>", r"<fork/>", r"<pidfile>.*?</pidfile>", r"<syslo
             r"<includedir>.*?</includedir>", r"<include [^>]*>.*?</include>"]:
     s = re.sub(pat, "", s, flags=re.S)
 s = re.sub(r"<listen>.*?</listen>", "<listen>unix:path=%s/dbus.sock</listen>" % d, s)
-s = s.replace("</busconfig>", "<include>%s</include>\n</busconfig>" % policy)
+s = s.replace("</busconfig>", "".join("<include>%s</include>\n" % p for p in policies) + "</busconfig>")
 open(d + "/dbus.conf", "w").write(s)
 PY2
   rm -f "$LAB_DIR/dbus.sock"

@@ -29,6 +29,7 @@
 #include "reload.h"
 #include "server_sessions.h"
 #include "setup.h"
+#include "systemd_job.h"
 
 namespace onebox {
 
@@ -379,6 +380,22 @@ void on_signal(Daemon& d) {
     }
 }
 
+// Does the server's NAT table stay when it stops (keep_nat)? With
+// "restart", when systemd stops us to start us again: the NAT mappings of
+// the connections through the tunnel then outlive the gap, and a final stop
+// still removes everything.
+bool nat_outlives_stop(proto::Config::KeepNat keep) {
+    using K = proto::Config::KeepNat;
+    if (keep != K::OnRestart) return keep == K::Always;
+    bool restarting = false;
+    if (Status s = systemd_job::restart_pending(restarting); !s.ok()) {
+        log::warn("%s; removing the NAT table as on a final stop", s.message().c_str());
+        return false;
+    }
+    if (restarting) log::info("systemd is restarting the unit: keeping the NAT table for the next start");
+    return restarting;
+}
+
 // The name a link goes by in logs: the interface (client), the client's
 // link number (server).
 std::string link_label(const Daemon& d, unsigned i) {
@@ -670,7 +687,7 @@ int run_daemon(proto::Role role, proto::Config& cfg, const DaemonPaths& paths) {
     d.workers.resize(1);  // the other workers' queues and sockets
     d.udp.reset();
     d.tun.reset();  // the TUN device goes away with its last fd
-    const bool keep_nat = d.role == proto::Role::Server && d.cfg.keep_nat;
+    const bool keep_nat = d.role == proto::Role::Server && nat_outlives_stop(d.cfg.keep_nat);
     setup::undo(paths.state_file(), keep_nat);
     pidfile::release(paths.pid_file);
     log::event(proto::LogLevel::Info, log::Event::Stopped, {}, "%s",

@@ -243,7 +243,14 @@ std::string set_fwmark(std::string_view v, Config& c) {
 std::string set_masquerade_lan(std::string_view v, Config& c) { return set_bool(v, c.masquerade_lan); }
 std::string set_offloads(std::string_view v, Config& c) { return set_bool(v, c.offloads); }
 std::string set_masquerade(std::string_view v, Config& c) { return set_bool(v, c.masquerade); }
-std::string set_keep_nat(std::string_view v, Config& c) { return set_bool(v, c.keep_nat); }
+std::string set_keep_nat(std::string_view v, Config& c) {
+    using K = Config::KeepNat;
+    if (v == "false") c.keep_nat = K::Never;
+    else if (v == "restart") c.keep_nat = K::OnRestart;
+    else if (v == "true") c.keep_nat = K::Always;
+    else return "expected true, false or restart, got " + shown(v);
+    return {};
+}
 
 std::string set_route_table(std::string_view v, Config& c) {
     uint32_t t = 0;

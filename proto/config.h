@@ -141,8 +141,11 @@ struct Config {
     bool masquerade = true;      // [server] masquerade: NAT the tunnel subnet to the internet
     // [server] keep_nat: leave the nftables table (the masquerade) in place
     // when the server stops, so a restart keeps the NAT mappings of TCP
-    // connections through it; the next start takes the table over.
-    bool keep_nat = false;
+    // connections through it; the next start takes the table over. Never
+    // ("false"), when systemd is restarting the unit ("restart", the
+    // default), or always ("true").
+    enum class KeepNat : uint8_t { Never, OnRestart, Always };
+    KeepNat keep_nat = KeepNat::OnRestart;
     std::string nat_interface;   // [server] nat_interface: restrict masquerade to this interface
 };
 

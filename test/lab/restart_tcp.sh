@@ -10,11 +10,17 @@
 #      false and a masquerade rule of their own): the download must survive;
 #   D. the same with keep_nat = true: the table stays through the gap and
 #      the download must survive;
-#   C. the server restarts with its own masquerade (the default): printed,
-#      not asserted. Its nftables table goes at stop, as everything it set
-#      up does, and with it the namespace's last NAT hook: the internet's
+#   C. the server restarts with its own masquerade, not under systemd
+#      (keep_nat = restart, the default, finds no restart job): printed, not
+#      asserted. Its nftables table goes at stop, as everything it set up
+#      does, and with it the namespace's last NAT hook: the internet's
 #      segments of the connection reach the server's own stack untranslated
-#      during the gap and are answered with RST (README, "Hardening").
+#      during the gap and are answered with RST (README, "Hardening");
+#   E. the default again, "under systemd": INVOCATION_ID set, and
+#      systemd_standin on a private system bus answering the three questions
+#      the server asks at stop (there is no systemd as PID 1 in the lab).
+#      A "restart" job keeps the table and the download must survive; a
+#      "stop" job removes it.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
@@ -116,5 +122,45 @@ stop_server >/dev/null
 lab_exec srv nft list table ip onebox-server >/dev/null 2>&1 || fails+=("D: keep_nat did not keep the table after the stop")
 grep -q "the NAT table kept (keep_nat)" "$(lab_log_file server)" || fails+=("D: the server did not say it kept the NAT table")
 
+# E. the default, keep_nat = restart, with systemd's answers from the stand-in.
+cat >"$LAB_DIR/systemd-standin.conf" <<'EOF'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="root"><allow own="org.freedesktop.systemd1"/></policy>
+  <policy context="default"><allow send_destination="org.freedesktop.systemd1"/></policy>
+</busconfig>
+EOF
+lab_dbus_start "$LAB_DIR/systemd-standin.conf"
+# standin JOBTYPE: (re)start the stand-in; its calls go to standin-JOBTYPE.out.
+STANDIN_PID=""
+standin() {
+  [ -n "$STANDIN_PID" ] && { kill "$STANDIN_PID" 2>/dev/null; wait "$STANDIN_PID" 2>/dev/null; }
+  "$ONEBOX_BUILD/systemd_standin" "$1" >"$LAB_DIR/standin-$1.out" 2>&1 &
+  STANDIN_PID=$!
+  LAB_BG_PIDS+=("$STANDIN_PID")
+  for _ in $(seq 50); do grep -q '^ready' "$LAB_DIR/standin-$1.out" && return 0; sleep 0.1; done
+  lab_fail "systemd_standin did not start: $(cat "$LAB_DIR/standin-$1.out")"
+}
+standin restart
+write_server_conf "$LAB_DIR/server.conf"
+export INVOCATION_ID=0123456789abcdef0123456789abcdef
+start_server
+wait_tunnel client 10 || lab_fail "tunnel did not come back for E"
+lab_ping cli "$LAB_INET_IP" 20 || lab_fail "no ping in E"
+download_across "E. server restart by systemd, keep_nat = restart" server
+[ "$SURVIVED" = 1 ] || fails+=("E: the download did not survive a systemd restart with keep_nat = restart")
+grep -q "systemd is restarting the unit" "$(lab_log_file server)" || fails+=("E: the server did not say systemd was restarting it")
+grep -q "^Job.JobType restart" "$LAB_DIR/standin-restart.out" || fails+=("E: the server did not ask systemd for its job")
+standin stop
+stop_server >/dev/null
+unset INVOCATION_ID
+grep -q "^Job.JobType stop" "$LAB_DIR/standin-stop.out" || fails+=("E: the server did not ask systemd at the final stop")
+if lab_exec srv nft list table ip onebox-server >/dev/null 2>&1; then
+  fails+=("E: a final stop (systemd job stop) left the NAT table behind")
+else
+  echo "measured: E: a final stop (job type stop) removed the NAT table"
+fi
+
 if [ ${#fails[@]} -gt 0 ]; then printf 'FAIL: %s\n' "${fails[@]}"; exit 1; fi
-echo "PASS: restarts: the tunnel back within ${LIMIT} s; TCP survives a client restart, and a server restart under the operator's NAT or with keep_nat"
+echo "PASS: restarts: the tunnel back within ${LIMIT} s; TCP survives a client restart, and a server restart under the operator's NAT, with keep_nat = true, or by systemd with the default keep_nat = restart"

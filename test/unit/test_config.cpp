@@ -491,11 +491,22 @@ TEST_CASE("per-client keys: [server.client.NAME]") {
 }
 
 TEST_CASE("keep_nat") {
+    using K = Config::KeepNat;
     Config c;
-    CHECK_FALSE(c.keep_nat);
-    REQUIRE(parse_config(std::string(kMinServer) + "keep_nat = true\n", Role::Server, c).ok);
-    CHECK(c.keep_nat);
-    CHECK_FALSE(parse_config(std::string(kMinServer) + "keep_nat = maybe\n", Role::Server, c).ok);
+    CHECK(c.keep_nat == K::OnRestart);
+    const struct {
+        const char* value;
+        K want;
+    } rows[] = {{"true", K::Always}, {"false", K::Never}, {"restart", K::OnRestart}, {"\"restart\"", K::OnRestart}};
+    for (const auto& row : rows) {
+        CAPTURE(row.value);
+        Config rc;
+        REQUIRE(parse_config(std::string(kMinServer) + "keep_nat = " + row.value + "\n", Role::Server, rc).ok);
+        CHECK(rc.keep_nat == row.want);
+    }
+    ConfigError e = parse_config(std::string(kMinServer) + "keep_nat = maybe\n", Role::Server, c);
+    CHECK_FALSE(e.ok);
+    CHECK(e.message.find("expected true, false or restart") != std::string::npos);
     Config cl;
     CHECK_FALSE(parse_config(std::string(kMinClient) + "keep_nat = true\n", Role::Client, cl).ok);
 }
