@@ -103,7 +103,7 @@ for x in iv + [{"bits_per_second": med, "seconds": 0, "start": 1e9}]:
 # 10 s, may fall just before one); that one counts from the cut on.
 def during_cut(s, r):
     hits = [c for c in cuts if s <= c + 2.0 and s + r >= c - 0.05]
-    return s + r - max(s, min(hits)) if hits else None
+    return max(0.0, s + r - max(s, min(hits))) if hits else None
 during = [during_cut(s, r) for s, r in runs if during_cut(s, r) is not None]
 outside = [r for s, r in runs if during_cut(s, r) is None]
 print("%d %d %.1f" % (round(max(during, default=0) * 1000), round(max(outside, default=0) * 1000), med / 1e6))

@@ -35,6 +35,7 @@ namespace onebox::dataplane {
     X(drop_over_budget)     /* every link already had its queue budget (scheduler) */   \
     X(held)                 /* after a link failed: over budget, held for room instead */ \
     X(hold_expired)         /* ... and dropped after waiting the longest a packet may */ \
+    X(hold_refused)         /* ... or not held: the hold list full or buffers short */ \
     X(drop_bad_control)     /* malformed Feedback/Probe, or an echo never asked for */  \
     X(feedback_tx)          /* Feedback messages sent */                                \
     X(feedback_rx)          /* Feedback messages received */                            \

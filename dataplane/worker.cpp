@@ -935,7 +935,10 @@ struct Worker {
     // Holds an inner packet; false (the caller drops it) when the list is
     // full or a quarter of the pool is all that is left (receives need it).
     bool hold(Session* s, uint32_t idx, uint32_t len, uint8_t failed = kFresh) {
-        if (held_n == kHoldMax || pool.available() < pool.count / 4) return false;
+        if (held_n == kHoldMax || pool.available() < pool.count / 4) {
+            counters.add(Counter::hold_refused);
+            return false;
+        }
         hold_list[held_n++] = Held{s, idx, len, now, failed};
         ++s->held;
         counters.add(Counter::held);
