@@ -19,13 +19,15 @@
 #     queue_budget = BENCH_SMALL_BUDGET (10ms), and what it costs: a
 #     one-stream download (iperf3 -R, 10 s) at the default budget and at
 #     the small one.
+#  4. the same again with queue_hold = BENCH_SMALL_HOLD (10ms) as well: what
+#     the budget refuses waits at the tunnel entry instead of being dropped.
 #
 # TCP congestion control: the kernel's default in the namespaces (printed),
 # or BENCH_CC (e.g. cubic) passed to iperf3 -C. Writes its section between
 # <!-- latency:begin --> and <!-- latency:end --> in bench/results.md
 # (BENCH_RESULTS to write elsewhere). Needs root and build/linkemu.
 # Env: ONEBOX_BUILD (build/), BENCH_PINGS (500), BENCH_LOAD_SECONDS (20),
-# BENCH_CC (unset), BENCH_SMALL_BUDGET (10ms).
+# BENCH_CC (unset), BENCH_SMALL_BUDGET (10ms), BENCH_SMALL_HOLD (10ms).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../ci/lab.sh
@@ -36,6 +38,7 @@ CMDLINE="bash bench/latency.sh${*:+ $*}"
 [ -n "${BENCH_PINGS:-}" ] && CMDLINE="BENCH_PINGS=$BENCH_PINGS $CMDLINE"
 PINGS=${BENCH_PINGS:-500}
 SMALL_BUDGET=${BENCH_SMALL_BUDGET:-10ms}
+SMALL_HOLD=${BENCH_SMALL_HOLD:-10ms}
 LOAD=${BENCH_LOAD_SECONDS:-20}
 RESULTS=${BENCH_RESULTS:-$HERE/results.md}
 CC_ARGS=(); [ -n "${BENCH_CC:-}" ] && CC_ARGS=(-C "$BENCH_CC")
@@ -136,32 +139,38 @@ declare -A ONE=()
 one_stream() {
   lab_exec cli timeout 40 iperf3 -c "$LAB_INET_IP" -p 5201 -R -t 10 -J "${CC_ARGS[@]}" >"$LAB_DIR/one-$1.json" 2>&1
   ONE[$1]=$(mbps "$LAB_DIR/one-$1.json")
-  echo "result: one-stream download, queue_budget $1: ${ONE[$1]} Mbit/s"
+  echo "result: one-stream download, $1: ${ONE[$1]} Mbit/s"
 }
-# set_budget VALUE: queue_budget = VALUE in both configs, then a reload of both.
-set_budget() {
+# set_key KEY VALUE: KEY = VALUE in both configs, then a reload of both.
+set_key() {
   local who f n
   for who in client server; do
     f=$LAB_DIR/$who.conf
-    "$LAB_PY" - "$f" "$who" "$1" <<'PY'
+    "$LAB_PY" - "$f" "$who" "$1" "$2" <<'PY'
 import re, sys
-path, who, budget = sys.argv[1:]
-text = re.sub(r'(?m)^queue_budget = .*\n', '', open(path).read())
-text = text.replace("[%s]\n" % who, '[%s]\nqueue_budget = "%s"\n' % (who, budget), 1)
+path, who, key, value = sys.argv[1:]
+text = re.sub(r'(?m)^%s = .*\n' % key, '', open(path).read())
+text = text.replace("[%s]\n" % who, '[%s]\n%s = "%s"\n' % (who, key, value), 1)
 open(path, "w").write(text)
 PY
     n=$(log_count "$(lab_log_file "$who")" 'config reloaded')
     kill -HUP "$(daemon_pid "$who")"
-    wait_for_log "$(lab_log_file "$who")" 'config reloaded' 5 $((n + 1)) || lab_fail "$who did not reload queue_budget = $1"
+    wait_for_log "$(lab_log_file "$who")" 'config reloaded' 5 $((n + 1)) || lab_fail "$who did not reload $1 = $2"
   done
 }
 echo "== 3. the same with queue_budget = $SMALL_BUDGET on both ends, and one-stream downloads"
 one_stream 20ms
-set_budget "$SMALL_BUDGET"
+set_key queue_budget "$SMALL_BUDGET"
 sleep 1
 SMALL="emu: onebox tunnel, queue_budget $SMALL_BUDGET, 4 streams up + 4 down"
 loaded_pings "$SMALL" small
 one_stream "$SMALL_BUDGET"
+echo "== 4. the same with queue_hold = $SMALL_HOLD as well"
+set_key queue_hold "$SMALL_HOLD"
+sleep 1
+HELD="emu: onebox tunnel, queue_budget $SMALL_BUDGET + queue_hold $SMALL_HOLD, 4 streams up + 4 down"
+loaded_pings "$HELD" held
+one_stream "$SMALL_BUDGET+hold"
 trap - EXIT
 lab_teardown
 T_END=$(date +%s)
@@ -172,6 +181,9 @@ echo "result: loaded median $V_MED; loaded p99 $V_P99"
 S_MED=$(awk -v l="${MED[$SMALL]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
 S_P99=$(awk -v l="${P99[$SMALL]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
 echo "result: queue_budget $SMALL_BUDGET: loaded median $S_MED; loaded p99 $S_P99"
+H_MED=$(awk -v l="${MED[$HELD]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
+H_P99=$(awk -v l="${P99[$HELD]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
+echo "result: queue_budget $SMALL_BUDGET + queue_hold $SMALL_HOLD: loaded median $H_MED; loaded p99 $H_P99"
 
 SECTION=$(mktemp)
 {
@@ -199,6 +211,8 @@ SECTION=$(mktemp)
   echo "- with queue_budget = $SMALL_BUDGET on both ends (after a reload): loaded median $S_MED;"
   echo "  loaded p99 $S_P99; the load moved ${LOADM[$SMALL]}; one-stream download (10 s):"
   echo "  ${ONE[20ms]} Mbit/s at the default 20ms, ${ONE[$SMALL_BUDGET]} Mbit/s at $SMALL_BUDGET"
+  echo "- with queue_hold = $SMALL_HOLD as well: loaded median $H_MED; loaded p99 $H_P99;"
+  echo "  the load moved ${LOADM[$HELD]}; one-stream download (10 s): ${ONE[$SMALL_BUDGET+hold]} Mbit/s"
   echo "<!-- latency:end -->"
 } >"$SECTION"
 kill "$LAB_LAST_WATCH" 2>/dev/null; rm -f "$OTHERS"

@@ -251,6 +251,7 @@ void start_workers(Daemon& d) {
     wc.loss_limit_pm = d.cfg.loss_limit_pm;
     wc.repair_window_ns = d.cfg.repair_window_ns;
     wc.queue_budget_ns = d.cfg.queue_budget_ns;
+    wc.queue_hold_ns = d.cfg.queue_hold_ns;
     wc.offloads = d.cfg.offloads;
     wc.tun_vnet = d.tun_offloads;
     // Test knobs, not config: the paths of kernels without buffer rings

@@ -27,7 +27,7 @@ struct Command {
         AddLink,         // client: start using `fd` as WAN link `link`
         RemoveLink,      // client: stop using WAN link `link` (LinkRemoved follows)
         SetPolicy,       // reload: `mode` (client), probe_interval_ns, link_hold_ns, loss_limit_pm, repair_window_ns,
-                         // queue_budget_ns
+                         // queue_budget_ns, queue_hold_ns
         SetLinkOverrides,  // client reload: link `link`'s weight, max rates, priority
     };
     Kind kind = Kind::InstallSession;
@@ -48,6 +48,7 @@ struct Command {
     uint32_t loss_limit_pm = 0;
     uint64_t repair_window_ns = 0;
     uint64_t queue_budget_ns = 20'000'000;
+    uint64_t queue_hold_ns = 0;
 };
 
 // Control events: few, and every one matters, so they never share a ring with

@@ -155,12 +155,14 @@ struct Worker {
     uint32_t loss_limit_pm;
     uint64_t repair_window_ns;
     uint64_t queue_budget_ns;
+    uint64_t queue_hold_ns;
 
     Worker(const WorkerConfig& c, Channel& channel)
         : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers, c.offloads ? c.slabs : 0),
           sent_ring(c.buffers / 4),
           mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns), loss_limit_pm(c.loss_limit_pm),
-          repair_window_ns(c.repair_window_ns), queue_budget_ns(c.queue_budget_ns) {}
+          repair_window_ns(c.repair_window_ns), queue_budget_ns(c.queue_budget_ns),
+          queue_hold_ns(c.queue_hold_ns) {}
     ~Worker() {
         slab_ring.reset();
         io_uring_queue_exit(&ring);
@@ -882,15 +884,41 @@ struct Worker {
         if (res < 20 || (ip[0] >> 4) != 4) return drop(idx, Counter::drop_not_ipv4);
         Session* s = session_for_outbound(ip);
         if (!s || !s->keys.has_current) return drop(idx, Counter::drop_no_session);
-        // Behind what of its session already waits (order within a flow).
-        if (s->held > 0) return hold(s, idx, uint32_t(res)) ? void() : drop(idx, Counter::drop_over_budget);
+        uint32_t bytes = uint32_t(res) + uint32_t(proto::kDataOverhead);
+        if (s->held > 0) {
+            // A small packet (a ping, a call, an acknowledgement) the links
+            // take now goes ahead: what waits is a bulk flow's surplus.
+            if (bytes <= s->bond.sched.cfg.small_bytes && try_send_now(s, idx, uint32_t(res))) return;
+            // Else behind what of its session already waits (order within a flow).
+            if (!hold(s, idx, uint32_t(res), kFresh, hold_limit(s))) drop(idx, Counter::drop_over_budget);
+            return;
+        }
         Counter why = Counter::drop_no_link;
-        int link = pick_link(s, uint32_t(res) + uint32_t(proto::kDataOverhead), &why);
+        int link = pick_link(s, bytes, &why);
         if (link < 0) {
-            if (why == Counter::drop_over_budget && s->bond.headroom(now) > 0 && hold(s, idx, uint32_t(res))) return;
+            if (why == Counter::drop_over_budget && (s->bond.headroom(now) > 0 || queue_hold_ns) &&
+                hold(s, idx, uint32_t(res), kFresh, hold_limit(s)))
+                return;
             return drop(idx, why);
         }
         send_inner(s, unsigned(link), idx, uint32_t(res));
+    }
+
+    // Sent at once if a link takes it now; false: nothing done.
+    bool try_send_now(Session* s, uint32_t idx, uint32_t len) {
+        Counter why = Counter::drop_no_link;
+        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why);
+        if (link < 0) return false;
+        send_inner(s, unsigned(link), idx, len);
+        return true;
+    }
+
+    // How long a packet refused now may wait: the failover's kHoldMaxNs
+    // while a failure is recent, else queue_hold_ns (a short queue of our
+    // own in front of the links: a saturating flow's surplus waits there
+    // instead of being dropped at once, and a ping does not wait behind it).
+    uint64_t hold_limit(const Session* s) const {
+        return s->bond.headroom(now) > 0 || queue_hold_ns == 0 ? kHoldMaxNs : queue_hold_ns;
     }
 
     // An inner packet of `len` bytes at kHeaderSize of `idx`, on `link`.
@@ -923,6 +951,7 @@ struct Worker {
         uint32_t idx;
         uint32_t len;       // an inner packet's, or a resend's sealed datagram's
         uint64_t at;
+        uint64_t until;     // dropped if still here after this
         uint8_t failed;     // a resend: the link it is not to go on; kFresh: an inner packet
     };
     static constexpr uint8_t kFresh = 0xff;
@@ -934,12 +963,12 @@ struct Worker {
 
     // Holds an inner packet; false (the caller drops it) when the list is
     // full or a quarter of the pool is all that is left (receives need it).
-    bool hold(Session* s, uint32_t idx, uint32_t len, uint8_t failed = kFresh) {
+    bool hold(Session* s, uint32_t idx, uint32_t len, uint8_t failed = kFresh, uint64_t limit_ns = kHoldMaxNs) {
         if (held_n == kHoldMax || pool.available() < pool.count / 4) {
             counters.add(Counter::hold_refused);
             return false;
         }
-        hold_list[held_n++] = Held{s, idx, len, now, failed};
+        hold_list[held_n++] = Held{s, idx, len, now, now + limit_ns, failed};
         ++s->held;
         counters.add(Counter::held);
         return true;
@@ -955,9 +984,9 @@ struct Worker {
             const Held h = hold_list[k];
             Session* s = h.s;
             if (s->hold_blocked_pass == pass) { hold_list[keep++] = h; continue; }
-            if (now - h.at > kHoldMaxNs) {
+            if (now > h.until) {
                 --s->held;
-                drop(h.idx, Counter::hold_expired);
+                drop(h.idx, h.until - h.at < kHoldMaxNs ? Counter::drop_over_budget : Counter::hold_expired);
                 continue;
             }
             if (h.failed != kFresh ? release_resend(h) : release_fresh(h)) {
@@ -1457,6 +1486,7 @@ struct Worker {
         loss_limit_pm = cmd.loss_limit_pm;
         repair_window_ns = cmd.repair_window_ns;
         queue_budget_ns = cmd.queue_budget_ns;
+        queue_hold_ns = cmd.queue_hold_ns;
         if (client_session) {
             apply_timing(client_session);
             apply_client_links(client_session);

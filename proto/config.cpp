@@ -354,6 +354,12 @@ std::string set_loss_limit(std::string_view v, Config& c) {
     return {};
 }
 
+std::string set_queue_hold(std::string_view v, Config& c) {
+    if (!parse_duration(v, 0, 100'000'000, c.queue_hold_ns))
+        return "queue_hold must be a duration from 0ms to 100ms (e.g. 10ms; 0ms = drop at once), got " + shown(v);
+    return {};
+}
+
 std::string set_queue_budget(std::string_view v, Config& c) {
     if (!parse_duration(v, 5'000'000, 500'000'000, c.queue_budget_ns))
         return "queue_budget must be a duration from 5ms to 500ms (e.g. 20ms), got " + shown(v);
@@ -488,6 +494,7 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kBoth, "loss_limit", set_loss_limit},
     {Section::Main, kBoth, "repair_window", set_repair_window},
     {Section::Main, kBoth, "queue_budget", set_queue_budget},
+    {Section::Main, kBoth, "queue_hold", set_queue_hold},
     {Section::Main, kClient, "rekey_interval", set_rekey_interval},
     {Section::Main, kClient, "rekey_packets", set_rekey_packets},
     {Section::Main, kBoth, "offloads", set_offloads},

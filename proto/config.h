@@ -5,13 +5,13 @@
 //   [client] server_address, server_port, preshared_key, log_level, fwmark,
 //            route_table, masquerade_lan, wan_interfaces, mode,
 //            probe_interval, link_hold, loss_limit, repair_window,
-//            queue_budget, offloads, rekey_interval, rekey_packets
+//            queue_budget, queue_hold, offloads, rekey_interval, rekey_packets
 //   [client.tun] name, ip, netmask, mtu
 //   [client.link.NAME] weight, max_rate, max_rate_up, max_rate_down, priority
 //            (overrides for WAN interface NAME; at most kMaxWanInterfaces)
 //   [server] listen_address, listen_port, preshared_key, log_level,
 //            probe_interval, link_hold, loss_limit, repair_window,
-//            queue_budget, offloads
+//            queue_budget, queue_hold, offloads
 //   [server.tun] name, ip, netmask, mtu
 //   [server.client.NAME] preshared_key, ip (a client with its own key)
 // Values may be "double-quoted" (inside quotes, \" and \\ are escapes).
@@ -116,6 +116,11 @@ struct Config {
     // largest one-way delay). Smaller: a ping is faster under load, one bulk
     // flow a little slower.
     uint64_t queue_budget_ns = 20'000'000;
+    // [client]/[server] queue_hold: how long a packet the admission refuses
+    // may wait at the tunnel entry for room before it is dropped (0: dropped
+    // at once). A saturating flow's surplus then waits in a short queue of
+    // our own, where a ping goes ahead of it, instead of in the links'.
+    uint64_t queue_hold_ns = 0;
     // [client] rekey_interval / rekey_packets: a live session gets new keys
     // (a handshake that keeps it going) this often, or after this many
     // packets sealed and opened under one key, whichever comes first.

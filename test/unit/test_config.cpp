@@ -351,6 +351,32 @@ TEST_CASE("queue_budget: a duration from 5 ms to 500 ms, on both ends, 20 ms unl
     }
 }
 
+TEST_CASE("queue_hold: a duration from 0 to 100 ms, on both ends, 0 (drop at once) unless set") {
+    const std::string cl = kMinClient;
+    Config c;
+    CHECK(c.queue_hold_ns == 0);
+    const struct { const char* v; uint64_t ns; } good[] = {{"0ms", 0}, {"0", 0}, {"10ms", 10'000'000}, {"0.1s", 100'000'000}};
+    for (const auto& g : good) {
+        CAPTURE(g.v);
+        Config out;
+        ConfigError e = parse_config(cl + "queue_hold = " + g.v + "\n", Role::Client, out);
+        REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+        CHECK(out.queue_hold_ns == g.ns);
+    }
+    Config srv;
+    ConfigError e = parse_config(std::string(kMinServer) + "queue_hold = 5ms\n", Role::Server, srv);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(srv.queue_hold_ns == 5'000'000);
+    for (const char* v : {"101ms", "1s", "-1ms", "long"}) {
+        CAPTURE(v);
+        Config out;
+        e = parse_config(cl + "queue_hold = " + v + "\n", Role::Client, out);
+        CHECK_FALSE(e.ok);
+        CHECK(e.key == "client.queue_hold");
+        CHECK(e.message.find("0ms to 100ms") != std::string::npos);
+    }
+}
+
 TEST_CASE("repair_window: a duration from 0 s to 2 s, on both ends, 500 ms unless set") {
     const std::string cl = kMinClient;
     Config c;
