@@ -34,6 +34,7 @@ set(ONEBOX_LAB_TESTS
   client_keys:120
   slow_path:120
   lossy_link:180
+  queue_hold:120
 )
 foreach(entry ${ONEBOX_LAB_TESTS})
   string(REPLACE ":" ";" parts ${entry})
