@@ -33,9 +33,11 @@ namespace onebox::dataplane {
     X(drop_no_session)      /* nothing to send it on (no session / no route) */         \
     X(drop_no_link)         /* client: no WAN link is up */                             \
     X(drop_over_budget)     /* every link already had its queue budget (scheduler) */   \
-    X(held)                 /* after a link failed: over budget, held for room instead */ \
-    X(hold_expired)         /* ... and dropped after waiting the longest a packet may */ \
+    X(held)                 /* over budget, held for room instead (a failover, queue_hold) */ \
+    X(hold_expired)         /* ... after a link failed, dropped after waiting 250 ms */ \
     X(hold_refused)         /* ... or not held: the hold list full or buffers short */ \
+    X(queue_held)           /* of those held, by queue_hold (no failover going on) */ \
+    X(queue_hold_expired)   /* ... and dropped after waiting queue_hold (drop_over_budget too) */ \
     X(drop_bad_control)     /* malformed Feedback/Probe, or an echo never asked for */  \
     X(feedback_tx)          /* Feedback messages sent */                                \
     X(feedback_rx)          /* Feedback messages received */                            \

@@ -886,18 +886,21 @@ struct Worker {
         if (!s || !s->keys.has_current) return drop(idx, Counter::drop_no_session);
         uint32_t bytes = uint32_t(res) + uint32_t(proto::kDataOverhead);
         if (s->held > 0) {
-            // A small packet (a ping, a call, an acknowledgement) the links
-            // take now goes ahead: what waits is a bulk flow's surplus.
-            if (bytes <= s->bond.sched.cfg.small_bytes && try_send_now(s, idx, uint32_t(res))) return;
+            // A small packet that cannot be out of order with what waits (a
+            // ping, a call, a TCP acknowledgement without data) goes ahead
+            // if the links take it now: what waits is a bulk flow's surplus.
+            if (bytes <= s->bond.sched.cfg.small_bytes && may_overtake(ip, uint32_t(res)) &&
+                try_send_now(s, idx, uint32_t(res)))
+                return;
             // Else behind what of its session already waits (order within a flow).
-            if (!hold(s, idx, uint32_t(res), kFresh, hold_limit(s))) drop(idx, Counter::drop_over_budget);
+            if (!hold_refused_packet(s, idx, uint32_t(res))) drop(idx, Counter::drop_over_budget);
             return;
         }
         Counter why = Counter::drop_no_link;
         int link = pick_link(s, bytes, &why);
         if (link < 0) {
             if (why == Counter::drop_over_budget && (s->bond.headroom(now) > 0 || queue_hold_ns) &&
-                hold(s, idx, uint32_t(res), kFresh, hold_limit(s)))
+                hold_refused_packet(s, idx, uint32_t(res)))
                 return;
             return drop(idx, why);
         }
@@ -913,12 +916,36 @@ struct Worker {
         return true;
     }
 
-    // How long a packet refused now may wait: the failover's kHoldMaxNs
-    // while a failure is recent, else queue_hold_ns (a short queue of our
-    // own in front of the links: a saturating flow's surplus waits there
-    // instead of being dropped at once, and a ping does not wait behind it).
-    uint64_t hold_limit(const Session* s) const {
-        return s->bond.headroom(now) > 0 || queue_hold_ns == 0 ? kHoldMaxNs : queue_hold_ns;
+    // An inner packet that no held packet of its flow can be behind: not
+    // TCP, or TCP carrying no data (an acknowledgement: a TCP receiver
+    // takes one out of order with the data going the same way). A small
+    // TCP segment with data (a write's tail) must stay behind its flow.
+    static bool may_overtake(const uint8_t* ip, uint32_t len) {
+        if (ip[9] != 6) return true;
+        uint32_t ihl = (ip[0] & 15u) * 4;
+        if (len < ihl + 20) return false;
+        uint32_t total = std::min<uint32_t>(proto::get_be16(ip + 2), len);
+        uint32_t doff = (ip[ihl + 12] >> 4) * 4u;
+        return total <= ihl + doff;
+    }
+
+    // An inner packet the links refused now, held: while a failure is
+    // recent as a failover hold (kHoldMaxNs), else for queue_hold_ns (a
+    // short queue of our own in front of the links: a saturating flow's
+    // surplus waits there instead of being dropped at once, and a ping
+    // goes ahead of it). False: not held (the caller drops it).
+    bool hold_refused_packet(Session* s, uint32_t idx, uint32_t len) {
+        if (s->bond.headroom(now) > 0 || queue_hold_ns == 0) return hold(s, idx, len);
+        // A queue hold takes at most half the list, and a session at most a
+        // quarter: failover holds and resends, and the other sessions,
+        // keep their room whatever one saturating client does.
+        if (held_n >= kHoldMax / 2 || s->held >= kHoldMax / 4) {
+            counters.add(Counter::hold_refused);
+            return false;
+        }
+        if (!hold(s, idx, len, kFresh, HoldKind::Queue)) return false;
+        counters.add(Counter::queue_held);
+        return true;
     }
 
     // An inner packet of `len` bytes at kHeaderSize of `idx`, on `link`.
@@ -931,7 +958,7 @@ struct Worker {
         if (s->bond.sched.cfg.mode == proto::SchedMode::Redundant) send_copies(s, link, idx);
     }
 
-    // ---- holding after a link failed ------------------------------------------
+    // ---- holding after a link failed, and queue_hold ---------------------------
     // For a while after a link stalled or went Down (Bond::headroom), an inner
     // packet the links' admission refuses waits here instead of being
     // dropped. Every flow's window was sized for the old sum of the links;
@@ -946,13 +973,19 @@ struct Worker {
     // they go, so they take their sequence numbers in the order they leave.
     // A stall's resends (resend) wait here too, sealed as they were, for a
     // link other than the one that failed.
+    // With queue_hold, a packet refused outside a failover waits here the
+    // same way, for at most queue_hold_ns (then dropped: drop_over_budget
+    // and queue_hold_expired); such holds take at most half the list
+    // (hold_refused_packet). While any are held the worker looks every
+    // millisecond, and each look walks the list (at most kHoldMax entries).
+    enum class HoldKind : uint8_t { Failover, Queue };
     struct Held {
         Session* s;
         uint32_t idx;
         uint32_t len;       // an inner packet's, or a resend's sealed datagram's
-        uint64_t at;
         uint64_t until;     // dropped if still here after this
         uint8_t failed;     // a resend: the link it is not to go on; kFresh: an inner packet
+        HoldKind kind;
     };
     static constexpr uint8_t kFresh = 0xff;
     static constexpr unsigned kHoldMax = 2048;
@@ -961,14 +994,16 @@ struct Worker {
     unsigned held_n = 0;
     uint64_t pass = 0;  // loop passes (Session::hold_blocked_pass)
 
-    // Holds an inner packet; false (the caller drops it) when the list is
-    // full or a quarter of the pool is all that is left (receives need it).
-    bool hold(Session* s, uint32_t idx, uint32_t len, uint8_t failed = kFresh, uint64_t limit_ns = kHoldMaxNs) {
+    // Holds an inner packet (or a resend: `failed`); false (the caller drops
+    // it) when the list is full or a quarter of the pool is all that is left
+    // (receives need it).
+    bool hold(Session* s, uint32_t idx, uint32_t len, uint8_t failed = kFresh, HoldKind kind = HoldKind::Failover) {
         if (held_n == kHoldMax || pool.available() < pool.count / 4) {
             counters.add(Counter::hold_refused);
             return false;
         }
-        hold_list[held_n++] = Held{s, idx, len, now, now + limit_ns, failed};
+        uint64_t limit = kind == HoldKind::Queue ? queue_hold_ns : kHoldMaxNs;
+        hold_list[held_n++] = Held{s, idx, len, now + limit, failed, kind};
         ++s->held;
         counters.add(Counter::held);
         return true;
@@ -983,12 +1018,13 @@ struct Worker {
         for (unsigned k = 0; k < held_n; ++k) {
             const Held h = hold_list[k];
             Session* s = h.s;
-            if (s->hold_blocked_pass == pass) { hold_list[keep++] = h; continue; }
-            if (now > h.until) {
+            if (now > h.until) {  // even behind a blocked one of its session: it is only dropped
                 --s->held;
-                drop(h.idx, h.until - h.at < kHoldMaxNs ? Counter::drop_over_budget : Counter::hold_expired);
+                if (h.kind == HoldKind::Queue) counters.add(Counter::queue_hold_expired);
+                drop(h.idx, h.kind == HoldKind::Queue ? Counter::drop_over_budget : Counter::hold_expired);
                 continue;
             }
+            if (s->hold_blocked_pass == pass) { hold_list[keep++] = h; continue; }
             if (h.failed != kFresh ? release_resend(h) : release_fresh(h)) {
                 --s->held;
                 continue;

@@ -6,12 +6,12 @@
 # 20 ms, twice in the same run:
 #   A. queue_budget = 10ms, queue_hold = 0ms (the default) on both ends;
 #   B. the same with queue_hold = 10ms, after a reload of both ends.
-# Checked: A's server held nothing (queue_hold off, no failover) and dropped
-# over budget; B's server held packets (the hold is in use outside a
-# failover), expired none as a failover hold (hold_expired) and refused
-# none (hold_refused); the ping lost nothing in B and its slowest reply is
-# printed; the downloads' rates are printed, not compared (bench/latency.sh
-# measures them).
+# Checked: A's server held nothing by queue_hold (queue_held 0) and dropped
+# over budget; B's server held packets by queue_hold (queue_held > 0) and
+# its hold refused none (hold_refused); the ping lost nothing in B. Printed,
+# not checked: how many of B's waited their 10 ms and were dropped
+# (queue_hold_expired, the congestion signal TCP still gets), the slowest
+# ping replies and the downloads' rates (bench/latency.sh measures those).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
@@ -47,7 +47,8 @@ PY
 }
 
 # run_phase NAME: the download and the pings; sets HELD OVER EXPIRED
-# REFUSED (server counters over the phase), LOST SENT SLOWEST and MBIT.
+# REFUSED (server counters over the phase: queue_held, drop_over_budget,
+# queue_hold_expired, hold_refused), LOST SENT SLOWEST and MBIT.
 run_phase() {
   local name=$1 json=$LAB_DIR/iperf-$1.json s0 s1
   s0=$(daemon_stats server)
@@ -59,9 +60,9 @@ run_phase() {
   s1=$(daemon_stats server)
   read -r LOST SENT SLOWEST < <(lab_ping_summary "$LAB_DIR/ping-$name.out")
   MBIT=$("$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("0" if d.get("error") else "%.1f" % (d["end"]["sum_received"]["bits_per_second"]/1e6))' "$json" 2>/dev/null)
-  HELD=$(stat_delta "$s0" "$s1" held); OVER=$(stat_delta "$s0" "$s1" drop_over_budget)
-  EXPIRED=$(stat_delta "$s0" "$s1" hold_expired); REFUSED=$(stat_delta "$s0" "$s1" hold_refused)
-  echo "measured: $name: download ${MBIT:-0} Mbit/s; server held $HELD, dropped over budget $OVER, hold_expired $EXPIRED, hold_refused $REFUSED; $LOST of $SENT pings lost, slowest ${SLOWEST} ms"
+  HELD=$(stat_delta "$s0" "$s1" queue_held); OVER=$(stat_delta "$s0" "$s1" drop_over_budget)
+  EXPIRED=$(stat_delta "$s0" "$s1" queue_hold_expired); REFUSED=$(stat_delta "$s0" "$s1" hold_refused)
+  echo "measured: $name: download ${MBIT:-0} Mbit/s; server queue_held $HELD (of which queue_hold_expired $EXPIRED), dropped over budget $OVER, hold_refused $REFUSED; $LOST of $SENT pings lost, slowest ${SLOWEST} ms"
 }
 
 # Warm-up: the bond learns the links' rates.
@@ -69,17 +70,16 @@ lab_exec cli timeout 20 iperf3 -c "$LAB_INET_IP" -p 5201 -R -t 3 >/dev/null 2>&1
 
 set_hold 0ms
 run_phase A
-[ "$HELD" -eq 0 ] || fails+=("A (queue_hold 0, no failover): the server held $HELD packets")
+[ "$HELD" -eq 0 ] || fails+=("A (queue_hold 0): the server held $HELD packets by queue_hold")
 [ "$OVER" -gt 0 ] || fails+=("A: the server dropped nothing over budget under a 4-stream download (the budget never refused: the test shows nothing)")
 
 set_hold 10ms
 run_phase B
-[ "$HELD" -gt 0 ] || fails+=("B (queue_hold 10ms): the server held nothing")
-[ "$EXPIRED" -eq 0 ] || fails+=("B: $EXPIRED held packets expired as failover holds (there was no failover)")
+[ "$HELD" -gt 0 ] || fails+=("B (queue_hold 10ms): the server held nothing by queue_hold")
 [ "$REFUSED" -eq 0 ] || fails+=("B: the hold refused $REFUSED packets")
 [ "${LOST:-1}" -eq 0 ] || fails+=("B: $LOST of $SENT pings lost")
 
 for who in client server; do daemon_alive "$who" || fails+=("the $who died"); done
 
 if [ ${#fails[@]} -gt 0 ]; then printf 'FAIL: %s\n' "${fails[@]}"; exit 1; fi
-echo "PASS: with queue_hold the server held what the budget refused ($HELD packets, none expired or refused) and the pings under the load lost nothing (slowest $SLOWEST ms)"
+echo "PASS: with queue_hold the server held what the budget refused ($HELD packets, $EXPIRED of them dropped after 10 ms, none refused) and the pings under the load lost nothing (slowest $SLOWEST ms)"
