@@ -141,32 +141,15 @@ one_stream() {
   ONE[$1]=$(mbps "$LAB_DIR/one-$1.json")
   echo "result: one-stream download, $1: ${ONE[$1]} Mbit/s"
 }
-# set_key KEY VALUE: KEY = VALUE in both configs, then a reload of both.
-set_key() {
-  local who f n
-  for who in client server; do
-    f=$LAB_DIR/$who.conf
-    "$LAB_PY" - "$f" "$who" "$1" "$2" <<'PY'
-import re, sys
-path, who, key, value = sys.argv[1:]
-text = re.sub(r'(?m)^%s = .*\n' % key, '', open(path).read())
-text = text.replace("[%s]\n" % who, '[%s]\n%s = "%s"\n' % (who, key, value), 1)
-open(path, "w").write(text)
-PY
-    n=$(log_count "$(lab_log_file "$who")" 'config reloaded')
-    kill -HUP "$(daemon_pid "$who")"
-    wait_for_log "$(lab_log_file "$who")" 'config reloaded' 5 $((n + 1)) || lab_fail "$who did not reload $1 = $2"
-  done
-}
 echo "== 3. the same with queue_budget = $SMALL_BUDGET on both ends, and one-stream downloads"
 one_stream 20ms
-set_key queue_budget "$SMALL_BUDGET"
+lab_set_keys queue_budget "$SMALL_BUDGET"
 sleep 1
 SMALL="emu: onebox tunnel, queue_budget $SMALL_BUDGET, 4 streams up + 4 down"
 loaded_pings "$SMALL" small
 one_stream "$SMALL_BUDGET"
 echo "== 4. the same with queue_hold = $SMALL_HOLD as well"
-set_key queue_hold "$SMALL_HOLD"
+lab_set_keys queue_hold "$SMALL_HOLD"
 sleep 1
 HELD="emu: onebox tunnel, queue_budget $SMALL_BUDGET + queue_hold $SMALL_HOLD, 4 streams up + 4 down"
 loaded_pings "$HELD" held

@@ -638,6 +638,30 @@ PY
   [ -n "$L0" ] && [ -n "$L1" ] || lab_fail "client did not report both WAN links"
 }
 
+# lab_set_keys KEY VALUE [KEY VALUE...]: each KEY = "VALUE" in both daemons'
+# configs (in [client] / [server], replacing an earlier line of it), then a
+# reload (SIGHUP) of both, waiting for each to log it.
+lab_set_keys() {
+  local who f n
+  for who in client server; do
+    f=$LAB_DIR/$who.conf
+    "$LAB_PY" - "$f" "$who" "$@" <<'PY' || lab_fail "could not write $f"
+import re, sys
+path, who, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
+text = open(path).read()
+lines = ""
+for key, value in zip(pairs[::2], pairs[1::2]):
+    text = re.sub(r'(?m)^%s = .*\n' % key, '', text)
+    lines += '%s = "%s"\n' % (key, value)
+text = text.replace("[%s]\n" % who, "[%s]\n%s" % (who, lines), 1)
+open(path, "w").write(text)
+PY
+    n=$(log_count "$(lab_log_file "$who")" 'config reloaded')
+    kill -HUP "$(daemon_pid "$who")"
+    wait_for_log "$(lab_log_file "$who")" 'config reloaded' 5 $((n + 1)) || lab_fail "$who did not reload $*"
+  done
+}
+
 # lab_require_emu NAME: a test that needs the link emulator: root (else exit 77)
 # and build/linkemu; turns LAB_EMU on for the lab it starts next.
 lab_require_emu() {

@@ -899,9 +899,7 @@ struct Worker {
         Counter why = Counter::drop_no_link;
         int link = pick_link(s, bytes, &why);
         if (link < 0) {
-            if (why == Counter::drop_over_budget && (s->bond.headroom(now) > 0 || queue_hold_ns) &&
-                hold_refused_packet(s, idx, uint32_t(res)))
-                return;
+            if (why == Counter::drop_over_budget && hold_refused_packet(s, idx, uint32_t(res))) return;
             return drop(idx, why);
         }
         send_inner(s, unsigned(link), idx, uint32_t(res));
@@ -929,13 +927,16 @@ struct Worker {
         return total <= ihl + doff;
     }
 
-    // An inner packet the links refused now, held: while a failure is
-    // recent as a failover hold (kHoldMaxNs), else for queue_hold_ns (a
-    // short queue of our own in front of the links: a saturating flow's
-    // surplus waits there instead of being dropped at once, and a ping
-    // goes ahead of it). False: not held (the caller drops it).
+    // An inner packet the links refused now (or that must wait behind its
+    // session's held ones), held: while a failure is recent, or behind a
+    // failover's held packets, as a failover hold (kHoldMaxNs); else for
+    // queue_hold_ns (a short queue of our own in front of the links: a
+    // saturating flow's surplus waits there instead of being dropped at
+    // once, and a ping goes ahead of it). False: not held (the caller
+    // drops it).
     bool hold_refused_packet(Session* s, uint32_t idx, uint32_t len) {
-        if (s->bond.headroom(now) > 0 || queue_hold_ns == 0) return hold(s, idx, len);
+        if (s->bond.headroom(now) > 0 || (queue_hold_ns == 0 && s->held > 0)) return hold(s, idx, len);
+        if (queue_hold_ns == 0) return false;
         // A queue hold takes at most half the list, and a session at most a
         // quarter: failover holds and resends, and the other sessions,
         // keep their room whatever one saturating client does.
