@@ -124,9 +124,10 @@ for cc in cubic bbr; do
   wait "$pid"
   s1=$(daemon_stats server)
   # What the server did with the download meanwhile: packets its admission
-  # refused (every usable link's queue past the budget), stall resends and
-  # loss repairs.
-  sent_line="server: $(stat_delta "$s0" "$s1" drop_over_budget) refused over budget, $(stat_delta "$s0" "$s1" resent) resent, $(stat_delta "$s0" "$s1" repaired) repaired"
+  # refused (every usable link's queue past the budget), stall resends, loss
+  # repairs, and packets held for a failover (dropped early: hold_signals;
+  # waited 250 ms: hold_expired).
+  sent_line="server: $(stat_delta "$s0" "$s1" drop_over_budget) refused over budget, $(stat_delta "$s0" "$s1" resent) resent, $(stat_delta "$s0" "$s1" repaired) repaired, $(stat_delta "$s0" "$s1" held) held of which $(stat_delta "$s0" "$s1" hold_signals) dropped early and $(stat_delta "$s0" "$s1" hold_expired) expired"
   read -r stall _ median < <(stall_of "$LAB_DIR/iperf2-$cc.json" "$LAB_DIR/cuts-$cc.txt" "$t0")
   lab_exec cli timeout 40 iperf3 -c "$LAB_INET_IP" -p 5201 -R -C "$cc" -t 14 -i 0.1 -J >"$LAB_DIR/iperf2-$cc-nocut.json" 2>/dev/null
   read -r _ base _ < <(stall_of "$LAB_DIR/iperf2-$cc-nocut.json" - 0)

@@ -36,6 +36,7 @@ namespace onebox::dataplane {
     X(held)                 /* over budget, held for room instead (a failover, queue_hold) */ \
     X(hold_expired)         /* ... after a link failed, dropped after waiting 250 ms */ \
     X(hold_refused)         /* ... or not held: the hold list full or buffers short */ \
+    X(hold_signals)         /* held ones dropped early, a loss for the sender to slow down on */ \
     X(queue_held)           /* of those held, by queue_hold (no failover going on) */ \
     X(queue_hold_expired)   /* ... and dropped after waiting queue_hold (drop_over_budget too) */ \
     X(drop_bad_control)     /* malformed Feedback/Probe, or an echo never asked for */  \

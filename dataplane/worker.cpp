@@ -19,6 +19,7 @@
 
 #include "buf_ring.h"
 #include "buffers.h"
+#include "hold.h"
 #include "proto/link_policy.h"
 #include "proto/tcp_coalesce.h"
 #include "proto/tso.h"
@@ -929,7 +930,7 @@ struct Worker {
 
     // An inner packet the links refused now (or that must wait behind its
     // session's held ones), held: while a failure is recent, or behind a
-    // failover's held packets, as a failover hold (kHoldMaxNs); else for
+    // failover's held packets, as a failover hold (HoldList::kFailoverNs); else for
     // queue_hold_ns (a short queue of our own in front of the links: a
     // saturating flow's surplus waits there instead of being dropped at
     // once, and a ping goes ahead of it). False: not held (the caller
@@ -940,11 +941,11 @@ struct Worker {
         // A queue hold takes at most half the list, and a session at most a
         // quarter: failover holds and resends, and the other sessions,
         // keep their room whatever one saturating client does.
-        if (held_n >= kHoldMax / 2 || s->held >= kHoldMax / 4) {
+        if (holds.n >= HoldList::kMax / 2 || s->held >= HoldList::kMax / 4) {
             counters.add(Counter::hold_refused);
             return false;
         }
-        if (!hold(s, idx, len, kFresh, HoldKind::Queue)) return false;
+        if (!hold(s, idx, len, HoldList::kFresh, HoldKind::Queue)) return false;
         counters.add(Counter::queue_held);
         return true;
     }
@@ -959,53 +960,22 @@ struct Worker {
         if (s->bond.sched.cfg.mode == proto::SchedMode::Redundant) send_copies(s, link, idx);
     }
 
-    // ---- holding after a link failed, and queue_hold ---------------------------
-    // For a while after a link stalled or went Down (Bond::headroom), an inner
-    // packet the links' admission refuses waits here instead of being
-    // dropped. Every flow's window was sized for the old sum of the links;
-    // what it has in flight beyond the survivors' budget would be lost in
-    // one burst, its retransmissions with it, and a TCP flow would stall for
-    // a retransmission timeout. (A BBR sender goes on at the old rate for a
-    // while whatever is lost.) Held here rather than in the links' own
-    // queues, which may be shorter than the burst (the lab's hold 100 ms).
-    // Held packets go out oldest first as the links make room (each loop
-    // pass: release_held), each session's before any newer packet of it;
-    // one that waited kHoldMaxNs is dropped (hold_expired). Not sealed until
-    // they go, so they take their sequence numbers in the order they leave.
-    // A stall's resends (resend) wait here too, sealed as they were, for a
-    // link other than the one that failed.
-    // With queue_hold, a packet refused outside a failover waits here the
-    // same way, for at most queue_hold_ns (then dropped: drop_over_budget
-    // and queue_hold_expired); such holds take at most half the list
-    // (hold_refused_packet). While any are held the worker looks every
-    // millisecond, and each look walks the list (at most kHoldMax entries).
-    enum class HoldKind : uint8_t { Failover, Queue };
-    struct Held {
-        Session* s;
-        uint32_t idx;
-        uint32_t len;       // an inner packet's, or a resend's sealed datagram's
-        uint64_t until;     // dropped if still here after this
-        uint8_t failed;     // a resend: the link it is not to go on; kFresh: an inner packet
-        HoldKind kind;
-    };
-    static constexpr uint8_t kFresh = 0xff;
-    static constexpr unsigned kHoldMax = 2048;
-    static constexpr uint64_t kHoldMaxNs = 250'000'000;
-    std::unique_ptr<Held[]> hold_list = std::make_unique<Held[]>(kHoldMax);
-    unsigned held_n = 0;
-    uint64_t pass = 0;  // loop passes (Session::hold_blocked_pass)
+    // ---- holding after a link failed, and queue_hold (hold.h) ------------------
+    // Held packets are not sealed until they go, so they take their sequence
+    // numbers in the order they leave. While any are held the worker looks
+    // every millisecond (kHoldPollNs), and each look walks the list.
+    HoldList holds;
 
     // Holds an inner packet (or a resend: `failed`); false (the caller drops
     // it) when the list is full or a quarter of the pool is all that is left
     // (receives need it).
-    bool hold(Session* s, uint32_t idx, uint32_t len, uint8_t failed = kFresh, HoldKind kind = HoldKind::Failover) {
-        if (held_n == kHoldMax || pool.available() < pool.count / 4) {
+    bool hold(Session* s, uint32_t idx, uint32_t len, uint8_t failed = HoldList::kFresh,
+              HoldKind kind = HoldKind::Failover) {
+        uint64_t limit = kind == HoldKind::Queue ? queue_hold_ns : HoldList::kFailoverNs;
+        if (pool.available() < pool.count / 4 || !holds.add(s, idx, len, now, limit, failed, kind)) {
             counters.add(Counter::hold_refused);
             return false;
         }
-        uint64_t limit = kind == HoldKind::Queue ? queue_hold_ns : kHoldMaxNs;
-        hold_list[held_n++] = Held{s, idx, len, now + limit, failed, kind};
-        ++s->held;
         counters.add(Counter::held);
         return true;
     }
@@ -1013,27 +983,14 @@ struct Worker {
     // What the links have room for now goes out, oldest first; the rest of
     // a session whose oldest still finds no room waits for the next pass.
     void release_held() {
-        if (held_n == 0) return;
-        ++pass;
-        unsigned keep = 0;
-        for (unsigned k = 0; k < held_n; ++k) {
-            const Held h = hold_list[k];
-            Session* s = h.s;
-            if (now > h.until) {  // even behind a blocked one of its session: it is only dropped
-                --s->held;
-                if (h.kind == HoldKind::Queue) counters.add(Counter::queue_hold_expired);
-                drop(h.idx, h.kind == HoldKind::Queue ? Counter::drop_over_budget : Counter::hold_expired);
-                continue;
-            }
-            if (s->hold_blocked_pass == pass) { hold_list[keep++] = h; continue; }
-            if (h.failed != kFresh ? release_resend(h) : release_fresh(h)) {
-                --s->held;
-                continue;
-            }
-            s->hold_blocked_pass = pass;
-            hold_list[keep++] = h;
-        }
-        held_n = keep;
+        holds.release(
+            now, [&](const Held& h) { return h.failed != HoldList::kFresh ? release_resend(h) : release_fresh(h); },
+            [&](const Held& h, HoldDrop why) {
+                if (why == HoldDrop::Signal) return drop(h.idx, Counter::hold_signals);
+                if (h.kind == HoldKind::Failover) return drop(h.idx, Counter::hold_expired);
+                counters.add(Counter::queue_hold_expired);
+                drop(h.idx, Counter::drop_over_budget);
+            });
     }
 
     // Each false: no room on the links yet (it stays); true: sent, or dropped.
@@ -1061,12 +1018,7 @@ struct Worker {
 
     // A session going away: what it held goes back to the pool.
     void release_held(const Session* s) {
-        unsigned keep = 0;
-        for (unsigned k = 0; k < held_n; ++k) {
-            if (hold_list[k].s == s) pool.put(hold_list[k].idx);
-            else hold_list[keep++] = hold_list[k];
-        }
-        held_n = keep;
+        holds.remove_session(s, [&](uint32_t idx) { pool.put(idx); });
     }
 
     // Mode redundant: the sealed datagram in `idx` (sent on `first`) goes out
@@ -1871,7 +1823,7 @@ struct Worker {
         uint64_t deadline = std::min(next_timer, next_reorder_deadline);
         if (deadline <= now) return 0;
         // Held packets: the links' queues drain by the millisecond.
-        return std::min(deadline - now, held_n ? kHoldPollNs : kMaxWaitNs);
+        return std::min(deadline - now, holds.n ? kHoldPollNs : kMaxWaitNs);
     }
 
     int setup() {

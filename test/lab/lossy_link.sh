@@ -34,23 +34,7 @@ lab_client_with 'link_hold = "1s"'
 
 # set_policy LOSS_LIMIT REPAIR_WINDOW: loss_limit, repair_window (and
 # link_hold 1s) in both configs, then a reload of both daemons.
-set_policy() {
-  local who f n
-  for who in client server; do
-    f=$LAB_DIR/$who.conf
-    "$LAB_PY" - "$f" "$who" "$1" "$2" <<'PY'
-import re, sys
-path, who, limit, window = sys.argv[1:]
-text = re.sub(r'(?m)^(loss_limit|link_hold|repair_window) = .*\n', '', open(path).read())
-text = text.replace("[%s]\n" % who, '[%s]\nloss_limit = "%s"\nrepair_window = "%s"\nlink_hold = "1s"\n' % (who, limit, window), 1)
-open(path, "w").write(text)
-PY
-    n=$(log_count "$(lab_log_file "$who")" 'config reloaded')
-    kill -HUP "$(daemon_pid "$who")"
-    wait_for_log "$(lab_log_file "$who")" 'config reloaded' 5 $((n + 1)) || lab_fail "$who did not reload loss_limit = $1, repair_window = $2"
-  done
-}
-
+set_policy() { lab_set_keys loss_limit "$1" repair_window "$2" link_hold 1s; }
 
 # run_phase NAME: wan1 loses LOSSY_PERCENT both ways while a ping every 20 ms and an
 # iperf3 download run for SECS; sets LOST SENT MBIT, OUT_C OUT_S (times
