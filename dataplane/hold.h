@@ -24,11 +24,12 @@
 // whole limit behind them: a retransmission timeout (measured: a 300 ms
 // stall with 141 expired, 2026-12-06). So, CoDel's way but at a fixed rate:
 // while a session's oldest held data packet has waited kSignalNs, it is
-// dropped, one every kSignalEveryNs. One loss tells the sender the links got
+// dropped, at most one of the session's every kSignalEveryNs. One loss tells the sender the links got
 // slower, and what it sends next still gets through; a BBR sender hardly
-// slows for it, and the hold still takes its surplus. Never a small packet
-// (a ping, an acknowledgement), a resend, or a queue_hold packet (those
-// wait queue_hold at most, 100 ms, and expire instead).
+// slows for it, and the hold still takes its surplus. Never a packet of at
+// most small_bytes (a ping, an acknowledgement), a resend, or a queue_hold
+// packet (those wait queue_hold at most, 100 ms, and expire instead); one
+// of those ahead of it does not shield the data packets behind it.
 #pragma once
 
 #include <cstdint>
@@ -62,7 +63,7 @@ struct HoldList {
 
     std::unique_ptr<Held[]> list = std::make_unique<Held[]>(kMax);
     unsigned n = 0;
-    uint64_t pass = 0;  // release() calls (Session::hold_blocked_pass, hold_head_pass)
+    uint64_t pass = 0;  // release() calls (Session::hold_blocked_pass, hold_signal_pass)
 
     bool full() const { return n == kMax; }
 
@@ -75,12 +76,20 @@ struct HoldList {
         return true;
     }
 
-    // Is `h`, the oldest held packet of its session, to be dropped early now?
+    // May `h` be dropped early at all: a failover hold of an inner data
+    // packet larger than small_bytes (not a ping or an acknowledgement, not
+    // a resend, not a queue_hold packet)?
+    static bool signal_eligible(const Held& h) {
+        return h.kind == HoldKind::Failover && h.failed == kFresh &&
+               h.len + proto::kDataOverhead > h.s->bond.sched.cfg.small_bytes;
+    }
+
+    // Is `h`, the oldest eligible packet its session holds, to be dropped
+    // early now: held kSignalNs, and none of its session dropped early in
+    // the last kSignalEveryNs?
     static bool signal_due(const Held& h, uint64_t now) {
-        if (h.kind != HoldKind::Failover || h.failed != kFresh) return false;
-        if (h.len + proto::kDataOverhead <= h.s->bond.sched.cfg.small_bytes) return false;
         uint64_t last = h.s->hold_signal_ns;  // 0: never
-        return now - h.since >= kSignalNs && (last == 0 || now - last >= kSignalEveryNs);
+        return now >= h.since + kSignalNs && (last == 0 || now >= last + kSignalEveryNs);
     }
 
     // One pass, oldest first. try_send(const Held&) -> bool: true when it is
@@ -102,8 +111,8 @@ struct HoldList {
                 give_up(h, HoldDrop::Expired);
                 continue;
             }
-            if (s->hold_head_pass != pass) {  // h is the oldest of its session still here
-                s->hold_head_pass = pass;
+            if (s->hold_signal_pass != pass && signal_eligible(h)) {  // its oldest eligible one
+                s->hold_signal_pass = pass;
                 if (signal_due(h, now)) {
                     s->hold_signal_ns = now;
                     --s->held;

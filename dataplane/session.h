@@ -80,14 +80,14 @@ struct Session {
     PeerLink links[proto::kMaxLinks];      // server: the client's links by link id
     SessionStats stats;
 
-    // The worker's hold list (worker.cpp, hold): how many of this
-    // session's packets wait there, the loop pass in which the links
-    // last had no room for the oldest of them, the last pass that looked
-    // at its oldest, and when a held packet of it was last dropped early
-    // (hold_signal_due).
+    // The worker's hold list (hold.h): how many of this session's packets
+    // wait there, the pass in which the links last had no room for the
+    // oldest of them, the last pass that looked at its oldest packet that
+    // may be dropped early, and when one was last dropped early (0: never;
+    // HoldList::signal_due).
     uint32_t held = 0;
     uint64_t hold_blocked_pass = 0;
-    uint64_t hold_head_pass = 0;
+    uint64_t hold_signal_pass = 0;
     uint64_t hold_signal_ns = 0;
 };
 

@@ -90,9 +90,11 @@ TEST_CASE("hold: a packet past its limit is dropped, even behind a blocked one o
     REQUIRE(d.size() == 1);
     CHECK(d[0].idx == 2);
     CHECK(d[0].why == HoldDrop::Expired);
+    CHECK(pass(h, 100 * kMs, kNoRoom).empty());                    // the ping, 100 ms in: stays
     d = pass(h, HoldList::kFailoverNs + 1, kNoRoom);
     REQUIRE(d.size() == 1);
     CHECK(d[0].idx == 1);
+    CHECK(d[0].why == HoldDrop::Expired);
     CHECK(h.n == 0);
     CHECK(a->held == 0);
 }
@@ -132,23 +134,47 @@ TEST_CASE("hold: which oldest held packet is dropped early") {
 }
 
 TEST_CASE("hold: a standing failover hold loses one packet per 100 ms, the oldest, from 50 ms on") {
-    auto a = std::make_unique<Session>(), b = std::make_unique<Session>();
+    auto a = std::make_unique<Session>(), b = std::make_unique<Session>(), c = std::make_unique<Session>();
     HoldList h;
-    std::vector<uint64_t> signal_at;
-    std::vector<uint32_t> signalled;
-    // A packet of a and one of b every millisecond, for 240 ms; the links
-    // take b's but none of a's: a's hold stands, b's never does.
+    std::vector<uint64_t> a_at, b_at;
+    std::vector<uint32_t> a_idx;
+    // Each millisecond for 240 ms a data packet of a, of b and of c; the
+    // links take c's, not a's or b's: a's and b's holds stand, each loses
+    // its own, c's never does. b's started 20 ms later.
     for (uint64_t t = 0; t < 240; ++t) {
         h.add(a.get(), uint32_t(t), kBig, t * kMs, HoldList::kFailoverNs);
-        h.add(b.get(), uint32_t(1000 + t), kBig, t * kMs, HoldList::kFailoverNs);
-        for (const Dropped& d : pass(h, t * kMs, [&](const Held& x) { return x.s == b.get(); })) {
+        if (t >= 20) h.add(b.get(), uint32_t(1000 + t), kBig, t * kMs, HoldList::kFailoverNs);
+        h.add(c.get(), uint32_t(2000 + t), kBig, t * kMs, HoldList::kFailoverNs);
+        for (const Dropped& d : pass(h, t * kMs, [&](const Held& x) { return x.s == c.get(); })) {
             CHECK(d.why == HoldDrop::Signal);
-            signal_at.push_back(t);
-            signalled.push_back(d.idx);
+            CHECK(d.idx < 2000);
+            if (d.idx < 1000) a_at.push_back(t), a_idx.push_back(d.idx);
+            else b_at.push_back(t);
         }
     }
-    CHECK(signal_at == std::vector<uint64_t>{50, 150});
-    CHECK(signalled == std::vector<uint32_t>{0, 1});  // the oldest of a's each time
+    CHECK(a_at == std::vector<uint64_t>{50, 150});
+    CHECK(a_idx == std::vector<uint32_t>{0, 1});  // the oldest of a's each time
+    CHECK(b_at == std::vector<uint64_t>{70, 170});
     CHECK(a->held == 240 - 2);
-    CHECK(b->held == 0);
+    CHECK(b->held == 220 - 2);
+    CHECK(c->held == 0);
+}
+
+TEST_CASE("hold: a resend or a ping ahead does not shield the data packets behind it") {
+    auto a = std::make_unique<Session>();
+    HoldList h;
+    h.add(a.get(), 1, kBig, 0, HoldList::kFailoverNs, 0);          // a stall's resend (failed link 0)
+    h.add(a.get(), 2, kSmall, 0, HoldList::kFailoverNs);           // a ping
+    h.add(a.get(), 3, kBig, 0, HoldList::kFailoverNs);             // data
+    h.add(a.get(), 4, kBig, 0, HoldList::kFailoverNs);
+    CHECK(pass(h, 49 * kMs, kNoRoom).empty());
+    auto d = pass(h, 50 * kMs, kNoRoom);
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].idx == 3);
+    CHECK(d[0].why == HoldDrop::Signal);
+    CHECK(pass(h, 149 * kMs, kNoRoom).empty());
+    d = pass(h, 150 * kMs, kNoRoom);
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].idx == 4);
+    CHECK(a->held == 2);                                           // the resend and the ping wait on
 }
