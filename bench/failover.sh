@@ -82,32 +82,8 @@ row "1. bond, ping every 10 ms, $CUTS cuts of wan0 (primary) and $CUTS of wan1, 
 # and 1 s after the link is back, or one that was going on when the cut came,
 # from the cut to its end. The same download without cuts is measured
 # too: BBR drains its queue for ~200 ms every 10 s (ProbeRTT) on its own.
-stall_of() { # IPERF_JSON CUTS_FILE T0 -> "during_cut_ms outside_ms median_mbit"
-  "$LAB_PY" - "$@" <<'PY'
-import json, sys, statistics
-d = json.load(open(sys.argv[1]))
-t0 = float(sys.argv[3])
-cuts = [float(l.split()[1]) - t0 for l in open(sys.argv[2])] if sys.argv[2] != "-" else []
-iv = [i["sum"] for i in d.get("intervals", [])][20:]   # after the first 2 s
-bps = [x["bits_per_second"] for x in iv]
-med = statistics.median(bps) if bps else 0
-runs, run, start = [], 0.0, None
-for x in iv + [{"bits_per_second": med, "seconds": 0, "start": 1e9}]:
-    if x["bits_per_second"] < 0.1 * med:
-        if run == 0: start = x["start"]
-        run += x["seconds"]
-    elif run > 0:
-        runs.append((start, run)); run = 0.0
-# A stall during a cut: one that starts between the cut and 1 s after the
-# restore, or one already going on when the cut came (BBR's ProbeRTT, every
-# 10 s, may fall just before one); that one counts from the cut on.
-def during_cut(s, r):
-    hits = [c for c in cuts if s <= c + 2.0 and s + r >= c - 0.05]
-    return max(0.0, s + r - max(s, min(hits))) if hits else None
-during = [during_cut(s, r) for s, r in runs if during_cut(s, r) is not None]
-outside = [r for s, r in runs if during_cut(s, r) is None]
-print("%d %d %.1f" % (round(max(during, default=0) * 1000), round(max(outside, default=0) * 1000), med / 1e6))
-PY
+stall_of() { # IPERF_JSON CUTS_FILE T0 -> "during_cut_ms outside_ms median_mbit" (bench/stall.py)
+  "$LAB_PY" "$HERE/stall.py" "$@" 2>/dev/null
 }
 for cc in cubic bbr; do
   echo "== 2. bond: iperf3 download ($cc) across 3 cuts of each link"
