@@ -82,8 +82,8 @@ struct Session {
 
     // The worker's hold list (hold.h): how many of this session's packets
     // wait there, the pass in which the links last had no room for the
-    // oldest of them, the last pass that looked at its oldest packet that
-    // may be dropped early, and when one was last dropped early (0: never;
+    // oldest of them, the last pass that looked at its oldest packet (to
+    // drop it early?), and when one was last dropped early (0: never;
     // HoldList::signal_due).
     uint32_t held = 0;
     uint64_t hold_blocked_pass = 0;
