@@ -54,13 +54,6 @@ resent_line() {
   echo "resent client/server $(stat_text "$c" resent)/$(stat_text "$s" resent), late_delivered $(stat_text "$c" late_delivered)/$(stat_text "$s" late_delivered)"
 }
 
-# cut_cycle WAN: cut for 1 s, restore, wait past the hold.
-cut_cycle() {
-  lab_emu_set "$1" "set both cut=1" >/dev/null || lab_fail "linkemu $1 cut"
-  sleep 1
-  lab_emu_set "$1" "set both cut=0" >/dev/null || lab_fail "linkemu $1 restore"
-  sleep 2.5
-}
 
 # ---- 1. bond, ping flood across 2 x CUTS cuts ---------------------------------
 echo "== 1. bond: ping flood, $CUTS cuts of each link"
@@ -68,7 +61,7 @@ n=$(( 2 * CUTS * 350 + 300 ))
 lab_exec cli ping -n -i 0.01 -W 1 -c "$n" "$LAB_INET_IP" >"$LAB_DIR/ping1.out" 2>&1 &
 pid=$!
 sleep 1
-for ((k = 0; k < CUTS; k++)); do cut_cycle wan0; cut_cycle wan1; done
+for ((k = 0; k < CUTS; k++)); do lab_cut_cycle wan0; lab_cut_cycle wan1; done
 wait "$pid"
 read -r lost sent max < <(lab_ping_summary "$LAB_DIR/ping1.out")
 row "1. bond, ping every 10 ms, $CUTS cuts of wan0 (primary) and $CUTS of wan1, 1 s each" \
@@ -95,7 +88,7 @@ for cc in cubic bbr; do
   pid=$!
   sleep 3
   for ((k = 0; k < 3; k++)); do
-    for w in wan0 wan1; do echo "$w $(date +%s.%N)" >>"$LAB_DIR/cuts-$cc.txt"; cut_cycle "$w"; done
+    for w in wan0 wan1; do echo "$w $(date +%s.%N)" >>"$LAB_DIR/cuts-$cc.txt"; lab_cut_cycle "$w"; done
   done
   wait "$pid"
   s1=$(daemon_stats server)

@@ -39,12 +39,6 @@ host_drops() {
   ifdrops=$(lab_exec cli sh -c 'cat /sys/class/net/*/statistics/rx_dropped /sys/class/net/*/statistics/tx_dropped' | awk '{ s += $1 } END { print s + 0 }')
   echo "${rcvbuf:-0} $softnet $ifdrops"
 }
-cut_cycle() {
-  lab_emu_set "$1" "set both cut=1" >/dev/null || lab_fail "linkemu $1 cut"
-  sleep 1
-  lab_emu_set "$1" "set both cut=0" >/dev/null || lab_fail "linkemu $1 restore"
-  sleep 2.5
-}
 
 echo "== $RUNS runs: iperf3 download ($CC) across 3 cuts of each link"
 missed=0 worst=0 expired_runs=0
@@ -56,7 +50,7 @@ for ((r = 1; r <= RUNS; r++)); do
   pid=$!
   sleep 3
   for ((k = 0; k < 3; k++)); do
-    for w in wan0 wan1; do echo "$w $(date +%s.%N)" >>"$LAB_DIR/cuts.txt"; cut_cycle "$w"; done
+    for w in wan0 wan1; do echo "$w $(date +%s.%N)" >>"$LAB_DIR/cuts.txt"; lab_cut_cycle "$w"; done
   done
   wait "$pid"
   s1=$(daemon_stats server); read -r rb1 sn1 if1 < <(host_drops)

@@ -662,6 +662,16 @@ PY
   done
 }
 
+# lab_cut_cycle WAN: cuts WAN both ways for 1 s (LAB_EMU labs), restores it,
+# then waits 2.5 s: past the client's link_hold (2 s), so the link is in use
+# again before the next cut.
+lab_cut_cycle() {
+  lab_emu_set "$1" "set both cut=1" >/dev/null || lab_fail "linkemu $1 cut"
+  sleep 1
+  lab_emu_set "$1" "set both cut=0" >/dev/null || lab_fail "linkemu $1 restore"
+  sleep 2.5
+}
+
 # lab_require_emu NAME: a test that needs the link emulator: root (else exit 77)
 # and build/linkemu; turns LAB_EMU on for the lab it starts next.
 lab_require_emu() {
