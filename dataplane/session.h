@@ -52,6 +52,7 @@ struct SessionStats {
 struct Session {
     uint32_t id = 0;
     uint32_t tunnel_ip = 0;          // host order; the only inner source allowed (server)
+    uint32_t reorder_marks = 0;      // pass_gap's marks in the reorder buffer (counted in its `held`, not packets)
     sockaddr_in peer{};              // server: the handshake's source, until links are heard
 
     // Keys in use, keys from a newer handshake that the peer has not yet

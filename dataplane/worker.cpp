@@ -21,6 +21,7 @@
 #include "buffers.h"
 #include "hold.h"
 #include "proto/link_policy.h"
+#include "proto/overtake.h"
 #include "proto/tcp_coalesce.h"
 #include "proto/tso.h"
 #include "resend.h"
@@ -890,7 +891,7 @@ struct Worker {
             // A small packet that cannot be out of order with what waits (a
             // ping, a call, a TCP acknowledgement without data) goes ahead
             // if the links take it now: what waits is a bulk flow's surplus.
-            if (bytes <= s->bond.sched.cfg.small_bytes && may_overtake(ip, uint32_t(res)) &&
+            if (bytes <= s->bond.sched.cfg.small_bytes && proto::may_overtake(ip, uint32_t(res)) &&
                 try_send_now(s, idx, uint32_t(res)))
                 return;
             // Else behind what of its session already waits (order within a flow).
@@ -913,19 +914,6 @@ struct Worker {
         if (link < 0) return false;
         send_inner(s, unsigned(link), idx, len);
         return true;
-    }
-
-    // An inner packet that no held packet of its flow can be behind: not
-    // TCP, or TCP carrying no data (an acknowledgement: a TCP receiver
-    // takes one out of order with the data going the same way). A small
-    // TCP segment with data (a write's tail) must stay behind its flow.
-    static bool may_overtake(const uint8_t* ip, uint32_t len) {
-        if (ip[9] != 6) return true;
-        uint32_t ihl = (ip[0] & 15u) * 4;
-        if (len < ihl + 20) return false;
-        uint32_t total = std::min<uint32_t>(proto::get_be16(ip + 2), len);
-        uint32_t doff = (ip[ihl + 12] >> 4) * 4u;
-        return total <= ihl + doff;
     }
 
     // An inner packet the links refused now (or that must wait behind its
@@ -1057,6 +1045,10 @@ struct Worker {
     void deliver(Session* s, const proto::ReorderEntry* entries, size_t n) {
         for (size_t i = 0; i < n; ++i) {
             uint32_t idx = entries[i].handle;
+            if (idx == kPassedMark) {  // written when it arrived (pass_gap)
+                --s->reorder_marks;
+                continue;
+            }
             uint32_t len = pool.meta[idx].len;
             if (len == 0) { pool.put(idx); continue; }  // keepalive or refused packet
             write_tun(idx, len);
@@ -1218,6 +1210,7 @@ struct Worker {
             deliver_len = 0;  // still consumes its sequence number in the reorder buffer
         }
         pool.meta[idx].len = deliver_len;
+        if (pass_gap(s, idx, h.seq, deliver_len)) return;
         // The reorder buffer would hold it (a number after the next one
         // expected): out of its slab into a buffer of its own, so no slab
         // waits on a gap.
@@ -1247,6 +1240,33 @@ struct Worker {
             next_reorder_deadline = std::min(next_reorder_deadline, now + s->reorder.gap_timeout_ns);
         }
         deliver(s, released, n);
+    }
+
+    // The reorder buffer's mark for a number whose packet went to the TUN
+    // when it arrived: the number counts as received, nothing is written.
+    // Never a buffer index: the pool holds far fewer than 2^32 - 2 buffers.
+    static constexpr uint32_t kPassedMark = kNoBuffer - 1;
+
+    // A small packet that may overtake its flow (a ping, a TCP
+    // acknowledgement; overtake.h) and that the
+    // reorder buffer would hold behind a gap goes to the TUN now: the gap is
+    // bulk data on a slower link, and waiting for it would add that link's
+    // queue to the ping. Its number stays in the buffer as a mark, so the
+    // gap logic sees it arrived. True: delivered.
+    bool pass_gap(Session* s, uint32_t idx, uint64_t seq, uint32_t len) {
+        if (len == 0 || seq <= s->reorder.next) return false;
+        if (len + uint32_t(proto::kDataOverhead) > s->bond.sched.cfg.small_bytes) return false;
+        if (!proto::may_overtake(pool.data(idx) + kHeaderSize, len)) return false;
+        size_t n = 0;
+        auto verdict = s->reorder.insert(seq, kPassedMark, now, released, &n);
+        if (verdict != proto::ReorderBuffer::Insert::Late) ++s->reorder_marks;  // deliver() takes it off
+        if (verdict == proto::ReorderBuffer::Insert::Held)
+            next_reorder_deadline = std::min(next_reorder_deadline, now + s->reorder.gap_timeout_ns);
+        deliver(s, released, n);  // what a full buffer gave up first, in order
+        counters.add(Counter::reorder_passed);
+        proto::ReorderEntry now_entry{idx, seq};
+        deliver(s, &now_entry, 1);
+        return true;
     }
 
     // Feedback and probes: acted on at once, never through the reorder buffer.
@@ -1746,12 +1766,12 @@ struct Worker {
         if (client_session) {
             timeouts += client_session->reorder.timeouts;
             overflows += client_session->reorder.overflows;
-            held += client_session->reorder.held;
+            held += client_session->reorder.held - client_session->reorder_marks;
         }
         for (auto& [id, s] : by_id) {
             timeouts += s->reorder.timeouts;
             overflows += s->reorder.overflows;
-            held += s->reorder.held;
+            held += s->reorder.held - s->reorder_marks;
         }
         counters.reorder_depth.store(held, std::memory_order_relaxed);
         // Sessions come and go; publish the live sum as a gauge-like total.

@@ -35,7 +35,8 @@
 //
 // Control: --ctl PATH listens on a UNIX stream socket. One command per line:
 //   set up|down|both key=value...   (atomic: a bad key changes nothing)
-//   show                            settings and counters, one line per direction
+//   show                            settings and counters, one line per direction,
+//                                   with the queue's waiting time (median, p99, max)
 //   reset                           zero the counters
 //   help
 // Answers are "ok", "error: ...", or the show lines. `linkemu ctl PATH 'show'`
@@ -304,7 +305,30 @@ struct Counters {
     uint64_t drop_oversize = 0;              // bigger than a pool slot (GSO superpackets)
     uint64_t tx_errors = 0;                  // send() on the egress socket failed
     uint64_t kernel_drops = 0;               // the ingress socket's buffer overflowed
+    // How long admitted frames waited in the queue before the rate limiter
+    // took them, in 0.5 ms steps (the last step: that or longer): what a
+    // ping crossing this link meets, to tell the link's queue apart from
+    // queueing elsewhere. `show` prints its median, p99 and maximum.
+    static constexpr int kWaitSteps = 400;
+    static constexpr int64_t kWaitStepNs = 500'000;
+    uint64_t wait_hist[kWaitSteps] = {};
+    int64_t wait_max_ns = 0;
 };
+
+// The waiting time below which `q` (0-1) of the counted frames waited, in
+// microseconds (the upper edge of its step, at most the maximum seen); 0
+// with nothing counted.
+int64_t wait_quantile_us(const Counters& c, double q) {
+    uint64_t total = 0;
+    for (uint64_t n : c.wait_hist) total += n;
+    if (total == 0) return 0;
+    uint64_t want = uint64_t(double(total) * q), seen = 0;
+    for (int i = 0; i < Counters::kWaitSteps; i++) {
+        seen += c.wait_hist[i];
+        if (seen > want) return std::min<int64_t>((i + 1) * Counters::kWaitStepNs, c.wait_max_ns) / 1000;
+    }
+    return c.wait_max_ns / 1000;
+}
 
 struct Pending {
     int64_t release;
@@ -380,6 +404,8 @@ void admit(Direction& d, uint32_t sl, uint32_t len, int64_t now) {
         bool over = s.queue_bytes ? uint64_t(double(backlog) * double(s.rate_bps) / 8e9) + len > s.queue_bytes
                                   : backlog + tx > s.queue_ns;
         if (backlog > 0 && over) return drop(d.c.drop_queue);
+        d.c.wait_hist[std::min<int64_t>(backlog / Counters::kWaitStepNs, Counters::kWaitSteps - 1)]++;
+        d.c.wait_max_ns = std::max(d.c.wait_max_ns, backlog);
         d.link_free = start + tx;
         sent = d.link_free;
     } else {
@@ -500,17 +526,20 @@ void collect_kernel_drops(Direction& d) {
 std::string show_line(Direction& d) {
     collect_kernel_drops(d);
     const Counters& c = d.c;
-    char b[640];
+    char b[768];
     std::snprintf(b, sizeof b,
                   "%s %s->%s %s | rx_frames=%llu rx_bytes=%llu fwd_frames=%llu fwd_bytes=%llu drop_loss=%llu "
                   "drop_cut=%llu drop_queue=%llu drop_nobuf=%llu drop_oversize=%llu tx_errors=%llu "
-                  "kernel_drops=%llu queued=%zu",
+                  "kernel_drops=%llu queued=%zu backlog_us=%lld wait_p50_us=%lld wait_p99_us=%lld wait_max_us=%lld",
                   d.name, d.from, d.to, fmt_settings(d.s).c_str(), (unsigned long long)c.rx_frames,
                   (unsigned long long)c.rx_bytes, (unsigned long long)c.fwd_frames,
                   (unsigned long long)c.fwd_bytes, (unsigned long long)c.drop_loss,
                   (unsigned long long)c.drop_cut, (unsigned long long)c.drop_queue,
                   (unsigned long long)c.drop_nobuf, (unsigned long long)c.drop_oversize,
-                  (unsigned long long)c.tx_errors, (unsigned long long)c.kernel_drops, d.heap.size());
+                  (unsigned long long)c.tx_errors, (unsigned long long)c.kernel_drops, d.heap.size(),
+                  (long long)(std::max<int64_t>(d.link_free - now_ns(), 0) / 1000),
+                  (long long)wait_quantile_us(c, 0.5), (long long)wait_quantile_us(c, 0.99),
+                  (long long)(c.wait_max_ns / 1000));
     return b;
 }
 
