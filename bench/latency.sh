@@ -16,11 +16,13 @@
 #     the idle RTT": the verdict is given for the loaded median and for the
 #     loaded p99, each against the idle tunnel median.
 #  3. the same loaded run after a reload of both ends with
-#     queue_budget = BENCH_SMALL_BUDGET (10ms), and what it costs: a
-#     one-stream download (iperf3 -R, 10 s) at the default budget and at
-#     the small one.
-#  4. the same again with queue_hold = BENCH_SMALL_HOLD (10ms) as well: what
-#     the budget refuses waits at the tunnel entry instead of being dropped.
+#     queue_budget = BENCH_OTHER_BUDGET (20ms, the default until 2026-12-07),
+#     and a one-stream download (iperf3 -R, 10 s) at the default budget
+#     (10ms) and at that one: what the default's shorter queue costs a
+#     single bulk flow.
+#  4. the same again at the default budget with queue_hold =
+#     BENCH_SMALL_HOLD (10ms): what the budget refuses waits at the tunnel
+#     entry instead of being dropped.
 # Each loaded run also prints how long frames waited in linkemu's queues
 # (median, p99, max), which tells the links' queues from the tunnel's own.
 #
@@ -29,7 +31,7 @@
 # <!-- latency:begin --> and <!-- latency:end --> in bench/results.md
 # (BENCH_RESULTS to write elsewhere). Needs root and build/linkemu.
 # Env: ONEBOX_BUILD (build/), BENCH_PINGS (500), BENCH_LOAD_SECONDS (20),
-# BENCH_CC (unset), BENCH_SMALL_BUDGET (10ms), BENCH_SMALL_HOLD (10ms).
+# BENCH_CC (unset), BENCH_OTHER_BUDGET (20ms), BENCH_SMALL_HOLD (10ms).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../ci/lab.sh
@@ -39,7 +41,8 @@ CMDLINE="bash bench/latency.sh${*:+ $*}"
 [ -n "${BENCH_LOAD_SECONDS:-}" ] && CMDLINE="BENCH_LOAD_SECONDS=$BENCH_LOAD_SECONDS $CMDLINE"
 [ -n "${BENCH_PINGS:-}" ] && CMDLINE="BENCH_PINGS=$BENCH_PINGS $CMDLINE"
 PINGS=${BENCH_PINGS:-500}
-SMALL_BUDGET=${BENCH_SMALL_BUDGET:-10ms}
+DEFAULT_BUDGET=10ms  # proto/config.h
+OTHER_BUDGET=${BENCH_OTHER_BUDGET:-20ms}
 SMALL_HOLD=${BENCH_SMALL_HOLD:-10ms}
 LOAD=${BENCH_LOAD_SECONDS:-20}
 RESULTS=${BENCH_RESULTS:-$HERE/results.md}
@@ -147,7 +150,7 @@ sleep 1
 IDLE="emu: onebox tunnel, idle"
 pings "$IDLE" "$LAB_DIR/p-emu-idle.txt"
 
-LOADED="emu: onebox tunnel, 4 streams up + 4 down"
+LOADED="emu: onebox tunnel (queue_budget $DEFAULT_BUDGET, the default), 4 streams up + 4 down"
 loaded_pings "$LOADED" tun
 echo "server: $(daemon_stats server)"
 echo "client: $(daemon_stats client)"
@@ -159,19 +162,19 @@ one_stream() {
   ONE[$1]=$(mbps "$LAB_DIR/one-$1.json")
   echo "result: one-stream download, $1: ${ONE[$1]} Mbit/s"
 }
-echo "== 3. the same with queue_budget = $SMALL_BUDGET on both ends, and one-stream downloads"
-one_stream 20ms
-lab_set_keys queue_budget "$SMALL_BUDGET"
+echo "== 3. the same with queue_budget = $OTHER_BUDGET on both ends, and one-stream downloads"
+one_stream "$DEFAULT_BUDGET"
+lab_set_keys queue_budget "$OTHER_BUDGET"
 sleep 1
-SMALL="emu: onebox tunnel, queue_budget $SMALL_BUDGET, 4 streams up + 4 down"
-loaded_pings "$SMALL" small
-one_stream "$SMALL_BUDGET"
-echo "== 4. the same with queue_hold = $SMALL_HOLD as well"
-lab_set_keys queue_hold "$SMALL_HOLD"
+OTHER="emu: onebox tunnel, queue_budget $OTHER_BUDGET, 4 streams up + 4 down"
+loaded_pings "$OTHER" other
+one_stream "$OTHER_BUDGET"
+echo "== 4. the default budget with queue_hold = $SMALL_HOLD"
+lab_set_keys queue_budget "$DEFAULT_BUDGET" queue_hold "$SMALL_HOLD"
 sleep 1
-HELD="emu: onebox tunnel, queue_budget $SMALL_BUDGET + queue_hold $SMALL_HOLD, 4 streams up + 4 down"
+HELD="emu: onebox tunnel, queue_hold $SMALL_HOLD, 4 streams up + 4 down"
 loaded_pings "$HELD" held
-one_stream "$SMALL_BUDGET+hold"
+one_stream "$DEFAULT_BUDGET+hold"
 trap - EXIT
 lab_teardown
 T_END=$(date +%s)
@@ -179,12 +182,12 @@ T_END=$(date +%s)
 V_MED=$(awk -v l="${MED[$LOADED]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
 V_P99=$(awk -v l="${P99[$LOADED]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
 echo "result: loaded median $V_MED; loaded p99 $V_P99"
-S_MED=$(awk -v l="${MED[$SMALL]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
-S_P99=$(awk -v l="${P99[$SMALL]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
-echo "result: queue_budget $SMALL_BUDGET: loaded median $S_MED; loaded p99 $S_P99"
+S_MED=$(awk -v l="${MED[$OTHER]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
+S_P99=$(awk -v l="${P99[$OTHER]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
+echo "result: queue_budget $OTHER_BUDGET: loaded median $S_MED; loaded p99 $S_P99"
 H_MED=$(awk -v l="${MED[$HELD]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
 H_P99=$(awk -v l="${P99[$HELD]}" -v i="${MED[$IDLE]}" 'BEGIN { d = l - i; printf "%.1f ms above idle: %s", d, (d <= 30 ? "met" : "**missed**") }')
-echo "result: queue_budget $SMALL_BUDGET + queue_hold $SMALL_HOLD: loaded median $H_MED; loaded p99 $H_P99"
+echo "result: queue_hold $SMALL_HOLD: loaded median $H_MED; loaded p99 $H_P99"
 
 SECTION=$(mktemp)
 {
@@ -209,17 +212,17 @@ SECTION=$(mktemp)
   echo "- idle added latency (veth, tunnel - bare): median +$ADD_MED ms, p99 +$ADD_P99 ms"
   echo "- under load (target #7: within 30 ms of the idle RTT, taken as the idle tunnel median"
   echo "  ${MED[$IDLE]} ms): loaded median $V_MED; loaded p99 $V_P99"
-  echo "- with queue_budget = $SMALL_BUDGET on both ends (after a reload): loaded median $S_MED;"
-  echo "  loaded p99 $S_P99; the load moved ${LOADM[$SMALL]}; one-stream download (10 s):"
-  echo "  ${ONE[20ms]} Mbit/s at the default 20ms, ${ONE[$SMALL_BUDGET]} Mbit/s at $SMALL_BUDGET"
-  echo "- with queue_hold = $SMALL_HOLD as well: loaded median $H_MED; loaded p99 $H_P99;"
-  echo "  the load moved ${LOADM[$HELD]}; one-stream download (10 s): ${ONE[$SMALL_BUDGET+hold]} Mbit/s"
+  echo "- with queue_budget = $OTHER_BUDGET on both ends (after a reload): loaded median $S_MED;"
+  echo "  loaded p99 $S_P99; the load moved ${LOADM[$OTHER]}; one-stream download (10 s):"
+  echo "  ${ONE[$DEFAULT_BUDGET]} Mbit/s at the default $DEFAULT_BUDGET, ${ONE[$OTHER_BUDGET]} Mbit/s at $OTHER_BUDGET"
+  echo "- at the default budget with queue_hold = $SMALL_HOLD: loaded median $H_MED; loaded p99 $H_P99;"
+  echo "  the load moved ${LOADM[$HELD]}; one-stream download (10 s): ${ONE[$DEFAULT_BUDGET+hold]} Mbit/s"
   echo "- how long frames waited in linkemu's queues during each loaded run (median/p99/max ms;"
   echo "  a maximum near 100 ms is linkemu's queue full: sampled every 30 ms from 0.5 s into"
   echo "  the load on, the queues stayed under 31 ms (2026-12-07), so it fills in the first half"
   echo "  second, while admission is off: the links' probes saw no queue in the idle second before):"
   local_run=""
-  for local_run in "$BARELOAD" "$LOADED" "$SMALL" "$HELD"; do echo "  - $local_run: ${EMUW[$local_run]}"; done
+  for local_run in "$BARELOAD" "$LOADED" "$OTHER" "$HELD"; do echo "  - $local_run: ${EMUW[$local_run]}"; done
   echo "<!-- latency:end -->"
 } >"$SECTION"
 kill "$LAB_LAST_WATCH" 2>/dev/null; rm -f "$OTHERS"

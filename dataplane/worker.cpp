@@ -587,7 +587,7 @@ struct Worker {
             return it != lost + n && it->seq == r.seq && it->link == r.link;
         };
         sent_ring.take_recent(s->id, s->key_gen, n, recent, wanted, [&](const SentRecord& r) {
-            resend(s, r, Counter::repaired, Counter::repair_dropped, s->bond.cfg.repair_headroom_ns);
+            resend(s, r, Counter::repaired, Counter::repair_dropped, s->bond.cfg.repair_headroom_ns + s->bond.budget_shortfall());
         });
     }
 
@@ -1247,8 +1247,7 @@ struct Worker {
     // Never a buffer index: the pool holds far fewer than 2^32 - 2 buffers.
     static constexpr uint32_t kPassedMark = kNoBuffer - 1;
 
-    // A small packet that may overtake its flow (a ping, a TCP
-    // acknowledgement; overtake.h) and that the
+    // A small ICMP packet (a ping; overtake.h may_pass_gap) that the
     // reorder buffer would hold behind a gap goes to the TUN now: the gap is
     // bulk data on a slower link, and waiting for it would add that link's
     // queue to the ping. Its number stays in the buffer as a mark, so the
@@ -1256,7 +1255,7 @@ struct Worker {
     bool pass_gap(Session* s, uint32_t idx, uint64_t seq, uint32_t len) {
         if (len == 0 || seq <= s->reorder.next) return false;
         if (len + uint32_t(proto::kDataOverhead) > s->bond.sched.cfg.small_bytes) return false;
-        if (!proto::may_overtake(pool.data(idx) + kHeaderSize, len)) return false;
+        if (!proto::may_pass_gap(pool.data(idx) + kHeaderSize, len)) return false;
         size_t n = 0;
         auto verdict = s->reorder.insert(seq, kPassedMark, now, released, &n);
         if (verdict != proto::ReorderBuffer::Insert::Late) ++s->reorder_marks;  // deliver() takes it off

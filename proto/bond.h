@@ -216,9 +216,18 @@ struct Bond {
         last_pick_.mark(now);
         return sched.pick(now, bytes, headroom(now));
     }
-    // The admission headroom now (BondConfig::failover_headroom_ns).
+    // The admission headroom now (BondConfig::failover_headroom_ns, plus
+    // budget_shortfall()).
     uint64_t headroom(uint64_t now) const {
-        return last_failure_.less_than(now, cfg.failover_window_ns) ? cfg.failover_headroom_ns : 0;
+        return last_failure_.less_than(now, cfg.failover_window_ns) ? cfg.failover_headroom_ns + budget_shortfall()
+                                                                     : 0;
+    }
+    // The failover and repair headrooms were set for a 20 ms admission
+    // budget; below it they make up the difference, so a failure's surplus
+    // and the repairs get as much queue as they did there (80 and 40 ms).
+    uint64_t budget_shortfall() const {
+        constexpr uint64_t kHeadroomBudgetNs = 20'000'000;
+        return sched.cfg.budget_ns < kHeadroomBudgetNs ? kHeadroomBudgetNs - sched.cfg.budget_ns : 0;
     }
     // pick(), but never link `failed` (a resend of what it lost), even when
     // every link is failing and the fallback uses them all: -1 if it is the

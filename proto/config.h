@@ -115,7 +115,7 @@ struct Config {
     // tunnel entry (proto/scheduler.h "Admission"; never less than the
     // largest one-way delay). Smaller: a ping is faster under load, one bulk
     // flow a little slower.
-    uint64_t queue_budget_ns = 20'000'000;
+    uint64_t queue_budget_ns = 10'000'000;
     // [client]/[server] queue_hold: how long a packet the admission refuses
     // may wait at the tunnel entry for room before it is dropped (0: dropped
     // at once). A saturating flow's surplus then waits in a short queue of

@@ -29,4 +29,8 @@ bool may_overtake(const uint8_t* ip, uint32_t len) {
     return total <= ihl + doff;
 }
 
+bool may_pass_gap(const uint8_t* ip, uint32_t len) {
+    return may_overtake(ip, len) && ip[9] == kProtoIcmp;
+}
+
 }  // namespace onebox::proto

@@ -25,4 +25,13 @@ namespace onebox::proto {
 
 bool may_overtake(const uint8_t* ip, uint32_t len);
 
+// The receiver's reorder buffer lets less pass a gap: ICMP only (not a
+// fragment). A TCP acknowledgement that passes there reaches the sending
+// TCP ahead of older ones, and its RTT and delivery samples then come from
+// the fast link alone: one BBR stream over a 10 + 40 ms pair moved 64-80 %
+// of the links' sum instead of 86-87 % (bench/bonding.sh (b), 2026-12-07,
+// one run each). The sender's hold is different: an acknowledgement it
+// lets go ahead still arrives in the order the links deliver.
+bool may_pass_gap(const uint8_t* ip, uint32_t len);
+
 }  // namespace onebox::proto

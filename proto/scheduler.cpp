@@ -23,6 +23,7 @@ constexpr uint64_t kRecentQueueNs = 300'000'000;        // later_elsewhere: queu
 // admission was off and that link paced at twice its rate: its 100 ms
 // bottleneck queue filled, and a ping across it took 100+ ms more.
 constexpr uint64_t kRateProvenNs = 1'000'000'000;
+constexpr uint64_t kQueueRefFloorNs = 20'000'000;  // queue_ref()
 
 }  // namespace
 
@@ -159,7 +160,7 @@ bool Scheduler::later_elsewhere(unsigned i, uint64_t now) const {
         if (j == i || !links[j].usable) continue;
         const LinkState& o = st_[j];
         if (!o.last_queue.within(now, kRecentQueueNs)) continue;
-        if (links[j].owd_ns + o.last_queue_ns > links[i].owd_ns + cfg.budget_ns / 4) return true;
+        if (links[j].owd_ns + o.last_queue_ns > links[i].owd_ns + queue_ref() / 4) return true;
     }
     return false;
 }
@@ -194,6 +195,18 @@ uint64_t Scheduler::budget(uint64_t max_owd_ns) const {
     return std::max(cfg.budget_ns, max_owd_ns);
 }
 
+// What "a real queue" is measured against: the budget, but never below
+// kQueueRefFloorNs. The thresholds below (a probe that saw a quarter or half
+// of it, or an eighth) tell a full link from an idle one through the noise
+// of probe RTTs and of flows pausing between bursts; they were tuned at 20
+// ms, and a smaller budget (queue_budget 10ms, the default) shortens the
+// queue admission allows without making those tests jumpier: with them at
+// half of 10 ms, one Cubic stream on a 10 + 40 ms pair lost its long link's
+// rate and moved 73-81 % of the links' sum instead of 88-90 % (2026-12-07).
+uint64_t Scheduler::queue_ref() const {
+    return std::max(cfg.budget_ns, kQueueRefFloorNs);
+}
+
 // The link's rate was found stale-low: back to Startup, doubling per round.
 void Scheduler::restart_startup(unsigned i, uint64_t now) {
     LinkState& s = st_[i];
@@ -211,7 +224,7 @@ void Scheduler::restart_startup(unsigned i, uint64_t now) {
 // of real queue.
 bool Scheduler::network_idle(unsigned i, uint64_t now) const {
     const LinkState& s = st_[i];
-    return s.last_queue.within(now, kRecentQueueNs) && s.last_queue_ns < cfg.budget_ns / 4;
+    return s.last_queue.within(now, kRecentQueueNs) && s.last_queue_ns < queue_ref() / 4;
 }
 
 // Link i's rate can be stale-low only if its probes have not seen it queue lately.
@@ -296,11 +309,11 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
     // or is so slow on paper that it gets nothing. Two samples in a row,
     // neither in the 0.75 round (which drains the real queue faster than the
     // model's).
-    bool loaded = modeled_ns >= cfg.budget_ns / 2 ||
+    bool loaded = modeled_ns >= queue_ref() / 2 ||
                   last_over_.less_than(now, kDemandWindowNs) ||
                   later_elsewhere(i, now);
     bool idle_but_modeled_busy = s.started && s.phase == Phase::ProbeBw && gain(i) >= 1 &&
-                                 cfg.budget_ns && loaded && measured_ns < cfg.budget_ns / 8 &&
+                                 cfg.budget_ns && loaded && measured_ns < queue_ref() / 8 &&
                                  !rate_proven(i, now);
     s.stale_samples = idle_but_modeled_busy ? s.stale_samples + 1 : 0;
     if (s.stale_samples >= 2) restart_startup(i, now);
@@ -309,11 +322,11 @@ void Scheduler::on_queue_sample(unsigned i, uint64_t now, uint64_t modeled_ns,
     // without growth would go on at twice that pace, with admission off, for
     // 300 ms or more and fill the bottleneck's queue to the brim (seen: a
     // ping at the start of a download 100+ ms slower). Drain it.
-    if (s.started && s.phase == Phase::Startup && cfg.budget_ns && measured_ns >= cfg.budget_ns / 2 &&
+    if (s.started && s.phase == Phase::Startup && cfg.budget_ns && measured_ns >= queue_ref() / 2 &&
         links[i].rate_bytes_per_s)
         enter_drain(i, now, measured_ns);
-    if (measured_ns >= cfg.budget_ns / 4) s.queue_seen.mark(now);
-    if (measured_ns >= cfg.budget_ns / 2) s.full_seen.mark(now);
+    if (measured_ns >= queue_ref() / 4) s.queue_seen.mark(now);
+    if (measured_ns >= queue_ref() / 2) s.full_seen.mark(now);
     s.last_queue.mark(now);
     s.last_queue_ns = measured_ns;
     uint64_t base = std::max(now, s.free_at);

@@ -79,7 +79,7 @@ struct Scheduler {
         // estimate (feedback interval + sample merging + RTT), or Startup
         // sees "no growth" for 3 rounds and stops long before the link is full.
         uint64_t min_startup_round_ns = 100'000'000;
-        uint64_t budget_ns = 20'000'000;              // see "Admission"; 0 = never refuse
+        uint64_t budget_ns = 20'000'000;              // see "Admission"; 0 = never refuse (the daemons set queue_budget, 10 ms unless configured)
         // Packets of at most this many bytes are admitted up to twice the
         // budget: a bulk flow's queue does not get a ping or an ack refused.
         uint32_t small_bytes = 256;
@@ -174,6 +174,7 @@ struct Scheduler {
     bool rate_proven(unsigned i, uint64_t now) const;
     bool startup_round_app_limited(unsigned i, uint64_t now) const;
     uint64_t budget(uint64_t max_owd_ns) const;
+    uint64_t queue_ref() const;  // max(budget_ns, 20 ms): the probes' yardstick for "a real queue"
     // Paced at the user's max_rate (the cap, not the network, sets its queue).
     bool at_cap(unsigned i) const {
         return links[i].max_rate_bps && pacing_rate(i) >= links[i].max_rate_bps / 8;

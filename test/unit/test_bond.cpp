@@ -582,6 +582,14 @@ TEST_CASE("bond: after a stall or a Down, admission has headroom for a while") {
     CHECK(b.headroom(failed_at) == b.cfg.failover_headroom_ns);
     CHECK(b.headroom(failed_at + b.cfg.failover_window_ns - 1) == b.cfg.failover_headroom_ns);
     CHECK(b.headroom(failed_at + b.cfg.failover_window_ns) == 0);
+    // Below a 20 ms budget the headroom makes up the difference (the
+    // failover's total stays 80 ms); at or above it, nothing is added.
+    b.sched.cfg.budget_ns = 10 * kMs;
+    CHECK(b.budget_shortfall() == 10 * kMs);
+    CHECK(b.headroom(failed_at) == b.cfg.failover_headroom_ns + 10 * kMs);
+    b.sched.cfg.budget_ns = 50 * kMs;
+    CHECK(b.budget_shortfall() == 0);
+    CHECK(b.headroom(failed_at) == b.cfg.failover_headroom_ns);
 
     // Probes that take a link Down count too.
     Bond c;

@@ -325,10 +325,10 @@ TEST_CASE("modes, priorities, probe_interval and link_hold") {
     CHECK_FALSE(onebox::proto::parse_duration("1.s", 0, UINT64_MAX, ns));
 }
 
-TEST_CASE("queue_budget: a duration from 5 ms to 500 ms, on both ends, 20 ms unless set") {
+TEST_CASE("queue_budget: a duration from 5 ms to 500 ms, on both ends, 10 ms unless set") {
     const std::string cl = kMinClient;
     Config c;
-    CHECK(c.queue_budget_ns == 20'000'000);
+    CHECK(c.queue_budget_ns == 10'000'000);
     const struct { const char* v; uint64_t ns; } good[] = {{"5ms", 5'000'000}, {"10ms", 10'000'000}, {"0.5s", 500'000'000}};
     for (const auto& g : good) {
         CAPTURE(g.v);

@@ -76,6 +76,16 @@ TEST_CASE("may_overtake: pings and pure acknowledgements pass; data, SYN, FIN, R
     }
 }
 
+TEST_CASE("may_pass_gap: ICMP only, never a fragment") {
+    Bytes icmp = packet(1, 56), ack = packet(6, 0), udp = packet(17, 40);
+    CHECK(may_pass_gap(icmp.data(), uint32_t(icmp.size())));
+    CHECK_FALSE(may_pass_gap(ack.data(), uint32_t(ack.size())));
+    CHECK_FALSE(may_pass_gap(udp.data(), uint32_t(udp.size())));
+    icmp[6] = 0x20;  // MF
+    CHECK_FALSE(may_pass_gap(icmp.data(), uint32_t(icmp.size())));
+    CHECK_FALSE(may_pass_gap(icmp.data(), 19));
+}
+
 TEST_CASE("may_overtake: a truncated buffer is never read past its end") {
     Bytes p = packet(6, 0);
     for (uint32_t len = 0; len < p.size(); ++len) {

@@ -457,10 +457,10 @@ TEST_CASE("sched: budget refuses once every link is full, and recovers") {
     CHECK(s.refused() == 0);
     t = settle_in_probe_bw(s, 0, t);  // (and let that drain)
 
-    s.on_queue_sample(0, t, 0, 3 * kMs);  // 3 ms of real queue >= budget / 4
+    s.on_queue_sample(0, t, 0, 5 * kMs);  // 5 ms of real queue >= queue_ref / 4 (20 ms at least)
     int ok = 0;
     while (s.pick(t, 1000) >= 0) ++ok;
-    CHECK(ok == 7);  // 3 ms queued + 7 x 1 ms fit in 10 ms; the next would end at 11 ms
+    CHECK(ok == 5);  // 5 ms queued + 5 x 1 ms fit in 10 ms; the next would end at 11 ms
     CHECK(s.refused() == 1);
     CHECK(s.pick(t + 5 * kMs, 1000) == 0);  // 5 ms later there is room again
 
@@ -492,7 +492,7 @@ TEST_CASE("sched: a full model over an empty network is a stale rate: Startup, n
     s.cfg.budget_ns = 10 * kMs;
     s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
     uint64_t t = settle_in_probe_bw(s, 0, 0);
-    s.on_queue_sample(0, t, 0, 3 * kMs);  // admission armed: a real queue was seen
+    s.on_queue_sample(0, t, 0, 5 * kMs);  // admission armed: a real queue was seen
     t += 50 * kMs;
     s.on_queue_sample(0, t, 0, 0);        // and now the network is idle
     int ok = 0;
@@ -502,14 +502,14 @@ TEST_CASE("sched: a full model over an empty network is a stale rate: Startup, n
     CHECK(s.phase(0) == Scheduler::Phase::Startup);
     CHECK(s.restarts() == 1);
     CHECK(s.restarts(0) == 1);
-    // A link that showed budget/2 of real queue within the last second was
+    // A link that showed queue_ref/2 (10 ms) of real queue within the last second was
     // full at its rate: a queue that drained for a moment (flows pausing
     // between bursts) is no stale rate. The burst is refused, no Startup.
     Scheduler p;
     p.cfg.budget_ns = 10 * kMs;
     p.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
     uint64_t tp = settle_in_probe_bw(p, 0, 0);
-    p.on_queue_sample(0, tp, 0, 6 * kMs);  // full at this rate
+    p.on_queue_sample(0, tp, 0, 10 * kMs);  // full at this rate
     tp += 50 * kMs;
     p.on_queue_sample(0, tp, 0, 0);
     tp += 50 * kMs;
@@ -522,7 +522,7 @@ TEST_CASE("sched: a full model over an empty network is a stale rate: Startup, n
     CHECK(p.restarts() == 0);
     // A second later the proof is old: idle now is a stale rate again.
     tp += 1100 * kMs;
-    p.on_queue_sample(0, tp, 0, 3 * kMs);  // keeps admission armed, proves nothing
+    p.on_queue_sample(0, tp, 0, 5 * kMs);  // keeps admission armed, proves nothing
     tp += 50 * kMs;
     p.on_queue_sample(0, tp, 0, 0);
     for (int k = 0; k < 40; ++k) p.pick(tp, 1000);
@@ -533,24 +533,24 @@ TEST_CASE("sched: a full model over an empty network is a stale rate: Startup, n
     r.cfg.budget_ns = 10 * kMs;
     r.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
     t = settle_in_probe_bw(r, 0, 0);
-    r.on_queue_sample(0, t, 0, 3 * kMs);
+    r.on_queue_sample(0, t, 0, 5 * kMs);
     ok = 0;
     for (int k = 0; k < 40; ++k) ok += r.pick(t, 1000) >= 0;
-    CHECK(ok == 7);
-    CHECK(r.refused() == 33);
+    CHECK(ok == 5);
+    CHECK(r.refused() == 35);
     CHECK(r.phase(0) == Scheduler::Phase::ProbeBw);
 }
 
-// One 1 MB/s link in ProbeBw with admission armed (3 ms of real queue seen)
+// One 1 MB/s link in ProbeBw with admission armed (5 ms of real queue seen)
 // and its 10 ms budget filled with 1000-byte packets at `*t`.
 static void fill_budget(Scheduler& s, uint64_t* t) {
     s.cfg.budget_ns = 10 * kMs;
     s.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
     *t = settle_in_probe_bw(s, 0, 0);
-    s.on_queue_sample(0, *t, 0, 3 * kMs);
+    s.on_queue_sample(0, *t, 0, 5 * kMs);
     int ok = 0;
     while (s.pick(*t, 1000) >= 0) ++ok;
-    CHECK(ok == 7);  // 3 ms queued + 7 x 1 ms: the budget is full
+    CHECK(ok == 5);  // 5 ms queued + 5 x 1 ms: the budget is full
 }
 
 TEST_CASE("sched: headroom adds to the admission budget for that pick") {
