@@ -61,7 +61,7 @@ namespace onebox::dataplane {
     X(redundant_copies)     /* mode redundant: extra copies sent on the other links */  \
     X(feedback_copies)      /* Feedback also sent on a second link */                  \
     X(reorder_held)         /* packets that waited in the reorder buffer */             \
-    X(reorder_passed)       /* small packets that may overtake, written at once past a gap */ \
+    X(reorder_passed)       /* small ICMP packets written at once past a gap (pings) */ \
     X(reorder_timeouts)     /* gaps given up on after the gap timeout */                \
     X(reorder_overflows)    /* gaps given up on because the buffer was full */          \
     X(sessions_promoted)    /* sessions confirmed by their first sealed packet */       \

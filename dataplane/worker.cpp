@@ -587,7 +587,7 @@ struct Worker {
             return it != lost + n && it->seq == r.seq && it->link == r.link;
         };
         sent_ring.take_recent(s->id, s->key_gen, n, recent, wanted, [&](const SentRecord& r) {
-            resend(s, r, Counter::repaired, Counter::repair_dropped, s->bond.cfg.repair_headroom_ns + s->bond.budget_shortfall());
+            resend(s, r, Counter::repaired, Counter::repair_dropped, s->bond.repair_headroom());
         });
     }
 

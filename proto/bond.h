@@ -226,9 +226,12 @@ struct Bond {
     // budget; below it they make up the difference, so a failure's surplus
     // and the repairs get as much queue as they did there (80 and 40 ms).
     uint64_t budget_shortfall() const {
-        constexpr uint64_t kHeadroomBudgetNs = 20'000'000;
-        return sched.cfg.budget_ns < kHeadroomBudgetNs ? kHeadroomBudgetNs - sched.cfg.budget_ns : 0;
+        constexpr uint64_t kTuned = Scheduler::kTunedBudgetNs;
+        return sched.cfg.budget_ns < kTuned ? kTuned - sched.cfg.budget_ns : 0;
     }
+    // A repair's extra admission budget (BondConfig::repair_headroom_ns,
+    // plus budget_shortfall()).
+    uint64_t repair_headroom() const { return cfg.repair_headroom_ns + budget_shortfall(); }
     // pick(), but never link `failed` (a resend of what it lost), even when
     // every link is failing and the fallback uses them all: -1 if it is the
     // only one. Resends get no more queue than new packets: a dead fast

@@ -18,7 +18,7 @@ bool may_overtake(const uint8_t* ip, uint32_t len) {
     if (ihl < 20 || len < ihl) return false;
     // A fragment: the rest of its datagram is behind or ahead of it.
     uint16_t frag = get_be16(ip + 6);
-    if ((frag & 0x2000) || (frag & 0x1fff)) return false;
+    if (frag & 0x3fff) return false;  // MF, or an offset
     if (ip[9] == kProtoIcmp) return true;
     if (ip[9] != kProtoTcp) return false;
     if (len < ihl + 20) return false;

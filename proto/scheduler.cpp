@@ -23,7 +23,6 @@ constexpr uint64_t kRecentQueueNs = 300'000'000;        // later_elsewhere: queu
 // admission was off and that link paced at twice its rate: its 100 ms
 // bottleneck queue filled, and a ping across it took 100+ ms more.
 constexpr uint64_t kRateProvenNs = 1'000'000'000;
-constexpr uint64_t kQueueRefFloorNs = 20'000'000;  // queue_ref()
 
 }  // namespace
 
@@ -196,7 +195,7 @@ uint64_t Scheduler::budget(uint64_t max_owd_ns) const {
 }
 
 // What "a real queue" is measured against: the budget, but never below
-// kQueueRefFloorNs. The thresholds below (a probe that saw a quarter or half
+// kTunedBudgetNs. The thresholds below (a probe that saw a quarter or half
 // of it, or an eighth) tell a full link from an idle one through the noise
 // of probe RTTs and of flows pausing between bursts; they were tuned at 20
 // ms, and a smaller budget (queue_budget 10ms, the default) shortens the
@@ -204,7 +203,7 @@ uint64_t Scheduler::budget(uint64_t max_owd_ns) const {
 // half of 10 ms, one Cubic stream on a 10 + 40 ms pair lost its long link's
 // rate and moved 73-81 % of the links' sum instead of 88-90 % (2026-12-07).
 uint64_t Scheduler::queue_ref() const {
-    return std::max(cfg.budget_ns, kQueueRefFloorNs);
+    return std::max(cfg.budget_ns, kTunedBudgetNs);
 }
 
 // The link's rate was found stale-low: back to Startup, doubling per round.

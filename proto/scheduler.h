@@ -174,7 +174,12 @@ struct Scheduler {
     bool rate_proven(unsigned i, uint64_t now) const;
     bool startup_round_app_limited(unsigned i, uint64_t now) const;
     uint64_t budget(uint64_t max_owd_ns) const;
-    uint64_t queue_ref() const;  // max(budget_ns, 20 ms): the probes' yardstick for "a real queue"
+    uint64_t queue_ref() const;
+  public:
+    // The admission budget the probe thresholds and Bond's headrooms were
+    // tuned at (queue_ref(), Bond::budget_shortfall()).
+    static constexpr uint64_t kTunedBudgetNs = 20'000'000;
+  private:  // max(budget_ns, 20 ms): the probes' yardstick for "a real queue"
     // Paced at the user's max_rate (the cap, not the network, sets its queue).
     bool at_cap(unsigned i) const {
         return links[i].max_rate_bps && pacing_rate(i) >= links[i].max_rate_bps / 8;
