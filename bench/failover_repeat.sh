@@ -4,7 +4,8 @@
 # on one lab, for the rare long stalls a single bench run seldom meets.
 # Per run it prints the longest stall, the cut it belongs to, and what moved
 # meanwhile on the server (held, dropped early, expired, refused over
-# budget, resent, repaired) and in the client namespace (UDP receive-buffer
+# budget, resent, repaired, TCP retransmissions and how many went
+# ahead) and in the client namespace (UDP receive-buffer
 # and softnet drops, TUN and WAN interface drops); at the end how many runs
 # missed 300 ms. Prints only; record what it found in bench/results.md by
 # hand. Needs root and build/linkemu.
@@ -58,7 +59,8 @@ for ((r = 1; r <= RUNS; r++)); do
   expired=$(stat_delta "$s0" "$s1" hold_expired)
   echo "run $r: longest stall during a cut ${stall} ms ($(cat "$LAB_DIR/which"); outside cuts ${outside} ms; median ${median} Mbit/s);" \
     "server: held $(stat_delta "$s0" "$s1" held), dropped early $(stat_delta "$s0" "$s1" hold_signals), expired $expired," \
-    "refused over budget $(stat_delta "$s0" "$s1" drop_over_budget), resent $(stat_delta "$s0" "$s1" resent), repaired $(stat_delta "$s0" "$s1" repaired);" \
+    "refused over budget $(stat_delta "$s0" "$s1" drop_over_budget), resent $(stat_delta "$s0" "$s1" resent), repaired $(stat_delta "$s0" "$s1" repaired)," \
+    "TCP retransmissions $(stat_delta "$s0" "$s1" tcp_retransmits) (sent ahead $(stat_delta "$s0" "$s1" retransmits_ahead));" \
     "client host: UDP rcvbuf drops $((rb1 - rb0)), softnet drops $((sn1 - sn0)), interface drops $((if1 - if0))"
   [ "${stall:-0}" -ge 300 ] && missed=$((missed + 1))
   [ "${stall:-0}" -gt "$worst" ] && worst=$stall

@@ -22,6 +22,7 @@
 #include "hold.h"
 #include "proto/link_policy.h"
 #include "proto/overtake.h"
+#include "proto/retransmit.h"
 #include "proto/tcp_coalesce.h"
 #include "proto/tso.h"
 #include "resend.h"
@@ -800,8 +801,8 @@ struct Worker {
 
     // The link for one outgoing data packet of `bytes` (as sealed), or -1 with
     // the drop reason in *why.
-    int pick_link(Session* s, uint32_t bytes, Counter* why) {
-        int link = s->bond.pick(now, bytes);
+    int pick_link(Session* s, uint32_t bytes, Counter* why, uint64_t extra_headroom_ns = 0) {
+        int link = s->bond.pick(now, bytes, extra_headroom_ns);
         if (link >= 0) return link;
         bool any = false, fits = false;
         for (unsigned i = 0; i < kMaxLinks; ++i) {
@@ -887,6 +888,15 @@ struct Worker {
         Session* s = session_for_outbound(ip);
         if (!s || !s->keys.has_current) return drop(idx, Counter::drop_no_session);
         uint32_t bytes = uint32_t(res) + uint32_t(proto::kDataOverhead);
+        // A TCP retransmission fills a hole its flow's receiver waits on:
+        // past the hold, with a repair's headroom (proto/retransmit.h).
+        if (retransmits.is_retransmission(ip, uint32_t(res), now)) {
+            counters.add(Counter::tcp_retransmits);
+            if (try_send_now(s, idx, uint32_t(res), s->bond.repair_headroom())) {
+                counters.add(Counter::retransmits_ahead);
+                return;
+            }
+        }
         if (s->held > 0) {
             // A small packet that cannot be out of order with what waits (a
             // ping, a call, a TCP acknowledgement without data) goes ahead
@@ -907,10 +917,11 @@ struct Worker {
         send_inner(s, unsigned(link), idx, uint32_t(res));
     }
 
-    // Sent at once if a link takes it now; false: nothing done.
-    bool try_send_now(Session* s, uint32_t idx, uint32_t len) {
+    // Sent at once if a link takes it now (with `extra_headroom_ns` more
+    // admission budget); false: nothing done.
+    bool try_send_now(Session* s, uint32_t idx, uint32_t len, uint64_t extra_headroom_ns = 0) {
         Counter why = Counter::drop_no_link;
-        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why);
+        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why, extra_headroom_ns);
         if (link < 0) return false;
         send_inner(s, unsigned(link), idx, len);
         return true;
@@ -953,6 +964,8 @@ struct Worker {
     // numbers in the order they leave. While any are held the worker looks
     // every millisecond (kHoldPollNs), and each look walks the list.
     HoldList holds;
+    // The highest data sent per inner TCP flow, to tell its retransmissions.
+    proto::RetransmitTracker retransmits;
 
     // Holds an inner packet (or a resend: `failed`); false (the caller drops
     // it) when the list is full or a quarter of the pool is all that is left
