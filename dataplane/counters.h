@@ -13,7 +13,7 @@ namespace onebox::dataplane {
 
 // Every drop reason is a counter. Names are what `stats:` lines print.
 #define ONEBOX_COUNTERS(X)                                                              \
-    X(tx_packets)           /* datagrams sent to the peer */                            \
+    X(tx_packets)           /* inner packets sealed and sent (not resends or copies) */ \
     X(tx_bytes)             /* inner bytes sent */                                      \
     X(rx_packets)           /* inner packets delivered to the TUN */                    \
     X(rx_bytes)             /* inner bytes delivered */                                 \
@@ -38,9 +38,9 @@ namespace onebox::dataplane {
     X(hold_refused)         /* ... or not held: the hold list full or buffers short */ \
     X(hold_signals)         /* held ones dropped early, a loss for the sender to slow down on */ \
     X(queue_held)           /* of those held, by queue_hold (no failover going on) */ \
+    X(queue_hold_expired)   /* ... and dropped after waiting queue_hold (drop_over_budget too) */ \
     X(tcp_retransmits)      /* inner TCP segments that send again what their flow sent */ \
     X(retransmits_ahead)    /* ... sent at once with a repair's headroom, past the hold */ \
-    X(queue_hold_expired)   /* ... and dropped after waiting queue_hold (drop_over_budget too) */ \
     X(drop_bad_control)     /* malformed Feedback/Probe, or an echo never asked for */  \
     X(feedback_tx)          /* Feedback messages sent */                                \
     X(feedback_rx)          /* Feedback messages received */                            \

@@ -42,7 +42,7 @@ struct SessionStats {
     std::atomic<uint64_t> tx_packets{0}, tx_bytes{0};   // inner packets sent to the peer
     std::atomic<uint64_t> rx_packets{0}, rx_bytes{0};   // inner packets delivered to the TUN
     struct Link {
-        std::atomic<uint64_t> tx_bytes{0}, rx_bytes{0};  // inner bytes per link (resends included)
+        std::atomic<uint64_t> tx_bytes{0}, rx_bytes{0};  // inner bytes per link (resends and copies included)
         // Gauges, every timer tick: proto::LinkState, smoothed RTT, probe loss.
         std::atomic<uint64_t> state{0}, srtt_us{0}, loss_pm{0};
     } links[proto::kMaxLinks];

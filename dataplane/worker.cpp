@@ -890,12 +890,17 @@ struct Worker {
         uint32_t bytes = uint32_t(res) + uint32_t(proto::kDataOverhead);
         // A TCP retransmission fills a hole its flow's receiver waits on:
         // past the hold, with a repair's headroom (proto/retransmit.h).
+        // Refused even so: held or dropped as any refused packet.
         if (retransmits.is_retransmission(ip, uint32_t(res), now)) {
             counters.add(Counter::tcp_retransmits);
-            if (try_send_now(s, idx, uint32_t(res), s->bond.repair_headroom())) {
+            Counter why = Counter::drop_no_link;
+            int link = pick_link(s, bytes, &why, s->bond.repair_headroom());
+            if (link >= 0) {
                 counters.add(Counter::retransmits_ahead);
-                return;
+                return send_inner(s, unsigned(link), idx, uint32_t(res));
             }
+            if (why == Counter::drop_over_budget && hold_refused_packet(s, idx, uint32_t(res))) return;
+            return drop(idx, why);
         }
         if (s->held > 0) {
             // A small packet that cannot be out of order with what waits (a
@@ -917,11 +922,10 @@ struct Worker {
         send_inner(s, unsigned(link), idx, uint32_t(res));
     }
 
-    // Sent at once if a link takes it now (with `extra_headroom_ns` more
-    // admission budget); false: nothing done.
-    bool try_send_now(Session* s, uint32_t idx, uint32_t len, uint64_t extra_headroom_ns = 0) {
+    // Sent at once if a link takes it now; false: nothing done.
+    bool try_send_now(Session* s, uint32_t idx, uint32_t len) {
         Counter why = Counter::drop_no_link;
-        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why, extra_headroom_ns);
+        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why);
         if (link < 0) return false;
         send_inner(s, unsigned(link), idx, len);
         return true;

@@ -9,18 +9,25 @@ namespace onebox::proto {
 
 namespace {
 constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02;
 
-// Sequence numbers wrap: a is at or before b when b - a, as a signed 32-bit
-// distance, is not negative.
-bool seq_at_or_before(uint32_t a, uint32_t b) { return int32_t(b - a) >= 0; }
+// How far behind its flow's highest end a segment may end and still be a
+// retransmission: a TCP window is at most 2^30 bytes (window scale 14).
+// Further behind, the record is not of this connection (see retransmit.h).
+constexpr uint32_t kMaxBehind = 1u << 30;
 
-unsigned slot_of(uint32_t src, uint32_t dst, uint32_t ports) {
-    uint32_t h = src * 0x9e3779b1u ^ dst * 0x85ebca77u ^ ports * 0xc2b2ae3du;
-    h ^= h >> 15;
-    h *= 0x2c1b3c6du;
+// MurmurHash3's finalizer: every input bit moves every output bit.
+uint32_t mix(uint32_t h) {
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
     h ^= h >> 13;
-    return h & (RetransmitTracker::kSlots - 1);
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+unsigned bucket_of(uint32_t src, uint32_t dst, uint32_t ports) {
+    return mix(src ^ mix(dst ^ mix(ports))) & (RetransmitTracker::kSlots / RetransmitTracker::kWays - 1);
 }
 }  // namespace
 
@@ -34,21 +41,41 @@ bool RetransmitTracker::is_retransmission(const uint8_t* ip, uint32_t len, uint6
     uint32_t doff = (tcp[12] >> 4) * 4u;
     if (doff < 20 || total < ihl + doff) return false;
     uint32_t data = total - ihl - doff;
-    bool syn = tcp[13] & kTcpSyn;
-    if (data == 0 && !syn) return false;  // an acknowledgement: nothing to resend
+    bool syn = tcp[13] & kTcpSyn, fin = tcp[13] & kTcpFin;
+    if (data == 0 && !syn && !fin) return false;  // an acknowledgement: nothing to send again
+    // SYN and FIN each take a sequence number, as a byte of data would.
+    uint32_t end = get_be32(tcp + 4) + data + (syn ? 1u : 0u) + (fin ? 1u : 0u);
+    uint64_t stamp = now ? now : 1;  // 0 marks a free slot
 
     uint32_t src = get_be32(ip + 12), dst = get_be32(ip + 16), ports = get_be32(tcp);
-    uint32_t end = get_be32(tcp + 4) + data + (syn ? 1u : 0u);
-    Slot& s = slots[slot_of(src, dst, ports)];
-    bool same_flow = s.last_ns != 0 && s.src == src && s.dst == dst && s.ports == ports &&
-                     now - s.last_ns < kIdleNs;
-    if (!same_flow || syn) {
-        s = Slot{src, dst, ports, end, now ? now : 1};
-        return false;
+    Slot* way = &slots[bucket_of(src, dst, ports) * kWays];
+    Slot* match = nullptr;
+    for (unsigned w = 0; w < kWays; ++w)
+        if (way[w].last_ns != 0 && way[w].src == src && way[w].dst == dst && way[w].ports == ports) match = &way[w];
+    Slot* s = match;
+    if (s && now - s->last_ns >= kIdleNs) s = nullptr;  // quiet that long: its ports may be a new connection's
+    // A SYN sent again ends where the first did; any other SYN is a new connection.
+    if (s && syn && end != s->high_end) s = nullptr;
+    if (s) {
+        uint32_t behind = s->high_end - end, ahead = end - s->high_end;
+        if (syn || behind < kMaxBehind) {  // a SYN again, or ends at or before what the flow sent
+            s->last_ns = stamp;
+            return true;
+        }
+        if (ahead < kMaxBehind) {  // new data
+            s->high_end = end;
+            s->last_ns = stamp;
+            return false;
+        }
+        // Neither within a window of the record: it is another connection's.
     }
-    s.last_ns = now ? now : 1;
-    if (seq_at_or_before(end, s.high_end)) return true;
-    s.high_end = end;
+    s = match;  // starting over: in the flow's own slot, or else the way used least lately
+    if (!s) {
+        s = &way[0];
+        for (unsigned w = 1; w < kWays; ++w)
+            if (way[w].last_ns < s->last_ns) s = &way[w];
+    }
+    *s = Slot{src, dst, ports, end, stamp};  // the flow starts (over) here
     return false;
 }
 
