@@ -489,6 +489,18 @@ stat_delta() {
   done
   echo "$sum"
 }
+# stat_changes "BEFORE" "AFTER" REGEX: "key=+delta" for each counter whose
+# name matches REGEX (grep -E) and that changed, on one line.
+stat_changes() {
+  local b=$1 a=$2 re=$3 kv k va vb out=()
+  for kv in $a; do
+    k=${kv%%=*}; va=${kv#*=}
+    if ! [[ $va =~ ^[0-9]+$ ]] || ! grep -qE "$re" <<<"$k"; then continue; fi
+    vb=$(stat_get "$b" "$k")
+    [ "${vb:-0}" != "$va" ] && out+=("$k=+$((va - ${vb:-0}))")
+  done
+  echo "${out[*]:-none}"
+}
 
 # log_since_start NAME: NAME's log lines written since it was last started.
 log_since_start() { tail -n +"$((${LAB_LOGBASE[$1]:-0} + 1))" "$(lab_log_file "$1")"; }

@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <ctime>
 #include <memory>
 
 #include "proto/wire.h"
@@ -54,12 +55,15 @@ inline constexpr unsigned kSlabSegments = 64;    // UDP_GRO_CNT_MAX
 // a slab is this much longer than the largest receive.
 inline constexpr size_t kSlabHeadroom = 256;
 inline constexpr size_t kSlabStride = kSlabSize + kSlabHeadroom;
+// The control messages a slab receive asks for: UDP_GRO's segment size and
+// the kernel's receive time (SO_TIMESTAMPNS), which probe echoes need.
+inline constexpr size_t kSlabControl = CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(timespec));
 
 struct SlabMeta {
     sockaddr_in addr{};  // where the datagrams came from (server)
     iovec iov{};
     msghdr msg{};
-    alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(int))]{};  // UDP_GRO: the segment size
+    alignas(cmsghdr) uint8_t control[kSlabControl]{};  // UDP_GRO's segment size, the receive time
     uint32_t refs = 0;   // its datagrams not yet put back
 };
 

@@ -47,6 +47,7 @@ namespace onebox::dataplane {
     X(probe_tx)             /* RTT probes sent */                                       \
     X(probe_echoed)         /* peer probes echoed back */                               \
     X(probe_rtt)            /* RTT samples taken from echoes */                         \
+    X(probe_rx_stamped)     /* ... ended at the kernel's receive time, not when handled */ \
     X(drop_not_ipv4)        /* inner packet is not IPv4 */                              \
     X(drop_handshake_queue) /* handshake message arrived while control was backed up */ \
     X(drop_send_error)      /* the kernel refused a send */                             \

@@ -30,6 +30,13 @@
 
 namespace onebox::dataplane {
 
+// The real-time clock, which the kernel's receive timestamps are on.
+static int64_t realtime_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 uint64_t now_ns() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -110,6 +117,12 @@ struct Worker {
     bool wake_armed = false;
     unsigned inflight = 0;   // submitted operations whose completion we have not seen
     uint64_t now = 0;
+    // CLOCK_REALTIME minus CLOCK_MONOTONIC at `now`: the kernel stamps
+    // receives on the real-time clock, the worker counts on the monotonic one.
+    int64_t realtime_offset_ns = 0;
+    // When the datagrams being handled reached the socket (monotonic; 0:
+    // not known, take `now`). Set for one receive's datagrams at a time.
+    uint64_t rx_ns = 0;
     uint64_t last_stall_ns = 0;  // resend_stalled ran (on_sent looks for late sends shortly after)
     uint64_t next_timer = 0;
     uint64_t next_reorder_deadline = UINT64_MAX;
@@ -457,11 +470,16 @@ struct Worker {
         batcher->release(bi);
     }
 
-    // UDP_GRO on `fd`, when offloads are on and there are slabs to receive into.
+    // UDP_GRO on `fd`, when offloads are on and there are slabs to receive
+    // into; and the kernel's receive times, which those receives carry
+    // (rx_stamp): a probe echo's RTT ends when it arrived, not when a busy
+    // worker got to it.
     bool enable_gro(int fd) const {
         if (!cfg.offloads || pool.slabs == 0 || fd < 0) return false;
         int one = 1;
-        return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+        if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) != 0) return false;
+        setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);  // without: rx_ns stays 0 (= now)
+        return true;
     }
 
     void flush_sends() {
@@ -1302,12 +1320,15 @@ struct Worker {
             return;
         }
         size_t echo_len = payload;
-        switch (s->bond.on_probe(link, now, body, payload, &echo_len)) {
+        switch (s->bond.on_probe(link, now, body, payload, &echo_len, rx_ns)) {
         case proto::Bond::ProbeAction::SendEcho:
             if (!may_send(s)) break;
             counters.add(Counter::probe_echoed);
             return seal_and_send(s, link, idx, echo_len, proto::PacketType::Probe);
-        case proto::Bond::ProbeAction::Sampled: counters.add(Counter::probe_rtt); break;
+        case proto::Bond::ProbeAction::Sampled:
+            counters.add(Counter::probe_rtt);
+            if (rx_ns) counters.add(Counter::probe_rx_stamped);
+            break;
         case proto::Bond::ProbeAction::Ignored: counters.add(Counter::drop_bad_control); break;
         }
         pool.put(idx);
@@ -1333,9 +1354,24 @@ struct Worker {
         if (res <= 0) return pool.put_slab(slab);
         SlabMeta& m = pool.slab_meta[slab];
         int seg = res;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg); c; c = CMSG_NXTHDR(&m.msg, c))
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg); c; c = CMSG_NXTHDR(&m.msg, c)) {
             if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
+            rx_stamp(c);
+        }
         split_slab(link, slab, 0, uint32_t(res), seg);
+        rx_ns = 0;
+    }
+
+    // A receive's SO_TIMESTAMPNS, on the monotonic clock, into rx_ns. One
+    // that is in the future or over a second old (the real-time clock was
+    // set meanwhile) is not believed.
+    void rx_stamp(const cmsghdr* c) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) return;
+        timespec ts;
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        int64_t mono = int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec - realtime_offset_ns;
+        bool sane = mono > 0 && uint64_t(mono) <= now && now - uint64_t(mono) < 1'000'000'000u;
+        rx_ns = sane ? uint64_t(mono) : 0;
     }
 
     // A completion of the multishot recvmsg. With IORING_CQE_F_MORE it goes
@@ -1367,8 +1403,10 @@ struct Worker {
         if (!o) return pool.put_slab(slab);
         int seg = 0;
         for (cmsghdr* c = io_uring_recvmsg_cmsg_firsthdr(o, &multishot_msg); c;
-             c = io_uring_recvmsg_cmsg_nexthdr(o, &multishot_msg, c))
+             c = io_uring_recvmsg_cmsg_nexthdr(o, &multishot_msg, c)) {
             if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
+            rx_stamp(c);
+        }
         if (is_server()) {
             if (o->namelen < sizeof(sockaddr_in)) return pool.put_slab(slab);
             std::memcpy(&pool.slab_meta[slab].addr, io_uring_recvmsg_name(o), sizeof(sockaddr_in));
@@ -1376,6 +1414,7 @@ struct Worker {
         auto* payload = static_cast<uint8_t*>(io_uring_recvmsg_payload(o, &multishot_msg));
         uint32_t len = io_uring_recvmsg_payload_length(o, res, &multishot_msg);
         split_slab(link, slab, uint32_t(payload - pool.slab_data(slab)), len, seg ? seg : int(len));
+        rx_ns = 0;
     }
 
     // The `len` bytes at `base` in `slab`: datagrams back to back, each
@@ -1906,13 +1945,14 @@ struct Worker {
         multishot = true;
         multishot_msg = {};
         multishot_msg.msg_namelen = is_server() ? sizeof(sockaddr_in) : 0;
-        multishot_msg.msg_controllen = CMSG_SPACE(sizeof(int));
-        static_assert(sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in) + CMSG_SPACE(sizeof(int)) <= kSlabHeadroom);
+        multishot_msg.msg_controllen = kSlabControl;
+        static_assert(sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in) + kSlabControl <= kSlabHeadroom);
         return_ring_slabs();
     }
 
     void loop() {
         now = now_ns();
+        realtime_offset_ns = realtime_ns() - int64_t(now);
         next_timer = now;
         while (!ch.stop.load(std::memory_order_relaxed)) {
             refill_receives();
@@ -1926,6 +1966,7 @@ struct Worker {
             io_uring_cqe* first = nullptr;
             io_uring_submit_and_wait_timeout(&ring, &first, budget ? 1 : 0, &ts, nullptr);
             now = now_ns();
+            realtime_offset_ns = realtime_ns() - int64_t(now);
             reap_completions();
             if (now >= next_timer || now >= next_reorder_deadline) {
                 bool tick = now >= next_timer;  // gauges on the 5 ms tick, not on every reorder deadline

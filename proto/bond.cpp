@@ -645,7 +645,8 @@ void Bond::on_too_big(unsigned i, uint64_t now, uint16_t size) {
     sched.links[i].max_datagram = max_datagram(i);
 }
 
-Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len, size_t* echo_len) {
+Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len, size_t* echo_len,
+                                 uint64_t rx_ns) {
     Probe p;
     if (i >= kMaxLinks || !decode_probe(payload, len, p) || p.link != i) return ProbeAction::Ignored;
     if (!is_echo(p.flags)) {
@@ -663,7 +664,10 @@ Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, siz
             sched.links[i].max_datagram = max_datagram(i);
             return ProbeAction::Sampled;
         }
-        uint64_t rtt = now > o.sent_ns ? now - o.sent_ns : 0;
+        // An arrival before the probe left or after now is a clock step between
+        // the kernel's stamp and ours: not believed.
+        uint64_t arrived = rx_ns > o.sent_ns && rx_ns < now ? rx_ns : now;
+        uint64_t rtt = arrived > o.sent_ns ? arrived - o.sent_ns : 0;
         est[i].on_rtt(now, rtt);
         health[i].on_probe_echoed(now, rtt);
         refresh_inputs(i);

@@ -353,8 +353,14 @@ struct Bond {
         Ignored,   // malformed, on the wrong link, or an echo we did not ask for
     };
     // `*echo_len` (when SendEcho): how many bytes of payload the echo is (a
-    // size probe's comes back without its padding).
-    ProbeAction on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len, size_t* echo_len = nullptr);
+    // size probe's comes back without its padding). `rx_ns`: when the
+    // datagram reached this host (the kernel's receive time), if the caller
+    // knows it, else 0 (= now). The RTT of an echo ends there, not at `now`:
+    // the time an echo waited in our socket behind other datagrams (a busy
+    // worker, a flood) is not queue on the link, and counting it would make
+    // admission refuse packets on idle links.
+    ProbeAction on_probe(unsigned i, uint64_t now, uint8_t* payload, size_t len, size_t* echo_len = nullptr,
+                         uint64_t rx_ns = 0);
 
     // ---- path MTU (pmtu.h) ------------------------------------------------------
     // Link i's interface MTU: its search starts (the server, knowing nothing

@@ -289,6 +289,31 @@ TEST_CASE("bond: a peer's probe becomes an echo in place") {
     CHECK(std::memcmp(buf, probe, sizeof buf) == 0);
 }
 
+TEST_CASE("bond: an echo's RTT ends when it reached the host, not when it was handled") {
+    // A worker busy with a flood reads an echo 40 ms after it arrived: the
+    // link's RTT and its queue sample are the arrival's, or admission would
+    // refuse packets on an idle link.
+    struct Row { const char* name; uint64_t handled_after; uint64_t rx_after; uint64_t want_rtt; };
+    const Row rows[] = {
+        {"arrival known, handled late", 60 * kMs, 20 * kMs, 20 * kMs},
+        {"arrival not known (0): now", 60 * kMs, 0, 60 * kMs},
+        {"arrival after now (a clock step): now", 20 * kMs, 30 * kMs, 20 * kMs},
+        {"arrival before the probe left (a clock step): now", 20 * kMs, 1, 20 * kMs},
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.name);
+        Bond a, peer;
+        a.set_usable(0, true);
+        const uint64_t t0 = 100 * kMs;
+        uint8_t buf[kProbeSize];
+        REQUIRE(a.make_probe(0, t0, buf, sizeof buf) == kProbeSize);
+        REQUIRE(peer.on_probe(0, t0 + 10 * kMs, buf, sizeof buf) == Bond::ProbeAction::SendEcho);
+        uint64_t rx = r.rx_after == 0 ? 0 : r.rx_after == 1 ? 1 : t0 + r.rx_after;
+        REQUIRE(a.on_probe(0, t0 + r.handled_after, buf, sizeof buf, nullptr, rx) == Bond::ProbeAction::Sampled);
+        CHECK(a.est[0].latest_rtt_ns() == r.want_rtt);
+    }
+}
+
 TEST_CASE("bond: echoes are matched to our probes by probe_seq") {
     Bond a, peer;
     a.set_usable(1, true);
