@@ -650,6 +650,9 @@ Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, siz
     Probe p;
     if (i >= kMaxLinks || !decode_probe(payload, len, p) || p.link != i) return ProbeAction::Ignored;
     if (!is_echo(p.flags)) {
+        // Its one-way delay (size probes aside: their padding takes longer
+        // to cross the link) tells the queue on the way here.
+        if (!is_size_probe(p.flags)) inbound[i].on_probe(rx_ns && rx_ns < now ? rx_ns : now, p.sender_time_ns);
         size_t n = encode_probe(echo_of(p), payload, len);
         if (echo_len) *echo_len = n;  // the body only: the padding stays behind
         return ProbeAction::SendEcho;
@@ -682,9 +685,12 @@ Bond::ProbeAction Bond::on_probe(unsigned i, uint64_t now, uint8_t* payload, siz
 
 uint64_t Bond::gap_timeout_ns() const {
     // For each link both the earliest a packet can arrive (its base one-way
-    // delay) and the latest one usually does (plus the queueing its probes
-    // measure, srtt - min RTT): a gap is given up on only after the slowest
-    // link's packet, queued as they are now, could have filled it.
+    // delay) and the latest one usually does (plus the queue on the way
+    // here, from the peer's probes; srtt - min RTT until there is one): a gap
+    // is given up on only after the slowest link's packet, queued as they
+    // are now, could have filled it. Not the round trip's queue: the other
+    // direction's (a download's, seen from the server) would make the wait
+    // for a gap the dead link left as long as that queue.
     uint64_t delay[2 * kMaxLinks];
     unsigned n = 0;
     uint64_t jitter = 0;
@@ -692,10 +698,11 @@ uint64_t Bond::gap_timeout_ns() const {
         if (!exists(i)) continue;  // the peer may send on any of them
         const LinkEstimator& e = est[i];
         if (e.srtt_ns() == 0) return cfg.gap_unknown_ns;
-        uint64_t queue = e.srtt_ns() > e.min_rtt_ns() ? e.srtt_ns() - e.min_rtt_ns() : 0;
+        const InboundQueue& in = inbound[i];
+        uint64_t queue = in.known() ? in.queue_ns() : e.srtt_ns() > e.min_rtt_ns() ? e.srtt_ns() - e.min_rtt_ns() : 0;
         delay[n++] = e.owd_ns();
         delay[n++] = e.owd_ns() + queue;
-        jitter = std::max(jitter, e.rttvar_ns());
+        jitter = std::max(jitter, in.known() ? in.var_ns() : e.rttvar_ns());
     }
     if (n == 0) return cfg.gap_unknown_ns;
     return gap_timeout_for(delay, n, cfg.gap_floor_ns, cfg.gap_ceil_ns, jitter);

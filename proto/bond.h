@@ -18,6 +18,7 @@
 
 #include "feedback.h"
 #include "replay.h"
+#include "inbound_queue.h"
 #include "link_estimator.h"
 #include "link_health.h"
 #include "moment.h"
@@ -136,6 +137,9 @@ struct Bond {
     BondConfig cfg{};
     Scheduler sched{};
     LinkEstimator est[kMaxLinks]{};
+    // The queue the peer's packets meet on each link on their way here
+    // (from its probes' one-way delays): what gap_timeout_ns() waits for.
+    InboundQueue inbound[kMaxLinks]{};
     LinkHealth health[kMaxLinks]{};
     PmtuSearch pmtu[kMaxLinks]{};  // how big a datagram each link carries (pmtu.h)
 
