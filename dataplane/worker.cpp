@@ -1364,6 +1364,7 @@ struct Worker {
         if (res <= 0) return pool.put_slab(slab);
         SlabMeta& m = pool.slab_meta[slab];
         int seg = res;
+        rx_ns = 0;  // this receive's stamp, or none: never the one before's
         for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg); c; c = CMSG_NXTHDR(&m.msg, c)) {
             if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
             rx_stamp(c);
@@ -1412,13 +1413,17 @@ struct Worker {
         io_uring_recvmsg_out* o = res > 0 ? io_uring_recvmsg_validate(pool.slab_data(slab), res, &multishot_msg) : nullptr;
         if (!o) return pool.put_slab(slab);
         int seg = 0;
+        rx_ns = 0;  // this receive's stamp, or none: never the one before's
         for (cmsghdr* c = io_uring_recvmsg_cmsg_firsthdr(o, &multishot_msg); c;
              c = io_uring_recvmsg_cmsg_nexthdr(o, &multishot_msg, c)) {
             if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
             rx_stamp(c);
         }
         if (is_server()) {
-            if (o->namelen < sizeof(sockaddr_in)) return pool.put_slab(slab);
+            if (o->namelen < sizeof(sockaddr_in)) {
+                rx_ns = 0;
+                return pool.put_slab(slab);
+            }
             std::memcpy(&pool.slab_meta[slab].addr, io_uring_recvmsg_name(o), sizeof(sockaddr_in));
         }
         auto* payload = static_cast<uint8_t*>(io_uring_recvmsg_payload(o, &multishot_msg));
