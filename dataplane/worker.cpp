@@ -819,8 +819,9 @@ struct Worker {
 
     // The link for one outgoing data packet of `bytes` (as sealed), or -1 with
     // the drop reason in *why.
-    int pick_link(Session* s, uint32_t bytes, Counter* why, uint64_t extra_headroom_ns = 0) {
-        int link = s->bond.pick(now, bytes, extra_headroom_ns);
+    int pick_link(Session* s, uint32_t bytes, Counter* why, uint64_t extra_headroom_ns = 0,
+                  proto::Admission admission = proto::Admission::Budgeted) {
+        int link = s->bond.pick(now, bytes, extra_headroom_ns, admission);
         if (link >= 0) return link;
         bool any = false, fits = false;
         for (unsigned i = 0; i < kMaxLinks; ++i) {
@@ -920,18 +921,20 @@ struct Worker {
             if (why == Counter::drop_over_budget && hold_refused_packet(s, idx, uint32_t(res))) return;
             return drop(idx, why);
         }
+        // A ping or a TCP acknowledgement without data: never refused for
+        // the admission budget (proto::Admission::Exempt).
         bool light = bytes <= s->bond.sched.cfg.small_bytes && proto::may_overtake(ip, uint32_t(res));
+        auto admission = light ? proto::Admission::Exempt : proto::Admission::Budgeted;
         if (s->held > 0) {
-            // A small packet that cannot be out of order with what waits (a
-            // ping, a TCP acknowledgement without data) goes ahead: what
-            // waits is a bulk flow's surplus.
-            if (light && try_send_now(s, idx, uint32_t(res), kPastBudgetNs)) return;
+            // A light packet cannot be out of order with what waits, and goes
+            // ahead: what waits is a bulk flow's surplus.
+            if (light && try_send_now(s, idx, uint32_t(res), admission)) return;
             // Else behind what of its session already waits (order within a flow).
             if (!hold_refused_packet(s, idx, uint32_t(res))) drop(idx, Counter::drop_over_budget);
             return;
         }
         Counter why = Counter::drop_no_link;
-        int link = pick_link(s, bytes, &why, light ? kPastBudgetNs : 0);
+        int link = pick_link(s, bytes, &why, 0, admission);
         if (link < 0) {
             if (why == Counter::drop_over_budget && hold_refused_packet(s, idx, uint32_t(res))) return;
             return drop(idx, why);
@@ -939,21 +942,10 @@ struct Worker {
         send_inner(s, unsigned(link), idx, uint32_t(res));
     }
 
-    // The admission headroom of a ping or a TCP acknowledgement without data
-    // (small and may overtake, overtake.h): past any budget, so never
-    // refused. It costs the links little, and holding or dropping it costs
-    // much more: a held acknowledgement stalls the peer's sender. After a
-    // failover the client's probes on the surviving link see the download's
-    // queue coming the other way, and its admission held the download's
-    // acknowledgements for 150-270 ms (bench/results.md, "Failover"); a
-    // refused ping is a lost ping. Refusing bulk packets keeps the budget.
-    static constexpr uint64_t kPastBudgetNs = 1'000'000'000;
-
-    // Sent at once if a link takes it now (with `headroom_ns` more admission
-    // budget); false: nothing done.
-    bool try_send_now(Session* s, uint32_t idx, uint32_t len, uint64_t headroom_ns = 0) {
+    // Sent at once if a link takes it now; false: nothing done.
+    bool try_send_now(Session* s, uint32_t idx, uint32_t len, proto::Admission admission) {
         Counter why = Counter::drop_no_link;
-        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why, headroom_ns);
+        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why, 0, admission);
         if (link < 0) return false;
         send_inner(s, unsigned(link), idx, len);
         return true;

@@ -217,9 +217,12 @@ struct Bond {
     // The link for the next data packet, or -1 (no usable link, or all over
     // the admission budget: the caller drops the packet). `extra_headroom_ns`:
     // more admission budget (a TCP retransmission's: repair_headroom()).
-    int pick(uint64_t now, uint32_t bytes, uint64_t extra_headroom_ns = 0) {
+    // Admission::Exempt: never refused for the budget (a ping, a TCP
+    // acknowledgement: scheduler.h).
+    int pick(uint64_t now, uint32_t bytes, uint64_t extra_headroom_ns = 0,
+             Admission admission = Admission::Budgeted) {
         last_pick_.mark(now);
-        return sched.pick(now, bytes, headroom(now) + extra_headroom_ns);
+        return sched.pick(now, bytes, headroom(now) + extra_headroom_ns, admission);
     }
     // The admission headroom now (BondConfig::failover_headroom_ns, plus
     // budget_shortfall()).

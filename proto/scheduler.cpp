@@ -238,7 +238,7 @@ bool Scheduler::models_arrival() const {
     return false;
 }
 
-int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
+int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns, Admission admission) {
     if (cfg.mode == SchedMode::RoundRobin) return pick_round_robin(bytes);
 
     bool any = false, all_weighted = true;
@@ -269,7 +269,7 @@ int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns) {
     // Small packets (pings, calls, games, TCP's acknowledgements) cost the
     // links little and matter most: they get twice the budget.
     uint64_t allowed = budget(max_owd) * (bytes <= cfg.small_bytes ? 2 : 1) + headroom_ns;
-    bool over = cfg.budget_ns && best_arrival > now + max_owd + allowed;
+    bool over = admission == Admission::Budgeted && cfg.budget_ns && best_arrival > now + max_owd + allowed;
     if (over) last_over_.mark(now);
     // Mode redundant never refuses: it exists for packets that must arrive
     // (calls, games), and sends little.

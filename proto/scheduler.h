@@ -53,6 +53,15 @@ namespace onebox::proto {
 // every usable link (Redundant).
 enum class SchedMode : uint8_t { Bond, RoundRobin, Redundant, Backup };
 
+// Whether pick() may refuse a packet for the admission budget. Exempt: a
+// ping or a TCP acknowledgement without data (small, and may overtake:
+// overtake.h). It costs the links little, and refusing it costs much more:
+// a held acknowledgement stalls the peer's sender and a refused ping is a
+// lost ping. After a failover the client's probes on the surviving link see
+// the download's queue coming the other way, and admission held the
+// download's acknowledgements for 150-270 ms (bench/results.md, "Failover").
+enum class Admission : uint8_t { Budgeted, Exempt };
+
 // What the caller tells the scheduler about one link (update it from the
 // LinkEstimator with sched_inputs_from() whenever feedback or an RTT arrives).
 struct SchedLink {
@@ -92,8 +101,10 @@ struct Scheduler {
     // Picks the link for a packet of `bytes` at `now`: 0..kMaxLinks-1, or -1
     // (no usable link, or every link is over budget in Bond mode).
     // `headroom_ns` is added to the admission budget (Bond: for a while after
-    // a link failed).
-    int pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns = 0);
+    // a link failed). Admission::Exempt: never refused while a link takes it
+    // (it is placed, and counted in the links' queues, as any other).
+    int pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns = 0,
+             Admission admission = Admission::Budgeted);
 
     // Re-anchors link i's virtual queue to a measurement: a probe sent when
     // backlog_ns(i, sent) was `modeled_ns` saw `measured_ns` of queueing

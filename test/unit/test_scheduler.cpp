@@ -579,6 +579,20 @@ TEST_CASE("sched: small packets are admitted up to twice the budget") {
     CHECK(b.pick(t, 256) == 0);
 }
 
+TEST_CASE("sched: Admission::Exempt is never refused for the budget, and still queues") {
+    Scheduler s;
+    uint64_t t = 0;
+    fill_budget(s, &t);
+    uint64_t refused = s.refused();
+    // Far past twice the budget (500 ms more of queue), still taken...
+    for (int k = 0; k < 500; ++k) CHECK(s.pick(t, 1000, 0, Admission::Exempt) == 0);
+    CHECK(s.refused() == refused);
+    // ...and what it sent is in the link's queue: a budgeted small packet
+    // (20 ms allowed) is refused.
+    CHECK(s.pick(t, 100) == -1);
+    CHECK(s.refused() == refused + 1);
+}
+
 TEST_CASE("sched: admission allows at least the largest one-way delay of queue") {
     // One Cubic flow keeps both links busy after a loss only if its queue
     // was >= ~0.43 x RTT, and the bond's RTT is ~2 x the largest owd.
