@@ -22,13 +22,19 @@ constexpr uint64_t kMs = 1'000'000;
 constexpr uint64_t kSec = 1'000'000'000;
 constexpr double kMbit = 1e6 / 8;  // bytes/s per Mbit/s
 
+// A probe of `a` on link i sent at `sent`, echoed by a fresh peer at
+// `echoed_at`: the echo, in `buf`.
+void probe_echo(Bond& a, unsigned i, uint64_t sent, uint64_t echoed_at, uint8_t (&buf)[kProbeSize]) {
+    REQUIRE(a.make_probe(i, sent, buf, sizeof buf) == kProbeSize);
+    Bond peer;
+    REQUIRE(peer.on_probe(i, echoed_at, buf, sizeof buf) == Bond::ProbeAction::SendEcho);
+}
+
 // Takes one RTT sample on link i of `a`: a probe sent at `sent`, echoed by a
 // peer and back at sent + rtt.
 void sample_rtt(Bond& a, unsigned i, uint64_t sent, uint64_t rtt) {
     uint8_t buf[kProbeSize];
-    REQUIRE(a.make_probe(i, sent, buf, sizeof buf) == kProbeSize);
-    Bond peer;
-    REQUIRE(peer.on_probe(i, sent + rtt / 2, buf, sizeof buf) == Bond::ProbeAction::SendEcho);
+    probe_echo(a, i, sent, sent + rtt / 2, buf);
     REQUIRE(a.on_probe(i, sent + rtt, buf, sizeof buf) == Bond::ProbeAction::Sampled);
 }
 
@@ -302,12 +308,11 @@ TEST_CASE("bond: an echo's RTT ends when it reached the host, not when it was ha
     };
     for (const Row& r : rows) {
         CAPTURE(r.name);
-        Bond a, peer;
+        Bond a;
         a.set_usable(0, true);
         const uint64_t t0 = 100 * kMs;
         uint8_t buf[kProbeSize];
-        REQUIRE(a.make_probe(0, t0, buf, sizeof buf) == kProbeSize);
-        REQUIRE(peer.on_probe(0, t0 + 10 * kMs, buf, sizeof buf) == Bond::ProbeAction::SendEcho);
+        probe_echo(a, 0, t0, t0 + 10 * kMs, buf);
         uint64_t rx = r.rx_after == 0 ? 0 : r.rx_after == 1 ? 1 : t0 + r.rx_after;
         REQUIRE(a.on_probe(0, t0 + r.handled_after, buf, sizeof buf, nullptr, rx) == Bond::ProbeAction::Sampled);
         CHECK(a.est[0].latest_rtt_ns() == r.want_rtt);
@@ -315,12 +320,11 @@ TEST_CASE("bond: an echo's RTT ends when it reached the host, not when it was ha
 }
 
 TEST_CASE("bond: echoes are matched to our probes by probe_seq") {
-    Bond a, peer;
+    Bond a;
     a.set_usable(1, true);
     const uint64_t t0 = 10 * kMs;
     uint8_t echo[kProbeSize];
-    REQUIRE(a.make_probe(1, t0, echo, sizeof echo) == kProbeSize);
-    REQUIRE(peer.on_probe(1, t0 + 15 * kMs, echo, sizeof echo) == Bond::ProbeAction::SendEcho);
+    probe_echo(a, 1, t0, t0 + 15 * kMs, echo);
 
     // An echo that comes back on the wrong link is not ours there.
     uint8_t buf[kProbeSize];
