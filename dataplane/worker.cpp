@@ -30,18 +30,15 @@
 
 namespace onebox::dataplane {
 
-// The real-time clock, which the kernel's receive timestamps are on.
-static int64_t realtime_ns() {
+// Clock `id` in ns: CLOCK_MONOTONIC is the data plane's time, CLOCK_REALTIME
+// the one the kernel's receive timestamps are on.
+static int64_t clock_ns(clockid_t id) {
     timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-uint64_t now_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
-}
+uint64_t now_ns() { return uint64_t(clock_ns(CLOCK_MONOTONIC)); }
 
 namespace {
 
@@ -1345,6 +1342,7 @@ struct Worker {
         // A receive cancelled by RemoveLink (or one that raced it), or an
         // error (ECONNREFUSED while the server is down): the buffer goes back.
         if (!receive_done(link) || res < 0) return pool.put(idx);
+        rx_ns = 0;  // a receive without a kernel stamp: never the one before's
         on_datagram(link, idx, size_t(res));
     }
 
@@ -1362,7 +1360,6 @@ struct Worker {
             rx_stamp(c);
         }
         split_slab(link, slab, 0, uint32_t(res), seg);
-        rx_ns = 0;
     }
 
     // A receive's SO_TIMESTAMPNS, on the monotonic clock, into rx_ns. One
@@ -1412,16 +1409,12 @@ struct Worker {
             rx_stamp(c);
         }
         if (is_server()) {
-            if (o->namelen < sizeof(sockaddr_in)) {
-                rx_ns = 0;
-                return pool.put_slab(slab);
-            }
+            if (o->namelen < sizeof(sockaddr_in)) return pool.put_slab(slab);
             std::memcpy(&pool.slab_meta[slab].addr, io_uring_recvmsg_name(o), sizeof(sockaddr_in));
         }
         auto* payload = static_cast<uint8_t*>(io_uring_recvmsg_payload(o, &multishot_msg));
         uint32_t len = io_uring_recvmsg_payload_length(o, res, &multishot_msg);
         split_slab(link, slab, uint32_t(payload - pool.slab_data(slab)), len, seg ? seg : int(len));
-        rx_ns = 0;
     }
 
     // The `len` bytes at `base` in `slab`: datagrams back to back, each
@@ -1959,7 +1952,7 @@ struct Worker {
 
     void loop() {
         now = now_ns();
-        realtime_offset_ns = realtime_ns() - int64_t(now);
+        realtime_offset_ns = clock_ns(CLOCK_REALTIME) - int64_t(now);
         next_timer = now;
         while (!ch.stop.load(std::memory_order_relaxed)) {
             refill_receives();
@@ -1973,7 +1966,7 @@ struct Worker {
             io_uring_cqe* first = nullptr;
             io_uring_submit_and_wait_timeout(&ring, &first, budget ? 1 : 0, &ts, nullptr);
             now = now_ns();
-            realtime_offset_ns = realtime_ns() - int64_t(now);
+            realtime_offset_ns = clock_ns(CLOCK_REALTIME) - int64_t(now);
             reap_completions();
             if (now >= next_timer || now >= next_reorder_deadline) {
                 bool tick = now >= next_timer;  // gauges on the 5 ms tick, not on every reorder deadline
