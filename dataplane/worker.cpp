@@ -925,7 +925,7 @@ struct Worker {
         if (s->held > 0) {
             // A light packet cannot be out of order with what waits, and goes
             // ahead: what waits is a bulk flow's surplus.
-            if (light && try_send_now(s, idx, uint32_t(res), admission)) return;
+            if (light && send_light_now(s, idx, uint32_t(res))) return;
             // Else behind what of its session already waits (order within a flow).
             if (!hold_refused_packet(s, idx, uint32_t(res))) drop(idx, Counter::drop_over_budget);
             return;
@@ -937,15 +937,30 @@ struct Worker {
             return drop(idx, why);
         }
         send_inner(s, unsigned(link), idx, uint32_t(res));
+        if (light) copy_light(s, unsigned(link), idx);
     }
 
-    // Sent at once if a link takes it now; false: nothing done.
-    bool try_send_now(Session* s, uint32_t idx, uint32_t len, proto::Admission admission) {
+    // A light packet, sent at once if a link takes it now (with its copies);
+    // false: nothing done.
+    bool send_light_now(Session* s, uint32_t idx, uint32_t len) {
         Counter why = Counter::drop_no_link;
-        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why, 0, admission);
+        int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why, 0, proto::Admission::Exempt);
         if (link < 0) return false;
         send_inner(s, unsigned(link), idx, len);
+        copy_light(s, unsigned(link), idx);
         return true;
+    }
+
+    // A light packet just sent on `link`, byte for byte on the links that
+    // carried none lately (proto::Bond::light_copies: whichever link dies,
+    // the peer's TCP senders keep getting acknowledgements).
+    void copy_light(Session* s, unsigned link, uint32_t idx) {
+        uint8_t to = s->bond.light_copies(link, now, pool.meta[idx].len);
+        for (unsigned j = 0; to; ++j, to = uint8_t(to >> 1)) {
+            if (!(to & 1u)) continue;
+            if (!send_copy(s, j, idx)) return;
+            counters.add(Counter::light_copies);
+        }
     }
 
     // An inner packet the links refused now (or that must wait behind its

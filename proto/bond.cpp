@@ -575,6 +575,24 @@ int Bond::pick_other_than(unsigned failed, uint64_t now, uint32_t bytes, uint64_
     return l;
 }
 
+uint8_t Bond::light_copies(unsigned first, uint64_t now, uint32_t bytes) {
+    if (first >= kMaxLinks) return 0;
+    light_at_[first].mark(now);
+    if (cfg.light_copy_every_ns == 0 || sched.cfg.mode == SchedMode::Redundant) return 0;
+    uint8_t copies = 0;
+    for (unsigned j = 0; j < kMaxLinks; ++j) {
+        if (j == first || !usable(j)) continue;
+        // The link's share: `bytes` every this long is 1/light_copy_share of its rate.
+        long double share_ns = (long double)bytes * std::max<uint32_t>(cfg.light_copy_share, 1) * 1e9L /
+                               (long double)sched.pacing_rate(j);
+        uint64_t every = std::max(cfg.light_copy_every_ns, uint64_t(share_ns));
+        if (light_at_[j].less_than(now, every)) continue;
+        light_at_[j].mark(now);
+        copies |= uint8_t(1u << j);
+    }
+    return copies;
+}
+
 int Bond::probe_due(uint64_t now) const {
     bool busy = last_pick_.less_than(now, kBusyWindowNs);
     uint64_t every = busy ? cfg.probe_every_ns : cfg.idle_probe_every_ns;

@@ -126,6 +126,25 @@ struct BondConfig {
     // of two links under a download: without it the server refused 10-20 %
     // of its repairs, and 1-7 of 750 pings stayed lost.)
     uint64_t repair_headroom_ns = 20'000'000;
+    // Light copies: a ping or a TCP acknowledgement without data (a light
+    // packet: small, and it may overtake, overtake.h) also goes, byte for
+    // byte, on each other usable link that carried no light packet for this
+    // long (light_copies). The peer keeps the first to arrive. TCP's
+    // acknowledgements are cumulative, so a few on each link keep the
+    // sender's clock going whichever link dies: with the upstream idle the
+    // scheduler puts every one of them on the same link (the earliest
+    // arrival), and when that link is cut they all went into it until the
+    // cut was seen (68-372 ms after it, bench/results.md "Failover"), and a
+    // BBR download stalled for 300 ms. At most one copy per link per
+    // interval: under a gigabit download the acknowledgements are tens of
+    // thousands a second, and copying each would cost CPU for nothing.
+    // And at most 1/light_copy_share of the link's pacing rate (its
+    // estimate, at least the scheduler's initial 1 Mbit/s: a copy a 12 ms
+    // then), so a slow uplink (DSL's 1 Mbit/s) is not filled with copies
+    // of a download's acknowledgements that another link carries.
+    // 0: off.
+    uint64_t light_copy_every_ns = 1'000'000;
+    uint32_t light_copy_share = 16;
     uint64_t gap_floor_ns = 10'000'000;           // reorder gap timeout bounds
     uint64_t gap_ceil_ns = 500'000'000;
     uint64_t gap_unknown_ns = 50'000'000;         // until every link has an RTT sample
@@ -250,6 +269,11 @@ struct Bond {
     // `extra_headroom_ns`: more admission budget still (a repair's:
     // BondConfig::repair_headroom_ns).
     int pick_other_than(unsigned failed, uint64_t now, uint32_t bytes, uint64_t extra_headroom_ns = 0);
+    // A light packet of `bytes` (sealed; BondConfig::light_copy_every_ns)
+    // went out on link `first` at `now`: the other usable links that should
+    // carry a copy of it now (bit n = link n), which count as having carried
+    // one. None in mode redundant, which copies every packet to every link.
+    uint8_t light_copies(unsigned first, uint64_t now, uint32_t bytes);
     // Every sealed datagram sent on link i (data, keepalive, control), as sent.
     void on_sent(unsigned i, uint64_t now, uint32_t datagram_bytes);
     // A data-channel datagram (Data, Keepalive, Close; not a resend or a
@@ -269,14 +293,18 @@ struct Bond {
     void on_received(unsigned i, uint64_t now, uint32_t datagram_bytes, bool answer = true);
     // An authenticated data-channel datagram (Data, Keepalive, Close) with
     // sequence number `seq` arrived on link i: Feedback reports the highest.
-    // `copy`: its header names another link (a resend or a repair): not
-    // counted in rx_data, which the peer holds against what it sent on link
-    // i, and a copy was never sent there as such.
+    // `copy`: its header names another link (a resend, a repair, a light or
+    // redundant copy): neither counted in rx_data nor reported as the
+    // link's newest number, which the peer holds against what it sent on
+    // link i (what it sent there before that number and was not counted
+    // is lost); a copy was never sent there as such, and a light copy of
+    // a number newer than the link's queued data would make that data
+    // look lost.
     void on_data_seq(unsigned i, uint64_t seq, bool copy = false) {
-        if (i >= kMaxLinks) return;
+        if (i >= kMaxLinks || copy) return;
         if (!(rx_seq_seen_ >> i & 1u) || seq > rx_seq_[i]) rx_seq_[i] = seq;
         rx_seq_seen_ |= uint8_t(1u << i);
-        if (!copy) ++rx_data_[i];  // wraps, as Feedback says
+        ++rx_data_[i];  // wraps, as Feedback says
     }
 
     // ---- feedback (receiver -> sender) ----------------------------------------
@@ -417,6 +445,7 @@ struct Bond {
   private:
     uint8_t exists_ = 0;        // set_usable() links, bit i = link i
     uint64_t last_update_ = 0;  // the clock as of the last update()
+    Moment light_at_[kMaxLinks];  // the last light packet or copy on each link (light_copies)
     uint8_t new_stalls_ = 0;    // for take_stalled()
     uint8_t new_lossy_ = 0;     // ... of which taken out for loss
     uint32_t lossy_pm_[kMaxLinks]{};

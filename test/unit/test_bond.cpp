@@ -1299,19 +1299,68 @@ TEST_CASE("bond: at most kLostMax lost per report; the next report finds the res
     CHECK(tx.lost_found() == 100);
 }
 
-TEST_CASE("bond: a copy (its header names another link) is not counted in rx_data") {
+TEST_CASE("bond: a copy (its header names another link) is not counted in rx_data nor reported as newest") {
     Bond rx;
     rx.set_usable(0, true);
     rx.set_usable(1, true);
     rx.on_received(0, kMs, 100);
     rx.on_data_seq(0, 7);
     rx.on_received(1, kMs, 100);
-    rx.on_data_seq(1, 3, true);  // a repair of 3, sent on link 1
+    rx.on_data_seq(1, 5);
+    rx.on_received(1, kMs, 100);
+    rx.on_data_seq(1, 9, true);  // a light copy of 9, sent on link 0
     Feedback fb = decoded_feedback(rx, 20 * kMs);
     REQUIRE(fb.count == 2);
     CHECK(fb.entries[0].rx_data == 1);
-    CHECK(fb.entries[1].rx_data == 0);
-    CHECK(fb.entries[1].rx_packets == 1);  // it arrived there all the same
+    CHECK(fb.entries[1].rx_data == 1);
+    CHECK(fb.entries[1].rx_packets == 2);  // it arrived there all the same
+    // Link 1's newest is its own 5: 6-8, queued behind on link 1, not lost.
+    CHECK(fb.entries[1].has_seq);
+    CHECK(fb.entries[1].newest_seq == 5);
+}
+
+TEST_CASE("bond: light copies go on each other usable link at most once per interval") {
+    Bond b;
+    b.cfg.light_copy_every_ns = kMs;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    b.set_usable(2, true);
+    const uint32_t kTiny = 10;  // far below the links' share: the interval decides
+    struct Row { const char* name; unsigned first; uint64_t at; uint8_t want; };
+    const Row rows[] = {
+        {"first light packet: a copy on each other link", 0, 10 * kMs, 0b110},
+        {"within the interval: none", 0, 10 * kMs + kMs / 2, 0},
+        {"link 1's own packet marks it", 1, 11 * kMs + kMs / 2, 0b101},
+        {"a ms after link 1's, link 2 carried a copy of it 0.5 ms ago", 0, 12 * kMs, 0},
+        {"on link 2, 1.1 ms after link 1's", 2, 12 * kMs + 600'000, 0b010},
+        {"later: both again", 0, 20 * kMs, 0b110},
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.name);
+        CHECK(b.light_copies(r.first, r.at, kTiny) == r.want);
+    }
+    // An unusable link gets none; mode redundant copies everything already; 0 is off.
+    b.set_usable(2, false);
+    CHECK(b.light_copies(0, 30 * kMs, kTiny) == 0b010);
+    b.sched.cfg.mode = SchedMode::Redundant;
+    CHECK(b.light_copies(0, 40 * kMs, kTiny) == 0);
+    b.sched.cfg.mode = SchedMode::Bond;
+    b.cfg.light_copy_every_ns = 0;
+    CHECK(b.light_copies(0, 50 * kMs, kTiny) == 0);
+}
+
+TEST_CASE("bond: light copies take at most 1/light_copy_share of the other link's pacing rate") {
+    Bond b;
+    b.set_usable(0, true);
+    b.set_usable(1, true);
+    const uint32_t bytes = 100;
+    // Link 1 without an estimate paces at the scheduler's initial rate (and
+    // gain): copies of 100 bytes 1/16 of that, far above one a ms.
+    uint64_t every = uint64_t((long double)bytes * b.cfg.light_copy_share * 1e9L / b.sched.pacing_rate(1));
+    REQUIRE(every > 5 * kMs);
+    CHECK(b.light_copies(0, 100 * kMs, bytes) == 0b10);
+    CHECK(b.light_copies(0, 100 * kMs + every - 1, bytes) == 0);
+    CHECK(b.light_copies(0, 100 * kMs + every, bytes) == 0b10);
 }
 
 // The peer of the sequence-number tests: the Bond sends one data datagram
