@@ -250,6 +250,7 @@ void start_workers(Daemon& d) {
     wc.link_hold_ns = d.cfg.link_hold_ns;
     wc.loss_limit_pm = d.cfg.loss_limit_pm;
     wc.repair_window_ns = d.cfg.repair_window_ns;
+    wc.light_copies = d.cfg.light_copies;
     wc.queue_budget_ns = d.cfg.queue_budget_ns;
     wc.queue_hold_ns = d.cfg.queue_hold_ns;
     wc.offloads = d.cfg.offloads;

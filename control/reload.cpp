@@ -103,6 +103,7 @@ void send_policy(Daemon& d) {
     policy.link_hold_ns = d.cfg.link_hold_ns;
     policy.loss_limit_pm = d.cfg.loss_limit_pm;
     policy.repair_window_ns = d.cfg.repair_window_ns;
+    policy.light_copies = d.cfg.light_copies;
     policy.queue_budget_ns = d.cfg.queue_budget_ns;
     policy.queue_hold_ns = d.cfg.queue_hold_ns;
     send_command(d, policy);
@@ -129,6 +130,7 @@ Status reload_config(Daemon& d) {
     d.cfg.link_hold_ns = fresh.link_hold_ns;
     d.cfg.loss_limit_pm = fresh.loss_limit_pm;
     d.cfg.repair_window_ns = fresh.repair_window_ns;
+    d.cfg.light_copies = fresh.light_copies;
     d.cfg.queue_budget_ns = fresh.queue_budget_ns;
     d.cfg.queue_hold_ns = fresh.queue_hold_ns;
     d.cfg.rekey_interval_ns = fresh.rekey_interval_ns;  // read by the next handshake tick

@@ -47,6 +47,7 @@ struct Command {
     uint64_t link_hold_ns = 0;
     uint32_t loss_limit_pm = 0;
     uint64_t repair_window_ns = 0;
+    bool light_copies = true;
     uint64_t queue_budget_ns = 10'000'000;
     uint64_t queue_hold_ns = 0;
 };

@@ -167,6 +167,7 @@ struct Worker {
     uint64_t link_hold_ns;
     uint32_t loss_limit_pm;
     uint64_t repair_window_ns;
+    bool light_copies;
     uint64_t queue_budget_ns;
     uint64_t queue_hold_ns;
 
@@ -174,7 +175,7 @@ struct Worker {
         : cfg(c), ch(channel), counters(channel.counters), pool(c.buffers, c.offloads ? c.slabs : 0),
           sent_ring(c.buffers / 4),
           mode(c.mode), probe_interval_ns(c.probe_interval_ns), link_hold_ns(c.link_hold_ns), loss_limit_pm(c.loss_limit_pm),
-          repair_window_ns(c.repair_window_ns), queue_budget_ns(c.queue_budget_ns),
+          repair_window_ns(c.repair_window_ns), light_copies(c.light_copies), queue_budget_ns(c.queue_budget_ns),
           queue_hold_ns(c.queue_hold_ns) {}
     ~Worker() {
         slab_ring.reset();
@@ -1556,6 +1557,7 @@ struct Worker {
         for (proto::LinkHealth& h : s->bond.health) h.cfg.stable_ns = link_hold_ns;
         s->bond.cfg.lossy_share = double(loss_limit_pm) / 1000;
         s->bond.cfg.repair_window_ns = repair_window_ns;
+        s->bond.cfg.light_copy_every_ns = light_copies ? proto::BondConfig{}.light_copy_every_ns : 0;
         s->bond.sched.cfg.budget_ns = queue_budget_ns;
     }
 
@@ -1567,6 +1569,7 @@ struct Worker {
         link_hold_ns = cmd.link_hold_ns;
         loss_limit_pm = cmd.loss_limit_pm;
         repair_window_ns = cmd.repair_window_ns;
+        light_copies = cmd.light_copies;
         queue_budget_ns = cmd.queue_budget_ns;
         queue_hold_ns = cmd.queue_hold_ns;
         if (client_session) {

@@ -35,6 +35,7 @@ struct WorkerConfig {
     uint64_t link_hold_ns = 2'000'000'000;      // a failed link's clean time before reuse
     uint32_t loss_limit_pm = 0;                 // a lossy link's share lost, thousandths (0 = off)
     uint64_t repair_window_ns = 500'000'000;    // lost datagrams younger than this are sent again (0 = off)
+    bool light_copies = true;                   // pings and TCP acks also on the other links (proto/bond.h)
     uint64_t queue_budget_ns = 10'000'000;      // the scheduler's admission budget (proto/scheduler.h)
     uint64_t queue_hold_ns = 0;                 // how long a refused packet may wait (worker.cpp, hold)
     bool offloads = true;                       // UDP GSO and GRO when the kernel has them

@@ -373,6 +373,8 @@ std::string set_repair_window(std::string_view v, Config& c) {
     return {};
 }
 
+std::string set_light_copies(std::string_view v, Config& c) { return set_bool(v, c.light_copies); }
+
 std::string set_rekey_interval(std::string_view v, Config& c) {
     if (!parse_duration(v, 1'000'000'000, 86'400'000'000'000, c.rekey_interval_ns))
         return "rekey_interval must be a duration from 1s to 86400s (e.g. 120s), got " + shown(v);
@@ -493,6 +495,7 @@ constexpr KeySpec kKeys[] = {
     {Section::Main, kBoth, "link_hold", set_link_hold},
     {Section::Main, kBoth, "loss_limit", set_loss_limit},
     {Section::Main, kBoth, "repair_window", set_repair_window},
+    {Section::Main, kBoth, "light_copies", set_light_copies},
     {Section::Main, kBoth, "queue_budget", set_queue_budget},
     {Section::Main, kBoth, "queue_hold", set_queue_hold},
     {Section::Main, kClient, "rekey_interval", set_rekey_interval},

@@ -110,6 +110,10 @@ struct Config {
     // on its link is sent again on another if it went out less than this
     // long ago (proto/bond.h "Loss repair"); 0 = never.
     uint64_t repair_window_ns = 500'000'000;
+    // [client]/[server] light_copies: a ping or a TCP acknowledgement without
+    // data also goes on the other links in use, at most one a millisecond and
+    // 1/16 of each link's rate (proto/bond.h "Light copies"); false = never.
+    bool light_copies = true;
     // [client]/[server] queue_budget: how much queue this end's scheduler
     // lets its traffic build on the links before it drops a packet at the
     // tunnel entry (proto/scheduler.h "Admission"; never less than the

@@ -2,14 +2,19 @@
 # lab_lossy_link: a link that loses a share of its packets at random, not
 # enough for its probes to take it Down: what it loses is sent again on the
 # other link (repair_window, on by default), or it is taken out of use
-# (loss_limit, off by default).
+# (loss_limit, off by default). Pings are light packets, so their copies on
+# the other link (light_copies, on by default) save most of them too: A and
+# B turn the copies off, to measure what each rule does alone.
 # wan0 40 Mbit/s and wan1 20 Mbit/s, 10 ms each way; wan1 then loses 15 %
 # both ways (28 % of its round trips; LOSSY_PERCENT) for 15 s under a ping
 # every 20 ms and an iperf3 download, three times in the same run:
-#   A. baseline: repair_window = 0 and loss_limit = 0 on both ends (a lossy
-#      link stays in use and what it loses is lost, as before either existed);
-#   B. loss_limit = 10%, repair_window = 0, after a reload of both ends;
-#   C. the defaults (repair_window = 500ms, loss_limit = 0), after a reload.
+#   A. baseline: repair_window = 0, loss_limit = 0 and light_copies = false
+#      on both ends (a lossy link stays in use and what it loses is lost, as
+#      before any of them existed);
+#   B. loss_limit = 10%, repair_window = 0, light_copies = false, after a
+#      reload of both ends;
+#   C. the defaults (repair_window = 500ms, loss_limit = 0, light_copies =
+#      true), after a reload.
 # Checked: A took wan1 out for loss on neither end; B took it out for loss on
 # the client and for loss or a stall on the server (its pings lost beside
 # A's are printed: a known miss, see below) and kept the download at half
@@ -32,9 +37,10 @@ lab_emu_set wan1 "set both rate=20mbit delay=10ms" || lab_fail "linkemu wan1"
 lab_inet_iperf 5201 || lab_fail "iperf3 server did not start"
 lab_client_with 'link_hold = "1s"'
 
-# set_policy LOSS_LIMIT REPAIR_WINDOW: loss_limit, repair_window (and
-# link_hold 1s) in both configs, then a reload of both daemons.
-set_policy() { lab_set_keys loss_limit "$1" repair_window "$2" link_hold 1s; }
+# set_policy LOSS_LIMIT REPAIR_WINDOW LIGHT_COPIES: loss_limit,
+# repair_window, light_copies (and link_hold 1s) in both configs, then a
+# reload of both daemons.
+set_policy() { lab_set_keys loss_limit "$1" repair_window "$2" light_copies "$3" link_hold 1s; }
 
 # run_phase NAME: wan1 loses LOSSY_PERCENT both ways while a ping every 20 ms and an
 # iperf3 download run for SECS; sets LOST SENT MBIT, OUT_C OUT_S (times
@@ -64,16 +70,16 @@ run_phase() {
 # Warm-up: the bond learns the links' rates.
 lab_exec cli timeout 30 iperf3 -c "$LAB_INET_IP" -p 5201 -R -t 3 >/dev/null 2>&1
 
-set_policy 0 0
-run_phase "A. loss_limit = 0, repair_window = 0 (baseline)"
+set_policy 0 0 false
+run_phase "A. loss_limit = 0, repair_window = 0, light_copies = false (baseline)"
 a_lost=$LOST a_mbit=${MBIT:-0}
 [ "$OUT_C" -eq 0 ] && [ "$OUT_S" -eq 0 ] || fails+=("A: loss_limit = 0 still took wan1 out ($OUT_C / $OUT_S)")
 [ "$REP_C" -eq 0 ] && [ "$REP_S" -eq 0 ] || fails+=("A: repair_window = 0 still repaired ($REP_C / $REP_S)")
 [ "$a_lost" -ge 10 ] || fails+=("A: only $a_lost pings lost with wan1 in use: the test put no loss on the path")
 sleep 3
 
-set_policy 10% 0
-run_phase "B. loss_limit = 10%, repair_window = 0"
+set_policy 10% 0 false
+run_phase "B. loss_limit = 10%, repair_window = 0, light_copies = false"
 b_lost=$LOST b_mbit=${MBIT:-0}
 # The server's downstream on wan1 may be taken out as a stall first (a burst
 # of losses that leaves nothing delivered for a few RTTs): it is then out of
@@ -90,8 +96,8 @@ b_lost=$LOST b_mbit=${MBIT:-0}
 awk -v b="$b_mbit" 'BEGIN { exit !(b >= 20) }' || fails+=("B: download $b_mbit Mbit/s, below half of wan0's 40")
 sleep 3
 
-set_policy 0 500ms
-run_phase "C. loss_limit = 0, repair_window = 500ms (the defaults)"
+set_policy 0 500ms true
+run_phase "C. loss_limit = 0, repair_window = 500ms, light_copies = true (the defaults)"
 c_lost=$LOST c_mbit=${MBIT:-0}
 [ "$REP_C" -ge 1 ] && [ "$REP_S" -ge 1 ] || fails+=("C: nothing repaired on one end ($REP_C / $REP_S)")
 [ "$c_lost" -lt "$a_lost" ] || fails+=("C: $c_lost pings lost, not fewer than the baseline's $a_lost")

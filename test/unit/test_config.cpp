@@ -377,6 +377,27 @@ TEST_CASE("queue_hold: a duration from 0 to 100 ms, on both ends, 0 (drop at onc
     }
 }
 
+TEST_CASE("light_copies: true or false, on both ends, true unless set") {
+    Config c;
+    CHECK(c.light_copies);
+    Config out;
+    ConfigError e = parse_config(std::string(kMinClient) + "light_copies = false\n", Role::Client, out);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK_FALSE(out.light_copies);
+    Config srv;
+    e = parse_config(std::string(kMinServer) + "light_copies = false\n", Role::Server, srv);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK_FALSE(srv.light_copies);
+    for (const char* v : {"yes", "0", "off"}) {
+        CAPTURE(v);
+        Config bad;
+        e = parse_config(std::string(kMinClient) + "light_copies = " + v + "\n", Role::Client, bad);
+        CHECK_FALSE(e.ok);
+        CHECK(e.key == "client.light_copies");
+        CHECK(e.message.find("true or false") != std::string::npos);
+    }
+}
+
 TEST_CASE("repair_window: a duration from 0 s to 2 s, on both ends, 500 ms unless set") {
     const std::string cl = kMinClient;
     Config c;
