@@ -15,8 +15,8 @@
 #      reload of both ends;
 #   C. the defaults (repair_window = 500ms, loss_limit = 0, light_copies =
 #      true), after a reload.
-# Checked: A took wan1 out for loss on neither end; B took it out for loss on
-# the client and for loss or a stall on the server (its pings lost beside
+# Checked: A took wan1 out for loss on neither end; B took it out for loss
+# or a stall on each end (its pings lost beside
 # A's are printed: a known miss, see below) and kept the download at half
 # of wan0's rate or more; C repaired on both ends, lost fewer pings than A and
 # kept the download at half of wan0's rate or more; once the loss ends wan1
@@ -45,7 +45,7 @@ set_policy() { lab_set_keys loss_limit "$1" repair_window "$2" light_copies "$3"
 # run_phase NAME: wan1 loses LOSSY_PERCENT both ways while a ping every 20 ms and an
 # iperf3 download run for SECS; sets LOST SENT MBIT, OUT_C OUT_S (times
 # wan1 was taken out for loss meanwhile, client / server: linkN_lossy),
-# STALLS_S (times the server took it out for a stall: linkN_stalls) and
+# STALLS_C STALLS_S (times each end took it out for a stall: linkN_stalls) and
 # REP_C REP_S (datagrams sent again after a loss report: repaired).
 run_phase() {
   local name=$1 json=$LAB_DIR/iperf-$1.json c0 s0 c1 s1
@@ -60,11 +60,11 @@ run_phase() {
   MBIT=$("$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("0" if d.get("error") else "%.1f" % (d["end"]["sum_received"]["bits_per_second"]/1e6))' "$json" 2>/dev/null)
   c1=$(daemon_stats client); s1=$(daemon_stats server)
   OUT_C=$(stat_delta "$c0" "$c1" "link${L1}_lossy"); OUT_S=$(stat_delta "$s0" "$s1" "link${L1}_lossy")
-  STALLS_S=$(stat_delta "$s0" "$s1" "link${L1}_stalls")
+  STALLS_C=$(stat_delta "$c0" "$c1" "link${L1}_stalls"); STALLS_S=$(stat_delta "$s0" "$s1" "link${L1}_stalls")
   REP_C=$(stat_delta "$c0" "$c1" repaired); REP_S=$(stat_delta "$s0" "$s1" repaired)
   local dropped
   dropped="$(stat_text "$c1" repair_dropped) / $(stat_text "$s1" repair_dropped)"
-  echo "measured: $name: $LOST of $SENT pings lost; download ${MBIT:-0} Mbit/s; wan1 taken out for loss $OUT_C (client) / $OUT_S (server) times (server: stalled $STALLS_S times); repaired $REP_C / $REP_S (repairs dropped so far: $dropped)"
+  echo "measured: $name: $LOST of $SENT pings lost; download ${MBIT:-0} Mbit/s; wan1 taken out for loss $OUT_C (client) / $OUT_S (server) times (stalled: $STALLS_C / $STALLS_S times); repaired $REP_C / $REP_S (repairs dropped so far: $dropped)"
 }
 
 # Warm-up: the bond learns the links' rates.
@@ -81,12 +81,14 @@ sleep 3
 set_policy 10% 0 false
 run_phase "B. loss_limit = 10%, repair_window = 0, light_copies = false"
 b_lost=$LOST b_mbit=${MBIT:-0}
-# The server's downstream on wan1 may be taken out as a stall first (a burst
-# of losses that leaves nothing delivered for a few RTTs): it is then out of
-# use before its loss share is counted, and carries little when back, so that
-# end counts as taken out by either.
-[ "$OUT_C" -ge 1 ] && [ $((OUT_S + STALLS_S)) -ge 1 ] \
-  || fails+=("B: wan1 not taken out on both ends (for loss: $OUT_C / $OUT_S; server stalls $STALLS_S)")
+# Either end may take wan1 out as a stall first (a burst of losses that
+# leaves nothing delivered for a few RTTs): it is then out of use before its
+# loss share is counted, and carries little when back, so each end counts as
+# taken out by either. (The client's upstream, a download's acknowledgements
+# and the pings, is sparse: 2 of 17 runs on 2026-12-07 saw its end take wan1
+# out by a stall and never for loss.)
+[ $((OUT_C + STALLS_C)) -ge 1 ] && [ $((OUT_S + STALLS_S)) -ge 1 ] \
+  || fails+=("B: wan1 not taken out on both ends (for loss: $OUT_C / $OUT_S; stalls $STALLS_C / $STALLS_S)")
 # B's pings are printed, not checked, until the regression is found: since
 # about 2026-12-06 B loses as many as A about one run in three (35 vs 35 and
 # 87 vs 73 in CI runs; 29 vs 91 and 36 vs 73 in others): each end takes wan1
