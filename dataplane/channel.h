@@ -26,7 +26,7 @@ struct Command {
         CloseAll,        // tell every peer we are stopping (sealed Close packets)
         AddLink,         // client: start using `fd` as WAN link `link`
         RemoveLink,      // client: stop using WAN link `link` (LinkRemoved follows)
-        SetPolicy,       // reload: `mode` (client), probe_interval_ns, link_hold_ns, loss_limit_pm, repair_window_ns,
+        SetPolicy,       // reload: `mode` (client), probe_interval_ns, link_hold_ns, loss_limit_pm, repair_window_ns, light_copies,
                          // queue_budget_ns, queue_hold_ns
         SetLinkOverrides,  // client reload: link `link`'s weight, max rates, priority
     };

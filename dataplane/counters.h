@@ -64,6 +64,7 @@ namespace onebox::dataplane {
     X(redundant_copies)     /* mode redundant: extra copies sent on the other links */  \
     X(feedback_copies)      /* Feedback also sent on a second link */                  \
     X(light_copies)         /* pings and TCP acks also sent on an idle link (proto) */ \
+    X(late_originals)       /* originals after their copy: dropped, counted on their link */ \
     X(reorder_held)         /* packets that waited in the reorder buffer */             \
     X(reorder_passed)       /* small ICMP packets written at once past a gap (pings) */ \
     X(reorder_timeouts)     /* gaps given up on after the gap timeout */                \

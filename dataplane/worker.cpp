@@ -1182,6 +1182,24 @@ struct Worker {
         return opened;
     }
 
+    // A data-channel datagram refused as a duplicate may be the original, on
+    // its own link, of a copy that came first on another (a light copy, a
+    // redundant copy, a resend): its link delivered it, and the peer counts
+    // on that (proto::Bond::on_original_after_copy). Its tag is checked (no
+    // decryption): at most one such a copy, a light copy a millisecond per
+    // link.
+    void count_original_after_copy(Session* s, const proto::Header& h, const uint8_t* pkt, size_t len,
+                                   unsigned link, const sockaddr_in& from) {
+        if (proto::nonce_channel(h.type) == proto::kControlChannel || !s->keys.has_current) return;
+        if (s->replay.check(h.seq) != proto::ReplayVerdict::Duplicate) return;
+        bool own_link = is_server() ? arrival_link(s, link, from) == link : h.link == link;
+        if (!own_link || !s->keys.authentic_seen(h, pkt, len)) return;
+        if (!s->bond.on_original_after_copy(link, now, uint32_t(len), h.seq)) return;
+        counters.add(Counter::late_originals);
+        bump(counters.links[link].rx_packets, 1);
+        if (is_server()) follow_peer(s, link, from);
+    }
+
     static proto::ReplayWindow& replay_window(Session* s, proto::PacketType t) {
         return proto::nonce_channel(t) == proto::kControlChannel ? s->replay_ctl : s->replay;
     }
@@ -1230,7 +1248,10 @@ struct Worker {
         uint8_t* pkt = pool.data(idx);
         size_t payload = 0;
         auto opened = open_for_session(s, h, pkt, len, &payload);
-        if (opened == proto::KeyRing::Opened::None) return pool.put(idx);
+        if (opened == proto::KeyRing::Opened::None) {
+            count_original_after_copy(s, h, pkt, len, link, from);
+            return pool.put(idx);
+        }
         replay_window(s, h.type).commit(h.seq);
         // The client counts the server as heard only under the newest keys:
         // a server that never took up a rekey goes silent and is handshaken

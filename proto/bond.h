@@ -139,8 +139,8 @@ struct BondConfig {
     // interval: under a gigabit download the acknowledgements are tens of
     // thousands a second, and copying each would cost CPU for nothing.
     // And at most 1/light_copy_share of the link's pacing rate (its
-    // estimate, at least the scheduler's initial 1 Mbit/s: a copy a 12 ms
-    // then), so a slow uplink (DSL's 1 Mbit/s) is not filled with copies
+    // estimate, at least the scheduler's initial 1 Mbit/s, times the gain
+    // of its phase: a 92-byte copy every 6-24 ms then), so a slow uplink (DSL's 1 Mbit/s) is not filled with copies
     // of a download's acknowledgements that another link carries.
     // 0: off.
     uint64_t light_copy_every_ns = 1'000'000;
@@ -305,6 +305,20 @@ struct Bond {
         if (!(rx_seq_seen_ >> i & 1u) || seq > rx_seq_[i]) rx_seq_[i] = seq;
         rx_seq_seen_ |= uint8_t(1u << i);
         ++rx_data_[i];  // wraps, as Feedback says
+    }
+    // An authenticated data-channel datagram whose header names link i
+    // arrived on link i after a copy of it on another link (a light or
+    // redundant copy, a resend) was taken: it is dropped as a duplicate, but
+    // link i delivered it, and the peer holds rx_data and newest_seq against
+    // what it sent there; uncounted it would read as loss (and a link whose
+    // originals all lose the race as a stall). Counted only if newer than
+    // the link's newest: a link delivers in order, so an older one is a
+    // replay. True if counted.
+    bool on_original_after_copy(unsigned i, uint64_t now, uint32_t datagram_bytes, uint64_t seq) {
+        if (i >= kMaxLinks || ((rx_seq_seen_ >> i & 1u) && seq <= rx_seq_[i])) return false;
+        on_received(i, now, datagram_bytes);
+        on_data_seq(i, seq);
+        return true;
     }
 
     // ---- feedback (receiver -> sender) ----------------------------------------

@@ -43,6 +43,11 @@ KeyRing::Opened KeyRing::open(const Header& h, uint8_t* pkt, size_t len, bool se
     return which;
 }
 
+bool KeyRing::authentic_seen(const Header& h, const uint8_t* pkt, size_t len) const {
+    return (has_current && verify_tag(current.recv, h, pkt, len)) ||
+           (has_previous && verify_tag(previous, h, pkt, len));
+}
+
 bool KeyRing::promote(uint64_t now) {
     const bool continued = pending_continues && has_current;
     if (continued)

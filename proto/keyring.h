@@ -61,6 +61,11 @@ struct KeyRing {
     Opened open(const Header& h, uint8_t* pkt, size_t len, bool seq_fresh, uint64_t now,
                 size_t* payload_len);
 
+    // A datagram whose number the replay window has seen (its copy on
+    // another link came first): true if its tag verifies under the current
+    // or previous receive key. Nothing is decrypted or changed.
+    bool authentic_seen(const Header& h, const uint8_t* pkt, size_t len) const;
+
     // Server: the client's pending keys become current. Returns true if the
     // session goes on in the same sequence space (a rekey); false for a fresh
     // start, which the caller must begin at sequence 0.

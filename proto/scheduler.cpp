@@ -268,8 +268,9 @@ int Scheduler::pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns, Admissio
     }
     // Small packets (pings, calls, games, TCP's acknowledgements) cost the
     // links little and matter most: they get twice the budget.
-    uint64_t allowed = budget(max_owd) * (bytes <= cfg.small_bytes ? 2 : 1) + headroom_ns;
-    bool over = admission == Admission::Budgeted && cfg.budget_ns && best_arrival > now + max_owd + allowed;
+    uint64_t allowed = budget(max_owd) * (bytes <= cfg.small_bytes ? 2 : 1) + headroom_ns +
+                       (admission == Admission::Exempt ? kExemptHeadroomNs : 0);
+    bool over = cfg.budget_ns && best_arrival > now + max_owd + allowed;
     if (over) last_over_.mark(now);
     // Mode redundant never refuses: it exists for packets that must arrive
     // (calls, games), and sends little.

@@ -60,6 +60,9 @@ enum class SchedMode : uint8_t { Bond, RoundRobin, Redundant, Backup };
 // lost ping. After a failover the client's probes on the surviving link see
 // the download's queue coming the other way, and admission held the
 // download's acknowledgements for 150-270 ms (bench/results.md, "Failover").
+// Exempt still has a ceiling, kExemptHeadroomNs past the budget: a flood of
+// them (an inner host's ACK or ICMP flood) must not grow a link's queue
+// without bound, or every budgeted packet would be refused behind it.
 enum class Admission : uint8_t { Budgeted, Exempt };
 
 // What the caller tells the scheduler about one link (update it from the
@@ -101,10 +104,12 @@ struct Scheduler {
     // Picks the link for a packet of `bytes` at `now`: 0..kMaxLinks-1, or -1
     // (no usable link, or every link is over budget in Bond mode).
     // `headroom_ns` is added to the admission budget (Bond: for a while after
-    // a link failed). Admission::Exempt: never refused while a link takes it
-    // (it is placed, and counted in the links' queues, as any other).
+    // a link failed). Admission::Exempt: kExemptHeadroomNs (1 s) more, so
+    // refused only behind a second of queue (it is placed, and counted in
+    // the links' queues, as any other).
     int pick(uint64_t now, uint32_t bytes, uint64_t headroom_ns = 0,
              Admission admission = Admission::Budgeted);
+    static constexpr uint64_t kExemptHeadroomNs = 1'000'000'000;
 
     // Re-anchors link i's virtual queue to a measurement: a probe sent when
     // backlog_ns(i, sent) was `modeled_ns` saw `measured_ns` of queueing

@@ -72,6 +72,26 @@ TEST_CASE("keyring: one key, then a packet under any other key is refused") {
     CHECK(ring.uses == 1);
 }
 
+TEST_CASE("keyring: authentic_seen checks a seen number's tag under the current or previous key, untouched") {
+    KeyRing ring;
+    ring.start(keys_of(A));
+    Packet p = sealed_by(A, 5);
+    std::vector<uint8_t> before = p.bytes;
+    CHECK(ring.authentic_seen(p.h, p.bytes.data(), p.bytes.size()));
+    CHECK(p.bytes == before);  // nothing decrypted
+    CHECK(ring.uses == 0);
+    Packet other = sealed_by(B, 5);
+    CHECK_FALSE(ring.authentic_seen(other.h, other.bytes.data(), other.bytes.size()));
+    Packet tampered = sealed_by(A, 6);
+    tampered.bytes[kHeaderSize] ^= 1;
+    CHECK_FALSE(ring.authentic_seen(tampered.h, tampered.bytes.data(), tampered.bytes.size()));
+    // After a rekey the old key is the previous one, still authentic.
+    ring.rekey(keys_of(B));
+    CHECK(open_by(ring, B, 7, kSec) == O::Current);
+    CHECK(ring.authentic_seen(p.h, p.bytes.data(), p.bytes.size()));
+    CHECK(ring.authentic_seen(other.h, other.bytes.data(), other.bytes.size()));
+}
+
 TEST_CASE("keyring: server, a fresh start and then a rekey that goes on") {
     KeyRing ring;
     ring.set_pending(keys_of(A), false);

@@ -579,7 +579,7 @@ TEST_CASE("sched: small packets are admitted up to twice the budget") {
     CHECK(b.pick(t, 256) == 0);
 }
 
-TEST_CASE("sched: Admission::Exempt is never refused for the budget, and still queues") {
+TEST_CASE("sched: Admission::Exempt is taken up to a second past the budget, and still queues") {
     Scheduler s;
     uint64_t t = 0;
     fill_budget(s, &t);
@@ -591,6 +591,12 @@ TEST_CASE("sched: Admission::Exempt is never refused for the budget, and still q
     // (20 ms allowed) is refused.
     CHECK(s.pick(t, 100) == -1);
     CHECK(s.refused() == refused + 1);
+    // A flood of them stops at the ceiling: 1 s past the 10 ms budget (1000
+    // bytes is not small), of which 510 ms are queued now.
+    int more = 0;
+    while (s.pick(t, 1000, 0, Admission::Exempt) >= 0 && more < 5000) ++more;
+    CHECK(more == 1010 - 510);
+    CHECK(s.refused() == refused + 2);
 }
 
 TEST_CASE("sched: admission allows at least the largest one-way delay of queue") {
