@@ -937,8 +937,8 @@ struct Worker {
             if (why == Counter::drop_over_budget && hold_refused_packet(s, idx, uint32_t(res))) return;
             return drop(idx, why);
         }
+        if (light) return send_light(s, unsigned(link), idx, uint32_t(res));
         send_inner(s, unsigned(link), idx, uint32_t(res));
-        if (light) copy_light(s, unsigned(link), idx);
     }
 
     // A light packet, sent at once if a link takes it now (with its copies);
@@ -947,21 +947,16 @@ struct Worker {
         Counter why = Counter::drop_no_link;
         int link = pick_link(s, len + uint32_t(proto::kDataOverhead), &why, 0, proto::Admission::Exempt);
         if (link < 0) return false;
-        send_inner(s, unsigned(link), idx, len);
-        copy_light(s, unsigned(link), idx);
+        send_light(s, unsigned(link), idx, len);
         return true;
     }
 
-    // A light packet just sent on `link`, byte for byte on the links that
-    // carried none lately (proto::Bond::light_copies: whichever link dies,
-    // the peer's TCP senders keep getting acknowledgements).
-    void copy_light(Session* s, unsigned link, uint32_t idx) {
-        uint8_t to = s->bond.light_copies(link, now, pool.meta[idx].len);
-        for (unsigned j = 0; to; ++j, to = uint8_t(to >> 1)) {
-            if (!(to & 1u)) continue;
-            if (!send_copy(s, j, idx)) return;
-            counters.add(Counter::light_copies);
-        }
+    // A light packet on `link`, and byte for byte on the links that carried
+    // none lately (proto::Bond::light_copies: whichever link dies, the
+    // peer's TCP senders keep getting acknowledgements).
+    void send_light(Session* s, unsigned link, uint32_t idx, uint32_t len) {
+        send_inner(s, link, idx, len);
+        send_copies(s, s->bond.light_copies(link, now, pool.meta[idx].len), idx, Counter::light_copies);
     }
 
     // An inner packet the links refused now (or that must wait behind its
@@ -993,7 +988,8 @@ struct Worker {
         counters.add(Counter::tx_bytes, len);
         bump(s->stats.tx_packets, 1);
         bump(s->stats.tx_bytes, len);
-        if (s->bond.sched.cfg.mode == proto::SchedMode::Redundant) send_copies(s, link, idx);
+        if (s->bond.sched.cfg.mode == proto::SchedMode::Redundant)
+            send_copies(s, redundant_links(s, link), idx, Counter::redundant_copies);
     }
 
     // ---- holding after a link failed, and queue_hold (hold.h) ------------------
@@ -1059,17 +1055,26 @@ struct Worker {
         holds.remove_session(s, [&](uint32_t idx) { pool.put(idx); });
     }
 
-    // Mode redundant: the sealed datagram in `idx` (sent on `first`) goes out
-    // on every other link too, byte for byte, whatever its health: a copy on
-    // a lossy or flapping link is what this mode is for, and one on a dead
-    // link costs only its bytes. The peer keeps the first copy to arrive (its
-    // replay window drops the rest as drop_replay). A copy per link, because
-    // one buffer can be in one send at a time here.
-    void send_copies(Session* s, unsigned first, uint32_t idx) {
-        for (unsigned j = 0; j < kMaxLinks; ++j) {
-            if (j == first || !s->bond.exists(j)) continue;
+    // Mode redundant: the sealed datagram sent on `first` goes out on every
+    // other link too, whatever its health: a copy on a lossy or flapping
+    // link is what this mode is for, and one on a dead link costs only its
+    // bytes. The peer keeps the first copy to arrive (its replay window
+    // drops the rest as drop_replay).
+    static uint8_t redundant_links(const Session* s, unsigned first) {
+        uint8_t mask = 0;
+        for (unsigned j = 0; j < kMaxLinks; ++j)
+            if (j != first && s->bond.exists(j)) mask |= uint8_t(1u << j);
+        return mask;
+    }
+
+    // The sealed datagram in `idx`, byte for byte, on each link of `to`
+    // (a bit per link), each copy counted as `counter`. A copy per link,
+    // because one buffer can be in one send at a time here.
+    void send_copies(Session* s, uint8_t to, uint32_t idx, Counter counter) {
+        for (unsigned j = 0; to; ++j, to = uint8_t(to >> 1)) {
+            if (!(to & 1u)) continue;
             if (!send_copy(s, j, idx)) return;
-            counters.add(Counter::redundant_copies);
+            counters.add(counter);
         }
     }
 
@@ -1163,10 +1168,11 @@ struct Worker {
     }
 
     // Opens the datagram under whichever of the session's keys sealed it
-    // (promoting pending ones). Returns which, None with the drop counted.
+    // (promoting pending ones). Returns which, None with the drop counted;
+    // `verdict`: the replay window's, for what a refusal does next.
     proto::KeyRing::Opened open_for_session(Session* s, const proto::Header& h, uint8_t* pkt, size_t len,
-                                            size_t* payload_len) {
-        proto::ReplayVerdict verdict = replay_window(s, h.type).check(h.seq);
+                                            size_t* payload_len, proto::ReplayVerdict& verdict) {
+        verdict = replay_window(s, h.type).check(h.seq);
         bool fresh = verdict == proto::ReplayVerdict::Fresh;
         auto opened = s->keys.open(h, pkt, len, fresh, now, payload_len);
         switch (opened) {
@@ -1189,9 +1195,9 @@ struct Worker {
     // decryption): at most one such a copy, a light copy a millisecond per
     // link.
     void count_original_after_copy(Session* s, const proto::Header& h, const uint8_t* pkt, size_t len,
-                                   unsigned link, const sockaddr_in& from) {
+                                   unsigned link, const sockaddr_in& from, proto::ReplayVerdict verdict) {
         if (proto::nonce_channel(h.type) == proto::kControlChannel || !s->keys.has_current) return;
-        if (s->replay.check(h.seq) != proto::ReplayVerdict::Duplicate) return;
+        if (verdict != proto::ReplayVerdict::Duplicate) return;
         bool own_link = is_server() ? arrival_link(s, link, from) == link : h.link == link;
         if (!own_link || !s->keys.authentic_seen(h, pkt, len)) return;
         if (!s->bond.on_original_after_copy(link, now, uint32_t(len), h.seq)) return;
@@ -1247,9 +1253,10 @@ struct Worker {
         if (!s) return drop(idx, Counter::drop_unknown_session);
         uint8_t* pkt = pool.data(idx);
         size_t payload = 0;
-        auto opened = open_for_session(s, h, pkt, len, &payload);
+        proto::ReplayVerdict replay{};
+        auto opened = open_for_session(s, h, pkt, len, &payload, replay);
         if (opened == proto::KeyRing::Opened::None) {
-            count_original_after_copy(s, h, pkt, len, link, from);
+            count_original_after_copy(s, h, pkt, len, link, from, replay);
             return pool.put(idx);
         }
         replay_window(s, h.type).commit(h.seq);

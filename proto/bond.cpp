@@ -582,11 +582,14 @@ uint8_t Bond::light_copies(unsigned first, uint64_t now, uint32_t bytes) {
     uint8_t copies = 0;
     for (unsigned j = 0; j < kMaxLinks; ++j) {
         if (j == first || !usable(j)) continue;
+        // The cheap test first: under a download most light packets end here,
+        // and the division below runs at most once per link per interval.
+        if (light_at_[j].less_than(now, cfg.light_copy_every_ns)) continue;
         // The link's share: `bytes` every this long is 1/light_copy_share of its rate.
-        long double share_ns = (long double)bytes * std::max<uint32_t>(cfg.light_copy_share, 1) * 1e9L /
-                               (long double)sched.pacing_rate(j);
-        uint64_t every = std::max(cfg.light_copy_every_ns, uint64_t(share_ns));
-        if (light_at_[j].less_than(now, every)) continue;
+        double share_ns = double(bytes) * std::max<uint32_t>(cfg.light_copy_share, 1) * 1e9 /
+                          double(sched.pacing_rate(j));
+        share_ns = std::min(share_ns, 1e18);  // a valid uint64_t whatever the rate
+        if (share_ns > double(cfg.light_copy_every_ns) && light_at_[j].less_than(now, uint64_t(share_ns))) continue;
         light_at_[j].mark(now);
         copies |= uint8_t(1u << j);
     }

@@ -16,7 +16,10 @@
 #  (c) SIGHUP after the config's mode became "round-robin": both ends split
 #      1:1 (0.9 .. 1.1) without a restart, under 30 Mbit/s of iperf3 each
 #      way (all datagrams counted: data, Feedback and its copies, probes); SIGHUP with a broken config: an
-#      error line, and the tunnel keeps working.
+#      error line, and the tunnel keeps working;
+#  (d) mode bond: under a ping flood each end copies each ping (request,
+#      reply) onto the other link (light_copies); a reload to
+#      light_copies = false stops it, one back to true restarts it.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
@@ -140,8 +143,39 @@ r=$(lab_ping_flood 50 "$LAB_DIR/ping-c.out"); r=${r% *}
 [ "${r% *}" -eq 0 ] || fails+=("(c) after the refused reload ${r% *} of 50 pings were lost")
 cp "$LAB_DIR/client.conf.good" "$LAB_DIR/client.conf"
 
+# ---- (d) light copies in mode bond, and their switch reloaded ---------------
+# copies_during LABEL: a 200-ping flood; prints each end's light_copies made
+# during it, "client server".
+copies_during() {
+  local who a r out=""
+  for who in client server; do eval "before_$who=\$(daemon_stats $who)"; done
+  r=$(lab_ping_flood 200 "$LAB_DIR/ping-d-$1.out"); r=${r% *}
+  [ "${r% *}" -eq 0 ] || fails+=("(d) $1: ${r% *} of 200 pings lost")
+  for who in client server; do
+    a=$(daemon_stats "$who"); eval "b=\$before_$who"
+    out+="$(( $(stat_get "$a" light_copies) - $(stat_get "$b" light_copies) )) "
+  done
+  echo "${out% }"
+}
+lab_client_with ""
+# Pings 10 ms apart, both links in use: a request (client) or a reply
+# (server) is copied on the link that did not carry it, at most 1/16 of
+# that link's modelled rate. Idle links are modelled at 1 Mbit/s or more,
+# where a ping's 1/16 share is 16 ms: at least every other ping is copied.
+for step in "default:" "off:false" "on:true"; do
+  label=${step%%:*}; value=${step#*:}
+  [ -n "$value" ] && lab_set_keys light_copies "$value"
+  read -r cc sc < <(copies_during "$label")
+  echo "measured: (d) light_copies $label: client made $cc copies, server $sc, over 200 pings"
+  if [ "$label" = off ]; then
+    [ "$cc" -eq 0 ] && [ "$sc" -eq 0 ] || fails+=("(d) light_copies = false: the client made $cc copies, the server $sc")
+  else
+    [ "$cc" -ge 80 ] && [ "$sc" -ge 80 ] || fails+=("(d) light_copies $label: the client made $cc copies, the server $sc (want >= 80 each)")
+  fi
+done
+
 if [ ${#fails[@]} -gt 0 ]; then
   printf 'FAIL: %s\n' "${fails[@]}" >&2
   exit 1
 fi
-echo "PASS: redundant loses nothing over a 30 % lossy link; backup keeps the backup idle and takes over on a cut; SIGHUP changes the mode and refuses a broken config"
+echo "PASS: redundant loses nothing over a 30 % lossy link; backup keeps the backup idle and takes over on a cut; SIGHUP changes the mode and refuses a broken config; light copies follow their reloaded switch"

@@ -388,6 +388,11 @@ TEST_CASE("light_copies: true or false, on both ends, true unless set") {
     e = parse_config(std::string(kMinServer) + "light_copies = false\n", Role::Server, srv);
     REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
     CHECK_FALSE(srv.light_copies);
+    Config on;
+    on.light_copies = false;  // parse_config must set it, not keep what was there
+    e = parse_config(std::string(kMinClient) + "light_copies = true\n", Role::Client, on);
+    REQUIRE_MESSAGE(e.ok, e.line << " " << e.key << ": " << e.message);
+    CHECK(on.light_copies);
     for (const char* v : {"yes", "0", "off"}) {
         CAPTURE(v);
         Config bad;
