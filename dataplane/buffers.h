@@ -35,6 +35,9 @@ struct BufferMeta {
     uint32_t key_gen = 0;
     uint64_t seq = 0;         // its sequence number
     uint64_t sent_ns = 0;
+    // A light packet (a ping, a TCP acknowledgement without data): sent
+    // again after a stall or a loss like the first time, past the budget.
+    bool light = false;
     sockaddr_in addr{};       // peer address for recvmsg/sendmsg
     iovec iov{};
     msghdr msg{};

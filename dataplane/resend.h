@@ -26,6 +26,7 @@ struct SentRecord {
     uint8_t link = 0;
     uint64_t seq = 0;          // its data-channel sequence number
     uint64_t sent_ns = 0;      // when it was sent (the worker's clock)
+    bool light = false;        // BufferMeta::light
 };
 
 struct SentRing {

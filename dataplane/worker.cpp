@@ -496,7 +496,7 @@ struct Worker {
         }
         if (res < 0 || !m.keep) return pool.put(idx);
         m.keep = false;
-        SentRecord r{idx, m.session_id, m.key_gen, m.len, m.link, m.seq, m.sent_ns};
+        SentRecord r{idx, m.session_id, m.key_gen, m.len, m.link, m.seq, m.sent_ns, m.light};
         if (now - last_stall_ns < kStallLateSendNs && resend_if_link_failed(r)) return;
         uint32_t evicted = sent_ring.keep(r);
         if (evicted != kNoBuffer) pool.put(evicted);
@@ -550,11 +550,13 @@ struct Worker {
     }
 
     // Sends a kept datagram again, byte for byte, on a link other than the
-    // one it went out on (the scheduler's pick among the others).
+    // one it went out on (the scheduler's pick among the others); a light
+    // one past the admission budget, as it went the first time.
     // A stall's resend the links have no room for waits with the held
     // packets (hold) while the failover lasts.
     void resend(Session* s, const SentRecord& r, Counter sent, Counter dropped, uint64_t extra_headroom_ns = 0) {
-        int link = s->bond.pick_other_than(r.link, now, r.len, extra_headroom_ns);
+        auto admission = r.light ? proto::Admission::Exempt : proto::Admission::Budgeted;
+        int link = s->bond.pick_other_than(r.link, now, r.len, extra_headroom_ns, admission);
         if (link >= 0) return resend_on(s, unsigned(link), r.idx, r.len, sent);
         if (sent == Counter::resent && s->bond.headroom(now) > 0 && usable_besides(s, r.link) &&
             hold(s, r.idx, r.len, r.link))
@@ -701,7 +703,7 @@ struct Worker {
     // ---- sending (TUN -> network) -------------------------------------------
 
     void seal_and_send(Session* s, unsigned link, uint32_t idx, size_t payload_len,
-                       proto::PacketType type) {
+                       proto::PacketType type, bool light = false) {
         bool ctl = proto::nonce_channel(type) == proto::kControlChannel;
         uint64_t seq = ctl ? s->tx_ctl_seq++ : s->tx_seq++;
         proto::Header h{type, proto::kProtocolVersion, s->id, seq, uint8_t(link)};
@@ -715,6 +717,7 @@ struct Worker {
         m.seq = seq;
         m.sent_ns = now;
         m.len = uint32_t(n);
+        m.light = light;
         s->bond.on_sent(link, now, uint32_t(n));
         if (!ctl) s->bond.on_sent_data(link, now, seq, type == proto::PacketType::Data);
         send_datagram(s, link, idx, n);
@@ -955,7 +958,7 @@ struct Worker {
     // none lately (proto::Bond::light_copies: whichever link dies, the
     // peer's TCP senders keep getting acknowledgements).
     void send_light(Session* s, unsigned link, uint32_t idx, uint32_t len) {
-        send_inner(s, link, idx, len);
+        send_inner(s, link, idx, len, true);
         send_copies(s, s->bond.light_copies(link, now, pool.meta[idx].len), idx, Counter::light_copies);
     }
 
@@ -981,9 +984,10 @@ struct Worker {
         return true;
     }
 
-    // An inner packet of `len` bytes at kHeaderSize of `idx`, on `link`.
-    void send_inner(Session* s, unsigned link, uint32_t idx, uint32_t len) {
-        seal_and_send(s, link, idx, len, proto::PacketType::Data);
+    // An inner packet of `len` bytes at kHeaderSize of `idx`, on `link`;
+    // `light`: a ping or a bare TCP acknowledgement (BufferMeta::light).
+    void send_inner(Session* s, unsigned link, uint32_t idx, uint32_t len, bool light = false) {
+        seal_and_send(s, link, idx, len, proto::PacketType::Data, light);
         counters.add(Counter::tx_packets);
         counters.add(Counter::tx_bytes, len);
         bump(s->stats.tx_packets, 1);

@@ -564,13 +564,14 @@ bool Bond::on_feedback(uint64_t now, const uint8_t* in, size_t len) {
     return true;
 }
 
-int Bond::pick_other_than(unsigned failed, uint64_t now, uint32_t bytes, uint64_t extra_headroom_ns) {
+int Bond::pick_other_than(unsigned failed, uint64_t now, uint32_t bytes, uint64_t extra_headroom_ns,
+                          Admission admission) {
     last_pick_.mark(now);
     // With the failover headroom: the failure just happened.
     uint64_t room = headroom(now) + extra_headroom_ns;
-    if (failed >= kMaxLinks || !sched.links[failed].usable) return sched.pick(now, bytes, room);
+    if (failed >= kMaxLinks || !sched.links[failed].usable) return sched.pick(now, bytes, room, admission);
     sched.links[failed].usable = false;  // for this one pick only
-    int l = sched.pick(now, bytes, room);
+    int l = sched.pick(now, bytes, room, admission);
     sched.links[failed].usable = true;
     return l;
 }

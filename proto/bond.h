@@ -267,8 +267,10 @@ struct Bond {
     // a few hundred ms of resends (measured: longest stalls of 300-400 ms
     // with 250 ms more for resends, 100-300 ms without).
     // `extra_headroom_ns`: more admission budget still (a repair's:
-    // BondConfig::repair_headroom_ns).
-    int pick_other_than(unsigned failed, uint64_t now, uint32_t bytes, uint64_t extra_headroom_ns = 0);
+    // BondConfig::repair_headroom_ns); Admission::Exempt for a light
+    // packet's resend or repair, as for the packet itself (pick).
+    int pick_other_than(unsigned failed, uint64_t now, uint32_t bytes, uint64_t extra_headroom_ns = 0,
+                        Admission admission = Admission::Budgeted);
     // A light packet of `bytes` (sealed; BondConfig::light_copy_every_ns)
     // went out on link `first` at `now`: the other usable links that should
     // carry a copy of it now (bit n = link n), which count as having carried

@@ -13,6 +13,7 @@
 
 #include "proto/bond.h"
 #include "proto/feedback.h"
+#include "sched_fixture.h"
 
 using namespace onebox::proto;
 
@@ -1665,4 +1666,22 @@ TEST_CASE("bond: a flow that stops after a link lost its window: the timer finds
         CHECK(r.stalled_at == 0);
         CHECK(r.tx.health[0].stalls() == 0);
     }
+}
+
+TEST_CASE("bond: a light packet's resend is picked past the admission budget, as the packet was") {
+    // Link 1 failed; link 0 is full to its budget with bulk data. A bulk
+    // resend is refused (the worker holds or drops it), a ping's or an
+    // ACK's goes now, as the ping or the ACK did (Admission::Exempt).
+    Bond b;
+    b.sched.cfg.budget_ns = 10 * kMs;
+    b.sched.links[0] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};
+    uint64_t t = test::settle_in_probe_bw(b.sched, 0, 0);
+    b.sched.links[1] = SchedLink{true, 0, 0, 1'000'000, 0, 0, 0};  // in Startup: it would take anything
+    b.sched.on_queue_sample(0, t, 0, 5 * kMs);
+    int taken = 0;
+    while (b.pick_other_than(1, t, 1000) == 0 && taken < 1000) ++taken;
+    CHECK(taken == 5);  // 5 ms queued + 5 x 1 ms: the budget is full
+    CHECK(b.pick_other_than(1, t, 1000) == -1);
+    CHECK(b.pick_other_than(1, t, 1000, 0, Admission::Exempt) == 0);
+    CHECK(b.sched.links[1].usable);  // out of the pick only for it
 }
