@@ -24,9 +24,9 @@ struct SentRecord {
     uint32_t key_gen = 0;      // the session's keys it was sealed under (Session::key_gen)
     uint32_t len = 0;          // datagram bytes
     uint8_t link = 0;
+    bool light = false;        // BufferMeta::light
     uint64_t seq = 0;          // its data-channel sequence number
     uint64_t sent_ns = 0;      // when it was sent (the worker's clock)
-    bool light = false;        // BufferMeta::light
 };
 
 struct SentRing {

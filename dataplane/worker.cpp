@@ -496,7 +496,7 @@ struct Worker {
         }
         if (res < 0 || !m.keep) return pool.put(idx);
         m.keep = false;
-        SentRecord r{idx, m.session_id, m.key_gen, m.len, m.link, m.seq, m.sent_ns, m.light};
+        SentRecord r{idx, m.session_id, m.key_gen, m.len, m.link, m.light, m.seq, m.sent_ns};
         if (now - last_stall_ns < kStallLateSendNs && resend_if_link_failed(r)) return;
         uint32_t evicted = sent_ring.keep(r);
         if (evicted != kNoBuffer) pool.put(evicted);
@@ -1048,7 +1048,8 @@ struct Worker {
             drop(h.idx, Counter::resend_dropped);
             return true;
         }
-        int link = s->bond.pick_other_than(h.failed, now, h.len);
+        auto admission = pool.meta[h.idx].light ? proto::Admission::Exempt : proto::Admission::Budgeted;
+        int link = s->bond.pick_other_than(h.failed, now, h.len, 0, admission);
         if (link < 0) return false;
         resend_on(s, unsigned(link), h.idx, h.len, Counter::resent);
         return true;

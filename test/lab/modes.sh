@@ -17,9 +17,10 @@
 #      1:1 (0.9 .. 1.1) without a restart, under 30 Mbit/s of iperf3 each
 #      way (all datagrams counted: data, Feedback and its copies, probes); SIGHUP with a broken config: an
 #      error line, and the tunnel keeps working;
-#  (d) mode bond: under a ping flood each end copies each ping (request,
-#      reply) onto the other link (light_copies); a reload to
-#      light_copies = false stops it, one back to true restarts it.
+#  (d) mode bond: under a ping flood each end copies pings (requests,
+#      replies) onto the other link, within each link's 1/16 share
+#      (light_copies); a reload to light_copies = false stops it, one back
+#      to true restarts it; no ping lost.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../ci/lab.sh
@@ -145,32 +146,34 @@ cp "$LAB_DIR/client.conf.good" "$LAB_DIR/client.conf"
 
 # ---- (d) light copies in mode bond, and their switch reloaded ---------------
 # copies_during LABEL: a 200-ping flood; prints each end's light_copies made
-# during it, "client server".
+# during it and the pings lost, "client server lost" (it runs in a
+# subshell: the caller checks).
 copies_during() {
-  local who a r out=""
-  for who in client server; do eval "before_$who=\$(daemon_stats $who)"; done
+  local who r before_c before_s after
+  before_c=$(daemon_stats client); before_s=$(daemon_stats server)
   r=$(lab_ping_flood 200 "$LAB_DIR/ping-d-$1.out"); r=${r% *}
-  [ "${r% *}" -eq 0 ] || fails+=("(d) $1: ${r% *} of 200 pings lost")
-  for who in client server; do
-    a=$(daemon_stats "$who"); eval "b=\$before_$who"
-    out+="$(( $(stat_get "$a" light_copies) - $(stat_get "$b" light_copies) )) "
-  done
-  echo "${out% }"
+  after=$(daemon_stats client)
+  printf '%s ' "$(( $(stat_get "$after" light_copies) - $(stat_get "$before_c" light_copies) ))"
+  after=$(daemon_stats server)
+  printf '%s ' "$(( $(stat_get "$after" light_copies) - $(stat_get "$before_s" light_copies) ))"
+  echo "${r% *}"
 }
 lab_client_with ""
 # Pings 10 ms apart, both links in use: a request (client) or a reply
 # (server) is copied on the link that did not carry it, at most 1/16 of
-# that link's modelled rate. Idle links are modelled at 1 Mbit/s or more,
-# where a ping's 1/16 share is 16 ms: at least every other ping is copied.
+# that link's pacing rate. Idle links are modelled at 1 Mbit/s or more, so
+# a ping's share is 16 ms at gain 1, up to about 45 ms in a Drain phase:
+# 120-200 of 200 copied in the runs so far, and the test wants 30.
 for step in "default:" "off:false" "on:true"; do
   label=${step%%:*}; value=${step#*:}
   [ -n "$value" ] && lab_set_keys light_copies "$value"
-  read -r cc sc < <(copies_during "$label")
-  echo "measured: (d) light_copies $label: client made $cc copies, server $sc, over 200 pings"
+  read -r cc sc lost < <(copies_during "$label")
+  echo "measured: (d) light_copies $label: client made $cc copies, server $sc, over 200 pings ($lost lost)"
+  [ "${lost:-1}" -eq 0 ] || fails+=("(d) light_copies $label: ${lost:-?} of 200 pings lost")
   if [ "$label" = off ]; then
     [ "$cc" -eq 0 ] && [ "$sc" -eq 0 ] || fails+=("(d) light_copies = false: the client made $cc copies, the server $sc")
   else
-    [ "$cc" -ge 80 ] && [ "$sc" -ge 80 ] || fails+=("(d) light_copies $label: the client made $cc copies, the server $sc (want >= 80 each)")
+    [ "$cc" -ge 30 ] && [ "$sc" -ge 30 ] || fails+=("(d) light_copies $label: the client made $cc copies, the server $sc (want >= 30 each)")
   fi
 done
 

@@ -11,10 +11,10 @@ using onebox::dataplane::SentRing;
 
 TEST_CASE("resend: the ring keeps the newest records and hands back what it evicts") {
     SentRing r(4);
-    for (uint32_t k = 0; k < 4; ++k) CHECK(r.keep(SentRecord{k, 7, 0, 100, 0, k, k}) == kNoBuffer);
+    for (uint32_t k = 0; k < 4; ++k) CHECK(r.keep(SentRecord{k, 7, 0, 100, 0, false, k, k}) == kNoBuffer);
     CHECK(r.size() == 4);
-    CHECK(r.keep(SentRecord{4, 7, 0, 100, 0, 4, 4}) == 0);  // the oldest goes
-    CHECK(r.keep(SentRecord{5, 7, 0, 100, 0, 5, 5}) == 1);
+    CHECK(r.keep(SentRecord{4, 7, 0, 100, 0, false, 4, 4}) == 0);  // the oldest goes
+    CHECK(r.keep(SentRecord{5, 7, 0, 100, 0, false, 5, 5}) == 1);
     CHECK(r.size() == 4);
 }
 
@@ -24,9 +24,9 @@ TEST_CASE("resend: take picks one session's link's undelivered records, oldest f
     // interleaved; session 8 on link 0.
     uint32_t idx = 100;
     for (uint64_t k = 0; k < 5; ++k) {
-        r.keep(SentRecord{idx++, 7, 0, 1000, 0, 10 + k, k});
-        if (k < 3) r.keep(SentRecord{idx++, 7, 0, 1200, 1, 20 + k, k});
-        r.keep(SentRecord{idx++, 8, 0, 900, 0, 10 + k, k});
+        r.keep(SentRecord{idx++, 7, 0, 1000, 0, false, 10 + k, k});
+        if (k < 3) r.keep(SentRecord{idx++, 7, 0, 1200, 1, false, 20 + k, k});
+        r.keep(SentRecord{idx++, 8, 0, 900, 0, false, 10 + k, k});
     }
     auto after_seq = [](uint64_t through) { return [through](const SentRecord& s) { return s.seq > through; }; };
     auto any = [](const SentRecord&) { return true; };
@@ -50,5 +50,5 @@ TEST_CASE("resend: take picks one session's link's undelivered records, oldest f
     freed.clear();
     r.release_all([&](uint32_t b) { freed.push_back(b); });
     CHECK(freed.size() == 3);  // session 7's link 1
-    for (uint32_t k = 0; k < 16; ++k) CHECK(r.keep(SentRecord{k, 1, 0, 1, 0, k, k}) == kNoBuffer);
+    for (uint32_t k = 0; k < 16; ++k) CHECK(r.keep(SentRecord{k, 1, 0, 1, 0, false, k, k}) == kNoBuffer);
 }
